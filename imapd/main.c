@@ -1,0 +1,3 @@
+/* imapd/main.c - to be written */
+int main(void);
+int main(void) { return 0; }

@@ -1,0 +1,1 @@
+/* mail/addr.c - to be written */

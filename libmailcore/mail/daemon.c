@@ -1,0 +1,1 @@
+/* mail/daemon.c - to be written */

@@ -1,0 +1,70 @@
+/*
+ * daemon.h - what every Postern daemon's main does the same way.
+ *
+ *   mc_daemon_init()     parse "-c FILE" (and -h), load the config, start logging
+ *   ... the daemon binds its listeners and sockets, loads TLS keys ...
+ *   mc_daemon_drop()     create the control socket (run_dir/NAME.ctl, admin only),
+ *                        then drop to the daemon's user (when root)
+ *   ... connect to peer daemons ...
+ *   mc_daemon_run()      signals (SIGHUP reload, SIGTERM/SIGINT stop), run the loop
+ *
+ * The control socket answers every daemon's common questions (status,
+ * reload, trace, log level) from the mail/proto.h catalogue; messages it
+ * does not know go to the daemon's on_ctl hook (queued's queue commands).
+ * Mail tier because it speaks the catalogue; the loop, config and log it
+ * uses are general code.
+ */
+#ifndef MC_DAEMON_H
+#define MC_DAEMON_H
+
+#include <stdbool.h>
+#include <time.h>
+#include <uv.h>
+
+#include "mail/proto.h"
+#include "util/chan.h"
+#include "util/config.h"
+#include "util/privdrop.h"
+
+struct mc_daemon {
+	const char *name;               /* "smtpd" */
+	enum mc_role role;
+	const char *config_path;        /* from -c; NULL: built-in default */
+	struct mc_config cfg;
+	uv_loop_t *loop;
+	time_t started;
+	char state[128];                /* "running", or what is wrong: "queued unreachable" */
+	unsigned connections;           /* kept current by the daemon */
+	bool stopping;
+	struct mc_ids ids;              /* whom mc_daemon_drop became */
+	struct mc_chan_server *ctl;
+
+	/* Hooks; any may be NULL. */
+	/* A new config was read (SIGHUP / reload); return -1 with err to keep the old one. */
+	int (*on_reload)(struct mc_daemon *d, const struct mc_config *newcfg, char *err, size_t errsz);
+	/* Stop: close listeners and peer channels so the loop can end. */
+	void (*on_stop)(struct mc_daemon *d);
+	/* A control message the common code does not handle. */
+	void (*on_ctl)(struct mc_daemon *d, struct mc_chan *ch, struct mc_msg *m);
+	/* A control channel went away (forget pending replies to it). */
+	void (*on_ctl_down)(struct mc_daemon *d, struct mc_chan *ch);
+	void *data;                     /* the daemon's own state */
+
+	uv_signal_t sighup, sigterm, sigint;
+};
+
+/* Parse arguments and load config; exits with status 2 (usage) or 1 (bad config). */
+void mc_daemon_init(struct mc_daemon *d, const char *name, enum mc_role role, int argc, char **argv);
+/*
+ * Open the control socket, then drop to user (with extra supplementary
+ * groups, NULL-terminated; user NULL: stay as is). Exits on failure.
+ */
+void mc_daemon_drop(struct mc_daemon *d, const char *user, const char *const *extra_groups);
+/* Install signal handlers and run the loop until stopped; returns the exit status. */
+int mc_daemon_run(struct mc_daemon *d);
+/* Ask the daemon to stop (as SIGTERM does). */
+void mc_daemon_stop(struct mc_daemon *d);
+/* Set the state text shown by postern status. */
+void mc_daemon_set_state(struct mc_daemon *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

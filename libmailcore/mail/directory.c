@@ -1,0 +1,1 @@
+/* mail/directory.c - to be written */

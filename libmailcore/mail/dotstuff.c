@@ -1,0 +1,1 @@
+/* mail/dotstuff.c - to be written */

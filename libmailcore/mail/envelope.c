@@ -1,0 +1,1 @@
+/* mail/envelope.c - to be written */

@@ -1,0 +1,1 @@
+/* mail/mailstore.c - to be written */

@@ -1,0 +1,1 @@
+/* mail/proto.c - to be written */

@@ -1,0 +1,1 @@
+/* mail/qid.c - to be written */

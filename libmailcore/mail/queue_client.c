@@ -1,0 +1,1 @@
+/* mail/queue_client.c - to be written */

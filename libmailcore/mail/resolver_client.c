@@ -1,0 +1,1 @@
+/* mail/resolver_client.c - to be written */

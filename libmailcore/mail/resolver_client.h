@@ -1,0 +1,47 @@
+/*
+ * resolver_client.h - asking resolverd, as function calls.
+ *
+ * One client per process, over a channel to run_dir/resolverd.sock that
+ * reconnects by itself. Every call answers exactly once through its
+ * callback (never from inside the call): with the answer, or with
+ * MC_*_TEMPFAIL when resolverd is away or slow. A caller whose session
+ * ends first cancels the call with mc_resolver_cancel() and its callback
+ * never runs. Callers never build frames.
+ */
+#ifndef MC_RESOLVER_CLIENT_H
+#define MC_RESOLVER_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "mail/proto.h"
+#include "util/config.h"
+
+struct mc_resolver;
+
+struct mc_dest {
+	enum mc_dest_kind kind;
+	char address[512];
+	char mailbox[1024];   /* LOCAL: the Maildir++ directory */
+};
+
+typedef void (*mc_resolver_rcpt_cb)(void *arg, enum mc_rcpt_result r, const char *canonical);
+typedef void (*mc_resolver_auth_cb)(void *arg, enum mc_auth_result r, const char *canonical, const char *mailbox);
+/* err: 0, or -1 when resolverd could not answer (defer); dests valid during the call only. */
+typedef void (*mc_resolver_expand_cb)(void *arg, int err, const struct mc_dest *dests, unsigned n);
+
+struct mc_resolver *mc_resolver_open(uv_loop_t *loop, const struct mc_config *cfg, enum mc_role my_role,
+				     const char *my_name);
+void mc_resolver_close(struct mc_resolver *r);
+bool mc_resolver_is_up(const struct mc_resolver *r);
+
+/* Each returns a handle for mc_resolver_cancel (never 0). */
+uint32_t mc_resolver_rcpt(struct mc_resolver *r, const char *address, bool authenticated, mc_resolver_rcpt_cb cb,
+			  void *arg);
+uint32_t mc_resolver_auth(struct mc_resolver *r, const char *service, const char *client_ip, const char *user,
+			  const char *password, mc_resolver_auth_cb cb, void *arg);
+uint32_t mc_resolver_expand(struct mc_resolver *r, const char *address, mc_resolver_expand_cb cb, void *arg);
+void mc_resolver_cancel(struct mc_resolver *r, uint32_t handle);
+
+#endif

@@ -1,0 +1,1 @@
+/* util/chan.c - to be written */

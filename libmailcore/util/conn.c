@@ -1,0 +1,1 @@
+/* util/conn.c - to be written */

@@ -1,0 +1,87 @@
+/*
+ * conn.h - one TCP connection with optional TLS, for protocol servers and
+ * for the outbound SMTP client.
+ *
+ * Reading fills a bounded plaintext input buffer and calls on_read; the
+ * protocol takes whole lines from it (mc_buf_line) or raw bytes. Writing
+ * queues bytes (encrypted first when TLS is on) and never blocks; the
+ * protocol watches mc_conn_pending_out() and on_drain to stream large
+ * answers with bounded memory. TLS runs through memory BIOs on the same
+ * libuv stream, so plain and TLS connections share every code path.
+ *
+ * mc_conn_starttls() discards everything buffered in the plaintext input
+ * (RFC 3207, RFC 2595: nothing pipelined before the handshake may be
+ * acted on afterwards). Idle timeout: on_timeout runs when no input came
+ * for the set time; the protocol writes its goodbye and closes.
+ *
+ * Lifetime: the conn is freed after on_close returns; no callback runs
+ * after that. mc_conn_close() flushes queued output first.
+ */
+#ifndef MC_CONN_H
+#define MC_CONN_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "util/buf.h"
+
+struct mc_conn;
+
+struct mc_conn_cbs {
+	/* New plaintext input is in mc_conn_in(c). Not called while paused. */
+	void (*on_read)(struct mc_conn *c, void *arg);
+	/* Output queued fell below the low-water mark (for streaming). May be NULL. */
+	void (*on_drain)(struct mc_conn *c, void *arg);
+	/* A TLS handshake finished (ok) or failed (!ok, the conn is closing). May be NULL. */
+	void (*on_tls)(struct mc_conn *c, void *arg, bool ok);
+	/* No input for the idle timeout. The protocol says goodbye and closes. */
+	void (*on_timeout)(struct mc_conn *c, void *arg);
+	/* Connected (client conns from mc_conn_connect only); err is a libuv error code or 0. */
+	void (*on_connect)(struct mc_conn *c, void *arg, int err);
+	/* The connection is gone (peer closed, error, or mc_conn_close done). why: short reason. */
+	void (*on_close)(struct mc_conn *c, void *arg, const char *why);
+};
+
+/* Accept a pending connection on server; in_max bounds the plaintext input buffer. */
+struct mc_conn *mc_conn_accept(uv_stream_t *server, size_t in_max, const struct mc_conn_cbs *cbs, void *arg);
+/* Connect to addr (outbound); on_connect reports the outcome. bind_addr may be NULL. */
+struct mc_conn *mc_conn_connect(uv_loop_t *loop, const struct sockaddr *addr, size_t in_max,
+				unsigned connect_timeout_ms, const struct mc_conn_cbs *cbs, void *arg);
+
+struct mc_buf *mc_conn_in(struct mc_conn *c);
+/* Queue bytes for sending. -1 when the connection is closing. */
+int mc_conn_write(struct mc_conn *c, const void *p, size_t n);
+int mc_conn_writes(struct mc_conn *c, const char *s);
+int mc_conn_printf(struct mc_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Bytes queued but not yet handed to the kernel. */
+size_t mc_conn_pending_out(const struct mc_conn *c);
+
+/* Stop and restart reading (while waiting on another daemon; for back-pressure). */
+void mc_conn_pause(struct mc_conn *c);
+void mc_conn_resume(struct mc_conn *c);
+/* Idle timeout in milliseconds (0: none); restarted by every read. */
+void mc_conn_set_timeout(struct mc_conn *c, unsigned ms);
+
+/* Start TLS now (server or client side); buffered plaintext input is discarded. */
+int mc_conn_starttls(struct mc_conn *c, SSL_CTX *ctx, bool server, const char *sni);
+bool mc_conn_is_tls(const struct mc_conn *c);
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384" for Received: headers and logs; "" without TLS. */
+const char *mc_conn_tls_desc(const struct mc_conn *c);
+SSL *mc_conn_ssl(struct mc_conn *c);
+
+/* The peer's address and its text form ("127.0.0.1", "::1"); the local port. */
+const struct sockaddr_storage *mc_conn_peer(const struct mc_conn *c);
+const char *mc_conn_peer_ip(const struct mc_conn *c);
+unsigned mc_conn_peer_port(const struct mc_conn *c);
+unsigned mc_conn_local_port(const struct mc_conn *c);
+bool mc_conn_peer_is_loopback(const struct mc_conn *c);
+
+/* Flush queued output, then close; on_close follows. */
+void mc_conn_close(struct mc_conn *c);
+/* Close now, dropping queued output. */
+void mc_conn_abort(struct mc_conn *c);
+
+#endif

@@ -1,0 +1,1 @@
+/* util/fsutil.c - to be written */

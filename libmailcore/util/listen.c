@@ -1,0 +1,1 @@
+/* util/listen.c - to be written */

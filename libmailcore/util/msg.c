@@ -1,0 +1,1 @@
+/* util/msg.c - to be written */

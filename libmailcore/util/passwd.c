@@ -1,0 +1,1 @@
+/* util/passwd.c - to be written */

@@ -1,0 +1,1 @@
+/* util/privdrop.c - to be written */

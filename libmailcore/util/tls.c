@@ -1,0 +1,1 @@
+/* util/tls.c - to be written */

@@ -1,0 +1,33 @@
+/*
+ * tls.h - OpenSSL 3 contexts for Postern's servers and its SMTP client.
+ *
+ * Server contexts: TLS 1.2 and 1.3 only (RFC 8996), the certificate and key
+ * of [global] tls_cert/tls_key, loaded while the daemon is still root.
+ * mc_tls_reload() builds a new context from the files (for SIGHUP); new
+ * connections use it, established ones keep theirs (OpenSSL refcounts).
+ * When the config has no certificate, mc_tls_selfsigned() makes one on
+ * first start (RSA 2048 or P-256, the hostname as CN and subjectAltName).
+ */
+#ifndef MC_TLS_H
+#define MC_TLS_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct mc_tls {
+	SSL_CTX *server;   /* current server context (NULL before load) */
+	SSL_CTX *client;   /* outbound client context */
+};
+
+/* Load the server context from cert and key files; -1 with err on failure. */
+int mc_tls_load(struct mc_tls *t, const char *cert, const char *key, char *err, size_t errsz);
+/* Re-read cert and key; on failure the old context stays and -1 is returned. */
+int mc_tls_reload(struct mc_tls *t, const char *cert, const char *key, char *err, size_t errsz);
+void mc_tls_free(struct mc_tls *t);
+/* Create a self-signed certificate and key (key mode 0600) unless both exist. */
+int mc_tls_selfsigned(const char *cert, const char *key, const char *hostname, char *err, size_t errsz);
+/* The last OpenSSL error as text, for logs. */
+const char *mc_tls_errstr(char *buf, size_t bufsz);
+
+#endif

@@ -1,0 +1,3 @@
+/* smtpd/main.c - to be written */
+int main(void);
+int main(void) { return 0; }
