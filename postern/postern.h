@@ -1,0 +1,40 @@
+/*
+ * postern.h - what the command-line tool's command files share.
+ *
+ * main.c parses the global options (-c FILE, --json), loads the config
+ * (the same built-in default as `postern up` when -c is absent) and calls
+ * one command function. Each command returns the exit status of DESIGN.md:
+ * 0 done, 1 failed (after printing why on stderr), 2 usage error.
+ */
+#ifndef POSTERN_H
+#define POSTERN_H
+
+#include <stdbool.h>
+
+#include "util/config.h"
+
+struct postern_ctx {
+	const char *config_path;   /* -c FILE, or NULL for the built-in default */
+	struct mc_config cfg;
+	bool json;                 /* --json: listings as JSON */
+	const char *argv0;         /* how the tool was invoked, to find the daemons */
+};
+
+enum { POSTERN_OK = 0, POSTERN_FAIL = 1, POSTERN_USAGE = 2 };
+
+/* cmd_directory.c: the directory (resolverd's database), usable without a running instance. */
+int cmd_domain(struct postern_ctx *ctx, int argc, char **argv);
+int cmd_user(struct postern_ctx *ctx, int argc, char **argv);
+int cmd_alias(struct postern_ctx *ctx, int argc, char **argv);
+
+/* up.c: the foreground supervisor. */
+int cmd_up(struct postern_ctx *ctx, int argc, char **argv);
+/* control.c: status, restart, stop, reload, trace. */
+int cmd_status(struct postern_ctx *ctx, int argc, char **argv);
+int cmd_restart(struct postern_ctx *ctx, int argc, char **argv);
+int cmd_stop(struct postern_ctx *ctx, int argc, char **argv);
+int cmd_reload(struct postern_ctx *ctx, int argc, char **argv);
+/* cmd_mailbox.c: postern mailbox reindex USER. */
+int cmd_mailbox(struct postern_ctx *ctx, int argc, char **argv);
+
+#endif
