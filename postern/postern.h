@@ -22,6 +22,14 @@ struct postern_ctx {
 
 enum { POSTERN_OK = 0, POSTERN_FAIL = 1, POSTERN_USAGE = 2 };
 
+/*
+ * setup.c: make the instance's users (when root: the daemon users, the
+ * mail store user and the admin group, with useradd/groupadd) and the
+ * state layout with its owners and modes. Idempotent; `up` and every
+ * command that writes state call it first.
+ */
+int postern_prepare(struct postern_ctx *ctx, char *err, size_t errsz);
+
 /* cmd_directory.c: the directory (resolverd's database), usable without a running instance. */
 int cmd_domain(struct postern_ctx *ctx, int argc, char **argv);
 int cmd_user(struct postern_ctx *ctx, int argc, char **argv);

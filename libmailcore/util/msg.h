@@ -33,7 +33,7 @@
 #define MC_MSG_HDR_LEN 12
 #define MC_MSG_MAX_FDS 4
 /* Default bound on a frame's payload; a channel may set a smaller one. */
-#define MC_MSG_MAX_PAYLOAD (256u * 1024u)
+#define MC_MSG_MAX_PAYLOAD (1024u * 1024u)
 
 enum {
 	MC_MSG_F_REPLY = 1u << 0,   /* answers the request with the same reqid */
