@@ -5,6 +5,12 @@
  * (the same built-in default as `postern up` when -c is absent) and calls
  * one command function. Each command returns the exit status of DESIGN.md:
  * 0 done, 1 failed (after printing why on stderr), 2 usage error.
+ *
+ * A command function gets the words from its own name on: for
+ * `postern -c x.conf user add a@b --password-stdin` cmd_user sees
+ * argc 4, argv { "user", "add", "a@b", "--password-stdin" }. The global
+ * options (-c, --json) are already taken out; a command may accept
+ * --json among its own words too.
  */
 #ifndef POSTERN_H
 #define POSTERN_H
@@ -37,11 +43,13 @@ int cmd_alias(struct postern_ctx *ctx, int argc, char **argv);
 
 /* up.c: the foreground supervisor. */
 int cmd_up(struct postern_ctx *ctx, int argc, char **argv);
-/* control.c: status, restart, stop, reload, trace. */
+/* control.c: status, restart, stop, reload, trace, loglevel. */
 int cmd_status(struct postern_ctx *ctx, int argc, char **argv);
 int cmd_restart(struct postern_ctx *ctx, int argc, char **argv);
 int cmd_stop(struct postern_ctx *ctx, int argc, char **argv);
 int cmd_reload(struct postern_ctx *ctx, int argc, char **argv);
+int cmd_trace(struct postern_ctx *ctx, int argc, char **argv);
+int cmd_loglevel(struct postern_ctx *ctx, int argc, char **argv);
 /* cmd_mailbox.c: postern mailbox reindex USER. */
 int cmd_mailbox(struct postern_ctx *ctx, int argc, char **argv);
 
