@@ -1,0 +1,163 @@
+/*
+ * mailstore.h - one user's mail store: Maildir++ files plus an SQLite index.
+ *
+ * Layout under the user's directory (state_dir/mail/DOMAIN/LOCAL):
+ *
+ *   cur/ new/ tmp/            INBOX
+ *   .Sent/{cur,new,tmp}       folder "Sent" (a "maildirfolder" file inside);
+ *   .Lists.pg/...             folder "Lists.pg" ('.' separates levels)
+ *   index.sqlite              mailboxes, UIDs, flags, MODSEQ, sizes, cache
+ *
+ * The Maildir files are the truth; the index is what makes IMAP and POP3
+ * fast and what gives messages their UIDs. A message file is named the
+ * Dovecot way: "<time>.M<usec>P<pid>Q<n>.<host>,S=<size>,W=<vsize>" in
+ * new/, with ":2,<flags>" appended once it moves to cur/. Files hold LF
+ * line ends; vsize (and the index's vsize) counts them as CRLF, which is
+ * what POP3 sizes and IMAP RFC822.SIZE report.
+ *
+ * Who calls it: queued's delivery workers (mc_store_deliver_many), imapd
+ * and pop3d, `postern mailbox reindex`. Each struct mc_store owns one
+ * SQLite connection and must be used by one thread at a time; different
+ * store objects (in threads or processes) may work on the same user at
+ * once: UIDs are assigned inside one IMMEDIATE transaction. Never holds a
+ * lock across calls, never deletes a message file it did not just write
+ * (expunging is the IMAP/POP3 servers' decision).
+ */
+#ifndef MC_MAILSTORE_H
+#define MC_MAILSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* PRAGMA user_version of index.sqlite that this code writes and reads. */
+#define MC_STORE_SCHEMA_VERSION 1
+#define MC_STORE_INDEX_NAME "index.sqlite"
+#define MC_MAILBOX_NAME_MAX 255
+#define MC_MAILDIR_FILE_MAX 255
+
+/* mc_store_open flags. */
+enum {
+	MC_STORE_CREATE = 1u << 0,   /* create the user's directory and Maildir when missing */
+};
+
+/* IMAP system flags, as the index's flags bitmask (\Recent is per session, not stored). */
+enum mc_store_flag {
+	MC_FLAG_SEEN = 1u << 0,      /* Maildir 'S' */
+	MC_FLAG_ANSWERED = 1u << 1,  /* 'R' */
+	MC_FLAG_FLAGGED = 1u << 2,   /* 'F' */
+	MC_FLAG_DELETED = 1u << 3,   /* 'T' */
+	MC_FLAG_DRAFT = 1u << 4,     /* 'D' */
+	MC_FLAG_FORWARDED = 1u << 5, /* 'P' ($Forwarded) */
+};
+
+struct mc_store;
+
+struct mc_store_mailbox {
+	int64_t id;
+	char name[MC_MAILBOX_NAME_MAX + 1];   /* "INBOX", "Sent", "Lists.pg" */
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint32_t messages;
+	bool subscribed;
+	char special_use[32];                 /* "\\Sent", "" */
+};
+
+/* One message as the index knows it; strings valid during the callback only. */
+struct mc_store_msg {
+	uint32_t uid;
+	const char *file;        /* relative to the mailbox directory: "new/..." or "cur/...:2,S" */
+	uint64_t size;           /* bytes on disk (LF line ends) */
+	uint64_t vsize;          /* RFC822.SIZE: bytes with CRLF line ends */
+	int64_t internal_date;   /* unix time */
+	uint32_t flags;          /* enum mc_store_flag */
+	const char *keywords;    /* space-separated IMAP keywords, "" when none */
+	uint64_t modseq;
+};
+
+/* One message to deliver: prefix (headers to add), then length bytes of fd from offset. */
+struct mc_store_item {
+	const char *prefix;
+	size_t prefixlen;
+	int fd;
+	uint64_t offset;
+	uint64_t length;
+	/* results */
+	uint32_t uid;            /* 0 when this item failed */
+	char err[160];           /* why it failed, "" when delivered */
+};
+
+struct mc_store_reindex_stats {
+	unsigned mailboxes;
+	unsigned kept;           /* messages whose UID was kept */
+	unsigned added;          /* files that got a new UID */
+	unsigned removed;        /* index rows without a file */
+	bool uidvalidity_changed;
+};
+
+/* A Maildir file name taken apart (mc_maildir_name_parse). */
+struct mc_maildir_name {
+	size_t baselen;          /* the unique part: everything before ":2," (or the whole name) */
+	int64_t time;            /* leading seconds; -1 when the name does not start with digits */
+	uint32_t usec;           /* from ".M<usec>", 0 when absent */
+	bool has_size, has_vsize;
+	uint64_t size, vsize;    /* ",S=" and ",W=" */
+	bool has_info;           /* ":2," present */
+	uint32_t flags;          /* enum mc_store_flag from the info letters */
+};
+
+/*
+ * Open the store at path (the user's directory). The index is checked
+ * (PRAGMA quick_check, schema version); a missing, unreadable or corrupt
+ * index is rebuilt from the Maildir files, keeping what can be read of the
+ * old one. NULL with err on failure.
+ */
+struct mc_store *mc_store_open(const char *path, unsigned flags, char *err, size_t errsz);
+/* Close the connection and free the store; NULL is a no-op. */
+void mc_store_close(struct mc_store *s);
+const char *mc_store_path(const struct mc_store *s);
+
+/*
+ * Deliver items into mailbox (NULL: INBOX): for each, write tmp/<unique>
+ * with CRLF turned into LF, fsync, rename into new/; fsync new/ once; then
+ * one IMMEDIATE transaction gives every written item its UID. Returns the
+ * number of items delivered (item->uid set), -1 with err when nothing could
+ * be done (unknown mailbox, index failure); per-item reasons in item->err.
+ * A file whose index row could not be written is removed again, so a
+ * failed item is never half-delivered.
+ */
+int mc_store_deliver_many(struct mc_store *s, const char *mailbox, struct mc_store_item *items, size_t n, char *err,
+			  size_t errsz);
+/* One message: the prefix, then length bytes of fd from offset. 0 and *uid, or -1 with err. */
+int mc_store_deliver(struct mc_store *s, const char *mailbox, const char *prefix, size_t prefixlen, int fd,
+		     uint64_t offset, uint64_t length, uint32_t *uid, char *err, size_t errsz);
+
+/* Is name acceptable as a mailbox name (no '/', no empty level, no leading '.', printable)? */
+bool mc_store_mailbox_name_ok(const char *name);
+/* Create folder name (Maildir++ ".name/" with cur/new/tmp and maildirfolder); special_use may be NULL. */
+int mc_store_mailbox_create(struct mc_store *s, const char *name, const char *special_use, char *err,
+			    size_t errsz);
+/* Look up a mailbox ("INBOX" is case-insensitive). 0, or -1 when it does not exist. */
+int mc_store_mailbox_get(struct mc_store *s, const char *name, struct mc_store_mailbox *mb);
+/* Every mailbox, INBOX first, then by name. cb returns non-zero to stop. -1 on an index error. */
+int mc_store_mailbox_list(struct mc_store *s, int (*cb)(void *arg, const struct mc_store_mailbox *mb), void *arg);
+/* The directory holding mailbox's cur/new/tmp into out; -1 if it does not fit or the name is bad. */
+int mc_store_mailbox_dir(const struct mc_store *s, const char *name, char *out, size_t outsz);
+
+/* Messages of mailbox with uid >= uid_from, in UID order. cb returns non-zero to stop. -1 on error. */
+int mc_store_messages(struct mc_store *s, const char *mailbox, uint32_t uid_from,
+		      int (*cb)(void *arg, const struct mc_store_msg *msg), void *arg);
+
+/*
+ * Bring the index in line with the Maildir files: files without a row get
+ * new UIDs (above UIDNEXT, in arrival order), rows without a file go,
+ * renamed files (new/ to cur/, flag changes) are followed. UIDs of known
+ * files are kept. Runs in one transaction. -1 with err on failure.
+ */
+int mc_store_reindex(struct mc_store *s, struct mc_store_reindex_stats *st, char *err, size_t errsz);
+
+/* Take a Maildir file name apart. -1 when it is not one (empty, too long, starts with '.', has '/'). */
+int mc_maildir_name_parse(const char *name, struct mc_maildir_name *out);
+
+#endif
