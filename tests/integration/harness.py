@@ -186,19 +186,27 @@ class Instance:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def tool(self, *args, input=None, check=True, timeout=60):
-        """Run `postern -c CONF ARGS...`; returns the CompletedProcess (text)."""
-        r = subprocess.run([str(POSTERN), "-c", str(self.conf), *args], cwd=self.dir, input=input,
+    def tool(self, *args, input=None, check=True, timeout=60, json_out=False):
+        """Run `postern -c CONF [--json] ARGS...`; returns the CompletedProcess (text)."""
+        opts = ["-c", str(self.conf)] + (["--json"] if json_out else [])
+        r = subprocess.run([str(POSTERN), *opts, *args], cwd=self.dir, input=input,
                            stdin=None if input is not None else subprocess.DEVNULL,
                            capture_output=True, text=True, timeout=timeout)
         if check and r.returncode != 0:
             pytest.fail(f"postern {' '.join(args)}: exit {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}")
         return r
 
+    def json(self, *args):
+        """`postern -c CONF --json ARGS...`, parsed."""
+        r = self.tool(*args, json_out=True)
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            pytest.fail(f"postern --json {' '.join(args)}: not JSON: {r.stdout!r}")
+
     def status(self):
-        """`postern status --json`, as a dict name -> row."""
-        r = self.tool("status", "--json")
-        return {row["name"]: row for row in json.loads(r.stdout)}
+        """`postern --json status`, as a dict name -> row."""
+        return {row["name"]: row for row in self.json("status")}
 
     def pids(self):
         return {name: row.get("pid") for name, row in self.status().items()}

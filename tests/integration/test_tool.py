@@ -2,7 +2,6 @@
 The postern command-line tool: directory commands, status, config errors,
 and the documented example configuration.
 """
-import json
 import re
 import shutil
 import subprocess
@@ -15,33 +14,33 @@ def test_domain_add_list_del(inst):
     inst.tool("domain", "add", "second.test")
     out = inst.tool("domain", "list").stdout
     assert "example.test" in out and "second.test" in out
-    names = [d["name"] for d in json.loads(inst.tool("domain", "list", "--json").stdout)]
+    names = [d["name"] for d in inst.json("domain", "list")]
     assert names == sorted(names) and {"example.test", "second.test"} <= set(names)
     inst.tool("domain", "del", "second.test")
-    names = [d["name"] for d in json.loads(inst.tool("domain", "list", "--json").stdout)]
+    names = [d["name"] for d in inst.json("domain", "list")]
     assert "second.test" not in names
 
 
 def test_user_add_list_del(inst):
     inst.add_user("carol@example.test", "carol-pass")
-    users = json.loads(inst.tool("user", "list", "--json").stdout)
+    users = inst.json("user", "list")
     addrs = [u["address"] for u in users]
     assert {"alice@example.test", "bob@example.test", "carol@example.test"} <= set(addrs)
     assert "carol@example.test" in inst.tool("user", "list").stdout
     # No password hash is ever shown.
-    assert "$" not in inst.tool("user", "list", "--json").stdout
+    assert "$" not in inst.tool("user", "list", json_out=True).stdout
     inst.tool("user", "del", "carol@example.test")
-    addrs = [u["address"] for u in json.loads(inst.tool("user", "list", "--json").stdout)]
+    addrs = [u["address"] for u in inst.json("user", "list")]
     assert "carol@example.test" not in addrs
 
 
 def test_alias_add_list_del(inst):
     inst.tool("alias", "add", "info@example.test", "bob@example.test")
-    aliases = json.loads(inst.tool("alias", "list", "--json").stdout)
+    aliases = inst.json("alias", "list")
     assert any(a["source"] == "info@example.test" and a["target"] == "bob@example.test" for a in aliases), aliases
     assert "info@example.test" in inst.tool("alias", "list").stdout
     inst.tool("alias", "del", "info@example.test", "bob@example.test")
-    aliases = json.loads(inst.tool("alias", "list", "--json").stdout)
+    aliases = inst.json("alias", "list")
     assert not any(a["source"] == "info@example.test" for a in aliases), aliases
 
 
