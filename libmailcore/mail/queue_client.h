@@ -18,6 +18,7 @@
 #define MC_QUEUE_CLIENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -42,5 +43,20 @@ uint32_t mc_queue_begin(struct mc_queue_client *q, uint64_t size_hint, const cha
 uint32_t mc_queue_commit(struct mc_queue_client *q, const struct mc_envelope *e, mc_queue_commit_cb cb, void *arg);
 void mc_queue_abort(struct mc_queue_client *q, const char *qid);
 void mc_queue_cancel(struct mc_queue_client *q, uint32_t handle);
+
+/*
+ * Server side (queued): the one place the Q_SUBMIT_* payloads are read and
+ * written. A Q_SUBMIT_COMMIT request is read with mc_envelope_get(). Errors
+ * are answered with mc_chan_reply_error(ch, reqid, type, 451 or 452,
+ * "4.3.0 ..."), whose text reaches the SMTP client as it is.
+ */
+/* Q_SUBMIT_BEGIN request: size hint and client description into client[clientsz]. -1 if malformed. */
+int mc_queue_req_begin(struct mc_msg *m, uint64_t *size_hint, char *client, size_t clientsz);
+/* Q_SUBMIT_ABORT notice: the queue id into qid[qidsz]. -1 if malformed. */
+int mc_queue_req_abort(struct mc_msg *m, char *qid, size_t qidsz);
+/* Q_SUBMIT_BEGIN reply: the queue id and the body file's descriptor (passed, then closed here). */
+int mc_queue_reply_begin(struct mc_chan *ch, uint32_t reqid, const char *qid, int fd);
+/* Q_SUBMIT_COMMIT reply: committed. */
+int mc_queue_reply_commit(struct mc_chan *ch, uint32_t reqid);
 
 #endif

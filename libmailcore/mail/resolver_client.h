@@ -12,6 +12,7 @@
 #define MC_RESOLVER_CLIENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -43,5 +44,37 @@ uint32_t mc_resolver_auth(struct mc_resolver *r, const char *service, const char
 			  const char *password, mc_resolver_auth_cb cb, void *arg);
 uint32_t mc_resolver_expand(struct mc_resolver *r, const char *address, mc_resolver_expand_cb cb, void *arg);
 void mc_resolver_cancel(struct mc_resolver *r, uint32_t handle);
+
+/*
+ * Server side (resolverd): the one place the RES_* payloads are read and
+ * written, so the daemon never open-codes them. Request readers return -1
+ * on a malformed request (the caller answers with mc_chan_reply_error or
+ * drops it); reply writers return mc_chan_reply()'s result.
+ */
+#define MC_RES_SERVICE_MAX 16
+#define MC_RES_IP_MAX 64
+#define MC_RES_USER_MAX 512
+#define MC_RES_PASSWORD_MAX 1024
+
+struct mc_resolver_auth_req {
+	char service[MC_RES_SERVICE_MAX];    /* "smtp", "pop3", "imap" */
+	char client_ip[MC_RES_IP_MAX];
+	char user[MC_RES_USER_MAX];
+	char password[MC_RES_PASSWORD_MAX];  /* the caller wipes it (explicit_bzero) after use */
+};
+
+/* RES_RCPT request: the address into addr[sz], and whether the client authenticated. */
+int mc_resolver_req_rcpt(struct mc_msg *m, char *addr, size_t sz, bool *authenticated);
+/* RES_AUTH request. */
+int mc_resolver_req_auth(struct mc_msg *m, struct mc_resolver_auth_req *req);
+/* RES_EXPAND request: the address into addr[sz]. */
+int mc_resolver_req_expand(struct mc_msg *m, char *addr, size_t sz);
+/* RES_RCPT reply (canonical NULL is sent as ""). */
+int mc_resolver_reply_rcpt(struct mc_chan *ch, uint32_t reqid, enum mc_rcpt_result r, const char *canonical);
+/* RES_AUTH reply (canonical and mailbox NULL are sent as ""). */
+int mc_resolver_reply_auth(struct mc_chan *ch, uint32_t reqid, enum mc_auth_result r, const char *canonical,
+			   const char *mailbox);
+/* RES_EXPAND reply with n destinations. */
+int mc_resolver_reply_expand(struct mc_chan *ch, uint32_t reqid, const struct mc_dest *d, unsigned n);
 
 #endif
