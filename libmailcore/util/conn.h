@@ -30,6 +30,9 @@
 
 struct mc_conn;
 
+/* on_drain runs once queued output falls below this after a write. */
+#define MC_CONN_LOWAT (64 * 1024)
+
 struct mc_conn_cbs {
 	/* New plaintext input is in mc_conn_in(c). Not called while paused. */
 	void (*on_read)(struct mc_conn *c, void *arg);

@@ -15,7 +15,11 @@
 
 struct mc_listener;
 
-/* A client is waiting on listener l: accept it with mc_conn_accept(server, ...). */
+/*
+ * A client is waiting on listener l: accept it with mc_conn_accept(server, ...)
+ * inside the callback (libuv stops polling a listener whose client is left
+ * unaccepted); over a limit, accept and close, or pause all listeners.
+ */
 typedef void (*mc_listen_cb)(uv_stream_t *server, int tag, void *arg);
 
 /*
@@ -26,7 +30,13 @@ int mc_listen_open(uv_loop_t *loop, const struct mc_listen_list *list, int tag, 
 		   char *err, size_t errsz);
 /* Close every listener (at stop). */
 void mc_listen_close_all(void);
-/* Pause or resume accepting on every listener (connection limits). */
+/*
+ * Pause or resume accepting on every listener (connection limits). Paused
+ * listeners stay bound and listening: clients wait in the kernel's backlog
+ * and are accepted on resume. Listeners opened while paused start paused.
+ */
 void mc_listen_pause_all(bool pause);
+/* The bound port of the index-th open listener, in order of opening (port 0 asks the kernel); 0 if none. */
+unsigned mc_listen_port(size_t index);
 
 #endif

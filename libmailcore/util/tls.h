@@ -20,11 +20,16 @@ struct mc_tls {
 	SSL_CTX *client;   /* outbound client context */
 };
 
-/* Load the server context from cert and key files; -1 with err on failure. */
+/* Load the server context from cert and key files (and make the client context if missing); -1 with err on failure. */
 int mc_tls_load(struct mc_tls *t, const char *cert, const char *key, char *err, size_t errsz);
 /* Re-read cert and key; on failure the old context stays and -1 is returned. */
 int mc_tls_reload(struct mc_tls *t, const char *cert, const char *key, char *err, size_t errsz);
+/* Free both contexts (t itself is the caller's); NULL is a no-op. */
 void mc_tls_free(struct mc_tls *t);
+/* Make the client context if missing: TLS 1.2+, no certificate verification (opportunistic SMTP). */
+int mc_tls_client_init(struct mc_tls *t, char *err, size_t errsz);
+/* Turn verification of servers' certificates on (system trust store) or off for the client context. */
+int mc_tls_client_verify(struct mc_tls *t, bool on, char *err, size_t errsz);
 /* Create a self-signed certificate and key (key mode 0600) unless both exist. */
 int mc_tls_selfsigned(const char *cert, const char *key, const char *hostname, char *err, size_t errsz);
 /* The last OpenSSL error as text, for logs. */
