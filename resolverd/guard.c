@@ -258,7 +258,8 @@ guard_check(struct guard *g, const char *client, const char *account, struct gua
 			v->failures = e->failures;
 	}
 	if (v->blocked || v->failures >= g->lim.delay_after) {
-		uint64_t ms = v->blocked ? GUARD_DELAY_MAX_MS : (uint64_t)(v->failures - g->lim.delay_after + 1) * 1000u;
+		uint64_t ms = v->blocked ? GUARD_DELAY_MAX_MS
+					 : (uint64_t)(v->failures - g->lim.delay_after + 1) * 1000u;
 		v->delay_ms = ms > GUARD_DELAY_MAX_MS ? GUARD_DELAY_MAX_MS : (unsigned)ms;
 	}
 }

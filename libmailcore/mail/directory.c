@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -477,7 +478,13 @@ mc_dir_rcpt(struct mc_dir *dir, const char *address, char *canonical, size_t sz)
 	char clean[MC_DIR_ADDR_MAX];
 	if (lkey_make(address, &k) != 0) {
 		snprintf(canonical, sz, "%s", address);
-		return MC_RCPT_UNKNOWN;
+		if (strcasecmp(address, "postmaster") != 0)
+			return MC_RCPT_UNKNOWN;
+		/* RCPT TO:<Postmaster> without a domain (RFC 5321 §4.5.1). */
+		char pm[MC_DIR_ADDR_MAX + 1];
+		snprintf(canonical, sz, "postmaster");
+		int r = first_text(dir, S_FIRST_USER, NULL, pm, sizeof(pm));
+		return r < 0 ? MC_RCPT_TEMPFAIL : r > 0 ? MC_RCPT_LOCAL : MC_RCPT_UNKNOWN;
 	}
 	int r = exists(dir, S_DOMAIN_EXISTS, k.domain);
 	if (r == 0) {
@@ -619,6 +626,14 @@ expand(struct expansion *e, const char *addr, unsigned depth)
 		return;
 	}
 	if (lkey_make(addr, &k) != 0) {
+		if (strcasecmp(addr, "postmaster") == 0 &&
+		    (r = first_text(e->dir, S_FIRST_USER, NULL, pm, sizeof(pm))) != 0) {
+			if (r > 0)
+				add_dest(e, MC_DEST_LOCAL, pm);
+			else
+				e->failed = true;
+			return;
+		}
 		add_dest(e, MC_DEST_UNKNOWN, addr);
 		return;
 	}

@@ -32,7 +32,8 @@
  *      alias or catch-all of its own it goes to the first user of DOMAIN in
  *      alphabetical order; when DOMAIN has no users, to the first user of
  *      the whole directory. Only a directory without any user leaves it
- *      unknown (and resolverd logs that).
+ *      unknown (and resolverd logs that). A bare "postmaster" (RCPT
+ *      TO:<Postmaster>, no domain) goes to the first user of the directory.
  *   6. Otherwise unknown.
  * Expansion follows alias targets recursively (depth limit MC_DIR_DEPTH_MAX).
  * An alias target already on the path being expanded is a loop: when it is

@@ -316,6 +316,7 @@ test_postmaster(void **state)
 	add_domain(dir, "empty.test");
 	/* No user anywhere: nowhere to deliver. */
 	assert_int_equal(rcpt(dir, "postmaster@example.test", NULL), MC_RCPT_UNKNOWN);
+	assert_int_equal(rcpt(dir, "postmaster", NULL), MC_RCPT_UNKNOWN);
 	assert_string_equal(expand(dir, "postmaster@example.test"), "U:postmaster@example.test");
 
 	add_domain(dir, "a.test");
@@ -329,6 +330,10 @@ test_postmaster(void **state)
 	/* A domain without users: the first user of the directory. */
 	assert_int_equal(rcpt(dir, "postmaster@empty.test", NULL), MC_RCPT_LOCAL);
 	assert_string_equal(expand(dir, "postmaster@empty.test"), "L:aaron@a.test:mail/a.test/aaron");
+	/* RCPT TO:<Postmaster> without a domain. */
+	assert_int_equal(rcpt(dir, "Postmaster", NULL), MC_RCPT_LOCAL);
+	assert_string_equal(expand(dir, "PostMaster"), "L:aaron@a.test:mail/a.test/aaron");
+	assert_int_equal(rcpt(dir, "webmaster", NULL), MC_RCPT_UNKNOWN);
 	/* Its own alias wins. */
 	add_alias(dir, "postmaster@example.test", "zed@example.test");
 	assert_string_equal(expand(dir, "postmaster@example.test"), "L:zed@example.test:mail/example.test/zed");

@@ -18,7 +18,8 @@
 
 #include "util/passwd.h"
 
-#define SHA512_HASH "$6$saltsaltsalt$zB6Twk2LCyOr9nIp4jb.XseXmAlBM2v/3cTZ36xVcA2fqlqzrmMgwUz0PEn38G8TfXZrIzS3g4itia3DUjXBb0"
+#define SHA512_HASH                                                                                    \
+	"$6$saltsaltsalt$zB6Twk2LCyOr9nIp4jb.XseXmAlBM2v/3cTZ36xVcA2fqlqzrmMgwUz0PEn38G8TfXZrIzS3g4itia3DUjXBb0"
 #define BCRYPT_2B "$2b$04$bo6wbeXwsLHNY.DiPTPmbuF11kAm9hpwWevxBxvvfVKsrQDN6RsRG"
 #define BCRYPT_2Y "$2y$05$abcdefghijklmnopqrstuuUf2JQ97l/u14nYw/kU.PWtlcIM3aO7S"
 
@@ -92,7 +93,8 @@ test_import_refuses(void **state)
 	assert_non_null(strstr(err, "unsupported password scheme {PLAIN}"));
 	assert_int_equal(mc_passwd_import("hunter2", out, sizeof(out), err, sizeof(err)), -1);
 	assert_int_equal(mc_passwd_import("", out, sizeof(out), err, sizeof(err)), -1);
-	assert_int_equal(mc_passwd_import("$6$saltsaltsalt", out, sizeof(out), err, sizeof(err)), -1);  /* a setting, no hash */
+	/* A setting, without the hash. */
+	assert_int_equal(mc_passwd_import("$6$saltsaltsalt", out, sizeof(out), err, sizeof(err)), -1);
 	assert_int_equal(mc_passwd_import("$6$salt salt$abc", out, sizeof(out), err, sizeof(err)), -1);
 	/* A truncated hash is not complete. */
 	char cut[sizeof(SHA512_HASH)];
