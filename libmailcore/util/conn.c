@@ -32,7 +32,6 @@
 #include "util/tls.h"
 
 #include <arpa/inet.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,6 +41,7 @@
 #include <openssl/err.h>
 
 #define RX_CHUNK (64 * 1024)
+#define WRITE_MAX ((size_t)1 << 28)  /* bytes per write request or SSL_write call */
 #define CLOSE_LINGER_MS 30000u  /* how long a close may wait for output to flush without an idle timeout set */
 
 struct wreq {
@@ -224,7 +224,7 @@ write_cb(uv_write_t *req, int status)
 
 /* Hand bytes to libuv (ciphertext or plaintext, whatever is next on the wire). */
 static int
-raw_write(struct mc_conn *c, const void *p, size_t n)
+raw_write_one(struct mc_conn *c, const void *p, size_t n)
 {
 	struct wreq *w = malloc(sizeof(*w) + n);
 	if (w == NULL) {
@@ -242,6 +242,19 @@ raw_write(struct mc_conn *c, const void *p, size_t n)
 		set_why(c, "write error: %s", uv_strerror(r));
 		hard_close(c);
 		return -1;
+	}
+	return 0;
+}
+
+static int
+raw_write(struct mc_conn *c, const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t chunk = n > WRITE_MAX ? WRITE_MAX : n;  /* a uv_buf_t length is an unsigned int */
+		if (raw_write_one(c, p, chunk) < 0)
+			return -1;
+		p += chunk;
+		n -= chunk;
 	}
 	return 0;
 }
@@ -281,7 +294,7 @@ static int
 tls_write(struct mc_conn *c, const char *p, size_t n)
 {
 	while (n > 0) {
-		int chunk = n > (size_t)INT_MAX / 2 ? INT_MAX / 2 : (int)n;
+		int chunk = n > WRITE_MAX ? (int)WRITE_MAX : (int)n;
 		ERR_clear_error();
 		int r = SSL_write(c->ssl, p, chunk);
 		if (r <= 0) {
@@ -293,8 +306,10 @@ tls_write(struct mc_conn *c, const char *p, size_t n)
 		}
 		p += r;
 		n -= (size_t)r;
+		if (flush_wbio(c) < 0)
+			return -1;
 	}
-	return flush_wbio(c);
+	return 0;
 }
 
 int

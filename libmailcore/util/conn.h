@@ -16,6 +16,18 @@
  *
  * Lifetime: the conn is freed after on_close returns; no callback runs
  * after that. mc_conn_close() flushes queued output first.
+ *
+ * Input flow: reading stops while the input buffer is full (len == max);
+ * on_read then sees the full buffer and the protocol decides (reject the
+ * overlong line and consume it, or close). Input consumed inside on_read
+ * restarts reading by itself; after consuming outside on_read, call
+ * mc_conn_resume(). Resume also runs on_read once, from the loop, when
+ * input is still buffered (pipelined commands read while paused).
+ *
+ * Failures: a failed connect calls on_connect(err) and then on_close; a
+ * failed handshake calls on_tls(false) and then on_close. Any callback may
+ * call mc_conn_close/abort on its own conn; later calls on a closing conn
+ * do nothing (writes return -1).
  */
 #ifndef MC_CONN_H
 #define MC_CONN_H
@@ -50,7 +62,11 @@ struct mc_conn_cbs {
 
 /* Accept a pending connection on server; in_max bounds the plaintext input buffer. */
 struct mc_conn *mc_conn_accept(uv_stream_t *server, size_t in_max, const struct mc_conn_cbs *cbs, void *arg);
-/* Connect to addr (outbound); on_connect reports the outcome. bind_addr may be NULL. */
+/*
+ * Connect to addr (outbound); on_connect reports the outcome (UV_ETIMEDOUT
+ * after connect_timeout_ms, 0 for none). NULL, with no callback, when the
+ * connect cannot even start (bad address family).
+ */
 struct mc_conn *mc_conn_connect(uv_loop_t *loop, const struct sockaddr *addr, size_t in_max,
 				unsigned connect_timeout_ms, const struct mc_conn_cbs *cbs, void *arg);
 
@@ -68,7 +84,13 @@ void mc_conn_resume(struct mc_conn *c);
 /* Idle timeout in milliseconds (0: none); restarted by every read. */
 void mc_conn_set_timeout(struct mc_conn *c, unsigned ms);
 
-/* Start TLS now (server or client side); buffered plaintext input is discarded. */
+/*
+ * Start TLS now (server or client side); buffered plaintext input is
+ * discarded. Output written before goes out in plaintext first; output
+ * written during the handshake is held and sent encrypted after it. sni:
+ * the server name for a client (also checked when the context verifies).
+ * -1 when closing, already TLS, or OpenSSL fails.
+ */
 int mc_conn_starttls(struct mc_conn *c, SSL_CTX *ctx, bool server, const char *sni);
 bool mc_conn_is_tls(const struct mc_conn *c);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" for Received: headers and logs; "" without TLS. */
@@ -82,7 +104,11 @@ unsigned mc_conn_peer_port(const struct mc_conn *c);
 unsigned mc_conn_local_port(const struct mc_conn *c);
 bool mc_conn_peer_is_loopback(const struct mc_conn *c);
 
-/* Flush queued output, then close; on_close follows. */
+/*
+ * Flush queued output (with TLS, then close_notify; the peer's is not
+ * awaited), then close; on_close follows. A peer that does not read is
+ * cut off after the idle timeout (30 s when none is set).
+ */
 void mc_conn_close(struct mc_conn *c);
 /* Close now, dropping queued output. */
 void mc_conn_abort(struct mc_conn *c);

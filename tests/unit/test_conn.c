@@ -1,7 +1,8 @@
 /*
  * test_conn.c - connections and listeners in one libuv loop over 127.0.0.1:
  * line exchange, the bounded input buffer, pause/resume with pipelined
- * input, STARTTLS on both sides and the RFC 3207 injection case, the idle
+ * input, STARTTLS on both sides and the RFC 3207 injection case, a failed
+ * handshake, implicit TLS, the idle
  * timeout, close flushing a large answer (plain and TLS), streaming with
  * on_drain, abort from inside on_read, refused connects, paused listeners.
  */
@@ -60,6 +61,7 @@ static struct {
 	enum mode mode;
 	size_t srv_in_max;
 	unsigned srv_timeout;
+	bool implicit_tls;      /* the server starts TLS right after accept (ports 465, 993, 995) */
 	unsigned port;
 	uint64_t t_start, t_timeout;
 	struct side srv, cli;
@@ -286,6 +288,8 @@ on_listen(uv_stream_t *server, int tag, void *arg)
 	T.srv.peer_port = mc_conn_peer_port(T.srv.c);
 	if (T.srv_timeout)
 		mc_conn_set_timeout(T.srv.c, T.srv_timeout);
+	if (T.implicit_tls)
+		assert_int_equal(mc_conn_starttls(T.srv.c, tls.server, true, NULL), 0);
 }
 
 /* ---- client ---- */
@@ -581,6 +585,49 @@ test_starttls_injection(void **state)
 }
 
 static void
+plain_after_starttls(const char *line)
+{
+	if (strcmp(line, "220 go") == 0)
+		mc_conn_writes(T.cli.c, "HELLO IN PLAINTEXT\r\n");
+}
+
+static void
+test_handshake_fails(void **state)
+{
+	T.on_connected = say_starttls;
+	T.on_line = plain_after_starttls;
+	connect_client(4096);
+	run();
+	/* Plaintext where a ClientHello belongs: the handshake fails, nothing is executed, the conn closes. */
+	assert_int_equal(T.srv.tls_fail, 1);
+	assert_int_equal(T.srv.tls_ok, 0);
+	assert_string_equal(T.srv.lines.data, "STARTTLS\n");
+	assert_int_equal(strncmp(T.srv.why, "TLS handshake failed: ", 22), 0);
+	assert_int_equal(T.srv.closes, 1);
+}
+
+static void
+cli_starttls_now(void)
+{
+	assert_int_equal(mc_conn_starttls(T.cli.c, tls.client, false, "localhost"), 0);
+}
+
+static void
+test_implicit_tls(void **state)
+{
+	T.implicit_tls = true;
+	T.on_connected = cli_starttls_now;
+	T.on_line = tls_on_line;
+	T.on_cli_tls = tls_say_secret;
+	connect_client(4096);
+	run();
+	assert_int_equal(T.srv.tls_ok, 1);
+	assert_int_equal(T.cli.tls_ok, 1);
+	assert_string_equal(T.srv.lines.data, "SECRET\nQUIT\n");
+	assert_string_equal(T.cli.lines.data, "250 SECRET\n221 bye\n");
+}
+
+static void
 test_idle_timeout(void **state)
 {
 	T.srv_timeout = 100;
@@ -792,6 +839,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_starttls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_starttls_injection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handshake_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_implicit_tls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_flushes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_flushes_tls, setup, teardown),
