@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #define RX_CHUNK (64 * 1024)
 #define WRITE_MAX ((size_t)1 << 28)  /* bytes per write request or SSL_write call */
@@ -575,10 +576,13 @@ mc_conn_starttls(struct mc_conn *c, SSL_CTX *ctx, bool server, const char *sni)
 		if (sni && *sni) {
 			struct in6_addr a6;
 			struct in_addr a4;
-			/* SNI carries host names only (RFC 6066 section 3). */
-			if (inet_pton(AF_INET, sni, &a4) != 1 && inet_pton(AF_INET6, sni, &a6) != 1)
+			/* SNI carries host names only (RFC 6066 section 3); names are checked only when the context verifies. */
+			if (inet_pton(AF_INET, sni, &a4) == 1 || inet_pton(AF_INET6, sni, &a6) == 1) {
+				X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), sni);
+			} else {
 				SSL_set_tlsext_host_name(ssl, sni);
-			SSL_set1_host(ssl, sni);  /* checked only when the context verifies */
+				SSL_set1_host(ssl, sni);
+			}
 		}
 	}
 	c->ssl = ssl;

@@ -801,6 +801,34 @@ test_listen_in_use(void **state)
 	mc_listen_close_all();
 }
 
+static void
+test_ipv6(void **state)
+{
+	struct mc_listen_list list = { .n = 1 };
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&list.a[0].ss;
+	assert_int_equal(uv_ip6_addr("::1", 0, sin6), 0);
+	list.a[0].sslen = sizeof(*sin6);
+	snprintf(list.a[0].text, sizeof(list.a[0].text), "[::1]:0");
+	char err[256];
+	if (mc_listen_open(&T.loop, &list, 7, on_listen, NULL, err, sizeof(err)) < 0) {
+		assert_non_null(strstr(err, "cannot listen on [::1]:0: "));
+		skip();  /* no IPv6 loopback on this machine */
+	}
+	unsigned port6 = mc_listen_port(1);
+	assert_true(port6 > 0);
+	T.on_connected = say_hello;
+	T.on_line = lines_on_line;
+	struct sockaddr_in6 to;
+	uv_ip6_addr("::1", (int)port6, &to);
+	T.cli.c = mc_conn_connect(&T.loop, (struct sockaddr *)&to, 4096, 2000, &cli_cbs, NULL);
+	assert_non_null(T.cli.c);
+	run();
+	assert_string_equal(T.srv.peer_ip, "::1");
+	assert_true(T.srv.loopback);
+	assert_int_equal(T.srv.local_port, port6);
+	assert_string_equal(T.cli.lines.data, "250 HELLO\n221 bye\n");
+}
+
 static int
 group_setup(void **state)
 {
@@ -850,6 +878,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_pause, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_in_use, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ipv6, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
