@@ -1,0 +1,811 @@
+/*
+ * deliver.c - delivery rounds: every due recipient of a message is
+ * expanded by resolverd (aliases, +tag, catch-all) and each local
+ * destination gets the message in its Maildir; the outcomes are written
+ * to the queue database in the lane's shared transactions.
+ *
+ * Called by submit.c (a message just committed), sched.c (due work from
+ * the database) and the tick. Owns the messages in flight (a table by
+ * qid), the recipients waiting for resolverd, and the local deliveries:
+ * grouped per mailbox, each group delivered by one threadpool work item
+ * (mc_store_deliver_many: one fsync of new/ and one index transaction for
+ * the group), at most cfg.queued.delivery_workers at once. A mailbox is
+ * worked on by one work item at a time, which is what lets its open
+ * mc_store be used without a lock. The loop thread never touches a file.
+ *
+ * A message leaves memory once its round's outcome is committed; a
+ * message whose recipients are all delivered or bounced is deleted with
+ * its body in the same lane transaction as its last outcome.
+ */
+#include "queued/queued.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mail/mailstore.h"
+#include "util/log.h"
+
+#define MAX_INFLIGHT 2000       /* messages in memory; the rest waits in the database */
+#define MAX_RESOLVING 256       /* resolverd calls at once */
+#define RESOLVER_WAIT 30.0      /* seconds a recipient waits for resolverd to come back */
+#define JOBS_PER_WORK 64        /* deliveries into one mailbox per work item */
+#define STORE_IDLE 60.0         /* seconds an unused mailbox stays open */
+#define STORES_MAX 256
+#define MSG_BUCKETS 4096
+#define MBOX_BUCKETS 1024
+#define PREFIX_MAX (2 * MC_ADDR_MAX + 64)
+
+static const char remote_unavailable[] = "remote delivery is not available in this version";
+static const char resolver_unreachable[] = "resolverd unreachable";
+
+/* One local delivery: a message to one final address in one Maildir. */
+struct ljob {
+	struct q_rcpt *r;
+	struct ljob *next;
+	char dest[MC_ADDR_MAX];
+	char prefix[PREFIX_MAX];
+	size_t prefixlen;
+	uint32_t uid;
+	char err[160];
+};
+
+struct mbox {
+	char *path;
+	struct mc_store *store;      /* touched only by the work item holding the mailbox */
+	struct ljob *head, **tail;
+	size_t n;
+	bool busy, ready;
+	double last_used;
+	struct mbox *hnext, *rnext;
+};
+
+struct lwork {
+	uv_work_t w;
+	struct queued *q;
+	struct mbox *mb;
+	struct ljob *jobs[JOBS_PER_WORK];
+	size_t n;
+};
+
+struct q_deliver {
+	struct q_msg *msgs[MSG_BUCKETS];
+	size_t inflight;
+	struct mbox *mboxes[MBOX_BUCKETS];
+	size_t nmbox;
+	struct mbox *ready_head, **ready_tail;
+	unsigned workers_busy;
+	struct q_rcpt *rq_head, **rq_tail;
+	unsigned resolving;
+};
+
+static void rcpt_finish(struct queued *q, struct q_rcpt *r);
+static void dispatch_workers(struct queued *q);
+
+/* ---- small things ---- */
+
+char *
+q_sanitize(char *out, size_t outsz, const char *in)
+{
+	size_t o = 0;
+	for (; in && *in && o + 1 < outsz; in++) {
+		unsigned char c = (unsigned char)*in;
+		out[o++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+	}
+	if (outsz)
+		out[o] = '\0';
+	return out;
+}
+
+static unsigned
+hash_str(const char *s)
+{
+	unsigned h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+static double
+delay_of(const struct q_msg *m)
+{
+	double d = q_now() - m->t_arrival;
+	return d < 0 ? 0 : d;
+}
+
+/* Is path a mailbox under state_dir/mail, with no "." or ".." component? */
+static bool
+mailbox_ok(const struct queued *q, const char *path)
+{
+	size_t root = strlen(q->mail_root);
+	if (strncmp(path, q->mail_root, root) != 0 || path[root] != '/' || strlen(path) >= MC_PATH_MAX)
+		return false;
+	for (const char *p = path + root; *p; p++) {
+		if (*p != '/')
+			continue;
+		const char *c = p + 1;
+		if (*c == '\0' || *c == '/' || (c[0] == '.' && (c[1] == '/' || c[1] == '\0')) ||
+		    (c[0] == '.' && c[1] == '.' && (c[2] == '/' || c[2] == '\0')))
+			return false;
+	}
+	return true;
+}
+
+/* ---- the table of messages in flight ---- */
+
+static struct q_msg **
+msg_slot(struct q_deliver *dl, const char *qid)
+{
+	struct q_msg **pp = &dl->msgs[hash_str(qid) % MSG_BUCKETS];
+	while (*pp && strcmp((*pp)->env.qid, qid) != 0)
+		pp = &(*pp)->hnext;
+	return pp;
+}
+
+bool
+q_deliver_has(struct queued *q, const char *qid)
+{
+	return *msg_slot(q->dl, qid) != NULL;
+}
+
+size_t
+q_deliver_inflight(struct queued *q)
+{
+	return q->dl->inflight;
+}
+
+static int
+qid_cmp(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+size_t
+q_deliver_snapshot(struct queued *q, char (**out)[MC_QID_MAX])
+{
+	struct q_deliver *dl = q->dl;
+	char(*v)[MC_QID_MAX] = malloc((dl->inflight ? dl->inflight : 1) * sizeof(*v));
+	if (v == NULL)
+		mc_panic("out of memory");
+	size_t n = 0;
+	for (size_t b = 0; b < MSG_BUCKETS; b++)
+		for (struct q_msg *m = dl->msgs[b]; m && n < dl->inflight; m = m->hnext)
+			memcpy(v[n++], m->env.qid, MC_QID_MAX);
+	qsort(v, n, sizeof(*v), qid_cmp);
+	*out = v;
+	return n;
+}
+
+static void
+release(struct queued *q, struct q_msg *m)
+{
+	struct q_msg **pp = msg_slot(q->dl, m->env.qid);
+	if (*pp == m) {
+		*pp = m->hnext;
+		q->dl->inflight--;
+	}
+	q_msg_free(m);
+	if (q->db_pending)
+		q_sched_kick(q);
+}
+
+/* ---- the end of a round: outcomes into the database ---- */
+
+struct outcome_job {
+	struct q_job job;
+	struct queued *q;
+	struct q_msg *m;
+	double now;
+};
+
+static int
+outcome_run(struct qdb *db, struct q_job *j)
+{
+	struct outcome_job *o = (struct outcome_job *)j;
+	if (o->m->all_final)
+		return qdb_delete(db, o->m->env.qid);
+	return qdb_save_rcpts(db, o->m, o->now);
+}
+
+static void
+outcome_post(struct q_job *j, int status)
+{
+	struct outcome_job *o = (struct outcome_job *)j;
+	if (status != 0 || !o->m->all_final)
+		return;
+	char p[MC_PATH_MAX + 64];
+	snprintf(p, sizeof(p), "%s/%s", o->q->active, o->m->env.qid);
+	if (unlink(p) < 0 && errno != ENOENT)
+		mc_warn("%s: cannot remove the queue file: %s", o->m->env.qid, strerror(errno));
+}
+
+static void
+outcome_done(struct q_job *j, int status)
+{
+	struct outcome_job *o = (struct outcome_job *)j;
+	struct q_msg *m = o->m;
+	if (status != 0)
+		mc_error("%s: could not record the delivery outcome; the recipients will be tried again",
+			 m->env.qid);
+	else if (m->all_final)
+		mc_info("%s: removed", m->env.qid);
+	for (uint32_t i = 0; status == 0 && i < m->env.nrcpt; i++)
+		if (m->rs[i].state == Q_R_DEFERRED && m->rs[i].changed)
+			q_sched_note_due(o->q, m->rs[i].next_try);
+	m->in_lane = false;
+	release(o->q, m);
+	free(o);
+}
+
+static void
+finish_round(struct queued *q, struct q_msg *m)
+{
+	bool changed = false, final = true;
+	for (uint32_t i = 0; i < m->env.nrcpt; i++) {
+		changed |= m->rs[i].changed;
+		if (m->rs[i].state != Q_R_DELIVERED && m->rs[i].state != Q_R_BOUNCED)
+			final = false;
+	}
+	if (!changed && !final) {
+		release(q, m);
+		return;
+	}
+	m->all_final = final;
+	m->in_lane = true;
+	struct outcome_job *o = calloc(1, sizeof(*o));
+	if (o == NULL)
+		mc_panic("out of memory");
+	o->q = q;
+	o->m = m;
+	o->now = q_now();
+	o->job.run = outcome_run;
+	o->job.post = outcome_post;
+	o->job.done = outcome_done;
+	q_lane_submit(&q->lane, &o->job);
+}
+
+/* ---- recipients ---- */
+
+static void
+set_reason(struct q_rcpt *r, const char *why)
+{
+	snprintf(r->reason, sizeof(r->reason), "%s", why);
+}
+
+static void
+bounce(struct queued *q, struct q_rcpt *r, const char *why, const char *relay)
+{
+	struct q_msg *m = r->msg;
+	r->state = Q_R_BOUNCED;
+	snprintf(r->last_error, sizeof(r->last_error), "%s", why);
+	r->changed = true;
+	mc_info("%s: to=<%s> relay=%s delay=%.2f status=bounced (%s)", m->env.qid, m->env.rcpt[r - m->rs].addr, relay,
+		delay_of(m), why);
+	if (m->env.sender[0])
+		mc_notice("%s: sender=<%s> is not told of this bounce: delivery status notifications are not available"
+			  " in this version", m->env.qid, m->env.sender);
+	(void)q;
+}
+
+static bool
+expired(const struct queued *q, const struct q_msg *m, int64_t now)
+{
+	return now - m->env.arrival >= (int64_t)q->d->cfg.queued.max_queue_lifetime;
+}
+
+static void
+expire(struct queued *q, struct q_rcpt *r, const char *last)
+{
+	char why[Q_ERR_MAX];
+	unsigned days = q->d->cfg.queued.max_queue_lifetime / 86400;
+	if (days)
+		snprintf(why, sizeof(why), "message expired after %u day%s in the queue: %.180s", days,
+			 days == 1 ? "" : "s", last);
+	else
+		snprintf(why, sizeof(why), "message expired after %us in the queue: %.180s",
+			 q->d->cfg.queued.max_queue_lifetime, last);
+	bounce(q, r, why, "none");
+}
+
+/* The recipient's outcome from its destinations' outcomes (round bookkeeping aside). */
+static void
+rcpt_conclude(struct queued *q, struct q_rcpt *r)
+{
+	struct q_msg *m = r->msg;
+	int64_t now = (int64_t)q_now();
+	if (r->abandoned) {
+		/* cut short by a stop: the state stays, what was delivered is remembered */
+		if (r->n_ok)
+			r->changed = true;
+	} else if (r->n_temp) {
+		r->attempts++;
+		if (expired(q, m, now)) {
+			expire(q, r, r->reason);
+		} else {
+			r->state = Q_R_DEFERRED;
+			r->next_try = q_sched_next_try(&q->d->cfg, r->attempts, now);
+			snprintf(r->last_error, sizeof(r->last_error), "%s", r->reason);
+			r->changed = true;
+		}
+	} else if (r->n_ok) {
+		r->state = Q_R_DELIVERED;
+		r->last_error[0] = '\0';
+		r->changed = true;
+	} else {
+		bounce(q, r, r->reason[0] ? r->reason : "user unknown", "local");
+	}
+	r->in_round = false;
+}
+
+static void
+rcpt_finish(struct queued *q, struct q_rcpt *r)
+{
+	struct q_msg *m = r->msg;
+	rcpt_conclude(q, r);
+	if (--m->round_left == 0)
+		finish_round(q, m);
+}
+
+/* ---- local delivery on the threadpool ---- */
+
+static struct mbox *
+mbox_get(struct queued *q, const char *path)
+{
+	struct q_deliver *dl = q->dl;
+	struct mbox **pp = &dl->mboxes[hash_str(path) % MBOX_BUCKETS];
+	for (; *pp; pp = &(*pp)->hnext)
+		if (strcmp((*pp)->path, path) == 0)
+			return *pp;
+	struct mbox *mb = calloc(1, sizeof(*mb));
+	if (mb == NULL || (mb->path = strdup(path)) == NULL)
+		mc_panic("out of memory");
+	mb->tail = &mb->head;
+	*pp = mb;
+	dl->nmbox++;
+	return mb;
+}
+
+static void
+mbox_make_ready(struct q_deliver *dl, struct mbox *mb)
+{
+	if (mb->busy || mb->ready || mb->n == 0)
+		return;
+	mb->ready = true;
+	mb->rnext = NULL;
+	*dl->ready_tail = mb;
+	dl->ready_tail = &mb->rnext;
+}
+
+static void
+queue_local(struct queued *q, struct q_rcpt *r, const struct mc_dest *d)
+{
+	struct q_msg *m = r->msg;
+	struct ljob *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		mc_panic("out of memory");
+	char sender[MC_ADDR_MAX];
+	j->r = r;
+	q_sanitize(j->dest, sizeof(j->dest), d->address);
+	q_sanitize(sender, sizeof(sender), m->env.sender);
+	int n = snprintf(j->prefix, sizeof(j->prefix), "Return-Path: <%s>\r\nDelivered-To: %s\r\n", sender, j->dest);
+	j->prefixlen = n < 0 ? 0 : (size_t)n >= sizeof(j->prefix) ? sizeof(j->prefix) - 1 : (size_t)n;
+	struct mbox *mb = mbox_get(q, d->mailbox);
+	*mb->tail = j;
+	mb->tail = &j->next;
+	mb->n++;
+	r->dests_left++;
+	mbox_make_ready(q->dl, mb);
+}
+
+/* worker: deliver a group of messages into one mailbox */
+static void
+local_work(uv_work_t *w)
+{
+	struct lwork *lw = w->data;
+	struct mbox *mb = lw->mb;
+	char err[200] = "";
+	if (mb->store == NULL)
+		mb->store = mc_store_open(mb->path, MC_STORE_CREATE, err, sizeof(err));
+	if (mb->store == NULL) {
+		for (size_t i = 0; i < lw->n; i++)
+			snprintf(lw->jobs[i]->err, sizeof(lw->jobs[i]->err), "cannot open mailbox: %.120s", err);
+		return;
+	}
+	struct mc_store_item items[JOBS_PER_WORK];
+	size_t map[JOBS_PER_WORK], k = 0;
+	char p[MC_PATH_MAX + 64];
+	for (size_t i = 0; i < lw->n; i++) {
+		struct ljob *j = lw->jobs[i];
+		snprintf(p, sizeof(p), "%s/%s", lw->q->active, j->r->msg->env.qid);
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			snprintf(j->err, sizeof(j->err), "cannot open the queue file: %s", strerror(errno));
+			continue;
+		}
+		memset(&items[k], 0, sizeof(items[k]));
+		items[k].prefix = j->prefix;
+		items[k].prefixlen = j->prefixlen;
+		items[k].fd = fd;
+		items[k].offset = 0;
+		items[k].length = j->r->msg->env.size;
+		map[k++] = i;
+	}
+	if (k == 0)
+		return;
+	int r = mc_store_deliver_many(mb->store, NULL, items, k, err, sizeof(err));
+	for (size_t i = 0; i < k; i++) {
+		struct ljob *j = lw->jobs[map[i]];
+		close(items[i].fd);
+		j->uid = items[i].uid;
+		if (j->uid == 0)
+			snprintf(j->err, sizeof(j->err), "%s", items[i].err[0] ? items[i].err : err);
+	}
+	if (r < 0) {
+		/* the index failed: open it afresh next time (a corrupt one is rebuilt then) */
+		mc_store_close(mb->store);
+		mb->store = NULL;
+	}
+}
+
+static void
+local_after(uv_work_t *w, int status)
+{
+	struct lwork *lw = w->data;
+	struct queued *q = lw->q;
+	struct mbox *mb = lw->mb;
+	q->dl->workers_busy--;
+	mb->busy = false;
+	mb->last_used = q_now();
+	for (size_t i = 0; i < lw->n; i++) {
+		struct ljob *j = lw->jobs[i];
+		struct q_rcpt *r = j->r;
+		struct q_msg *m = r->msg;
+		const char *orig = m->env.rcpt[r - m->rs].addr;
+		if (status == 0 && j->uid) {
+			mc_info("%s: to=<%s> orig_to=<%s> relay=local delay=%.2f status=sent (delivered to maildir uid=%u)",
+				m->env.qid, j->dest, orig, delay_of(m), j->uid);
+			if (q_rcpt_done_add(r, j->dest) < 0)
+				mc_panic("out of memory");
+			r->n_ok++;
+		} else {
+			if (j->err[0] == '\0')
+				snprintf(j->err, sizeof(j->err), "delivery cancelled");
+			mc_info("%s: to=<%s> orig_to=<%s> relay=local delay=%.2f status=deferred (%s)", m->env.qid,
+				j->dest, orig, delay_of(m), j->err);
+			r->n_temp++;
+			set_reason(r, j->err);
+		}
+		free(j);
+		if (--r->dests_left == 0 && r->res_handle == 0)
+			rcpt_finish(q, r);
+	}
+	free(lw);
+	if (!q->stopping)
+		mbox_make_ready(q->dl, mb);
+	dispatch_workers(q);
+}
+
+static void
+dispatch_workers(struct queued *q)
+{
+	struct q_deliver *dl = q->dl;
+	unsigned max = q->d->cfg.queued.delivery_workers ? q->d->cfg.queued.delivery_workers : 1;
+	while (!q->stopping && dl->workers_busy < max && dl->ready_head) {
+		struct mbox *mb = dl->ready_head;
+		dl->ready_head = mb->rnext;
+		if (dl->ready_head == NULL)
+			dl->ready_tail = &dl->ready_head;
+		mb->ready = false;
+		struct lwork *lw = calloc(1, sizeof(*lw));
+		if (lw == NULL)
+			mc_panic("out of memory");
+		lw->q = q;
+		lw->mb = mb;
+		while (mb->head && lw->n < JOBS_PER_WORK) {
+			struct ljob *j = mb->head;
+			mb->head = j->next;
+			lw->jobs[lw->n++] = j;
+			mb->n--;
+		}
+		if (mb->head == NULL)
+			mb->tail = &mb->head;
+		mb->busy = true;
+		dl->workers_busy++;
+		lw->w.data = lw;
+		if (uv_queue_work(q->loop, &lw->w, local_work, local_after) != 0)
+			mc_panic("uv_queue_work failed");
+	}
+}
+
+/* ---- expansion by resolverd ---- */
+
+static void resolve_dispatch(struct queued *q);
+
+static void
+on_expand(void *arg, int err, const struct mc_dest *dests, unsigned n)
+{
+	struct q_rcpt *r = arg;
+	struct q_msg *m = r->msg;
+	struct queued *q = m->q;
+	const char *addr = m->env.rcpt[r - m->rs].addr;
+	r->res_handle = 0;
+	q->dl->resolving--;
+	if (err != 0) {
+		mc_info("%s: to=<%s> relay=none delay=%.2f status=deferred (%s)", m->env.qid, addr, delay_of(m),
+			resolver_unreachable);
+		r->n_temp++;
+		set_reason(r, resolver_unreachable);
+	} else if (n == 0) {
+		set_reason(r, "no destination for this address");
+	}
+	for (unsigned i = 0; err == 0 && i < n; i++) {
+		const struct mc_dest *d = &dests[i];
+		char dest[MC_ADDR_MAX];
+		q_sanitize(dest, sizeof(dest), d->address);
+		switch (d->kind) {
+		case MC_DEST_LOCAL:
+			if (q_rcpt_done_has(r, dest)) {
+				r->n_ok++;   /* delivered in an earlier round */
+			} else if (!mailbox_ok(q, d->mailbox)) {
+				char mb[256];
+				mc_error("%s: to=<%s> orig_to=<%s> relay=local status=deferred (mailbox path %s is not"
+					 " under %s)", m->env.qid, dest, addr, q_sanitize(mb, sizeof(mb), d->mailbox),
+					 q->mail_root);
+				r->n_temp++;
+				set_reason(r, "resolverd gave a mailbox outside the mail store");
+			} else {
+				queue_local(q, r, d);
+			}
+			break;
+		case MC_DEST_REMOTE:
+			mc_info("%s: to=<%s> orig_to=<%s> relay=none delay=%.2f status=deferred (%s)", m->env.qid, dest,
+				addr, delay_of(m), remote_unavailable);
+			r->n_temp++;
+			set_reason(r, remote_unavailable);
+			break;
+		case MC_DEST_UNKNOWN:
+			r->n_unknown++;
+			if (r->reason[0] == '\0')
+				set_reason(r, "user unknown");
+			break;
+		default:
+			r->n_temp++;
+			set_reason(r, "unexpected answer from resolverd");
+			break;
+		}
+	}
+	if (r->dests_left == 0)
+		rcpt_finish(q, r);
+	dispatch_workers(q);
+	resolve_dispatch(q);
+}
+
+static void
+resolve_dispatch(struct queued *q)
+{
+	struct q_deliver *dl = q->dl;
+	if (q->stopping || !mc_resolver_is_up(q->res))
+		return;
+	while (dl->rq_head && dl->resolving < MAX_RESOLVING) {
+		struct q_rcpt *r = dl->rq_head;
+		dl->rq_head = r->rq_next;
+		if (dl->rq_head == NULL)
+			dl->rq_tail = &dl->rq_head;
+		r->rq_next = NULL;
+		dl->resolving++;
+		struct q_msg *m = r->msg;
+		r->res_handle = mc_resolver_expand(q->res, m->env.rcpt[r - m->rs].addr, on_expand, r);
+	}
+}
+
+/* ---- rounds ---- */
+
+bool
+q_deliver_add(struct queued *q, struct q_msg *m)
+{
+	struct q_deliver *dl = q->dl;
+	if (q->stopping || dl->inflight >= MAX_INFLIGHT)
+		return false;
+	struct q_msg **slot = msg_slot(dl, m->env.qid);
+	if (*slot)
+		return false;
+	*slot = m;
+	m->hnext = NULL;
+	m->q = q;
+	dl->inflight++;
+
+	int64_t now = (int64_t)q_now();
+	double t = q_now();
+	m->round_left = 0;
+	for (uint32_t i = 0; i < m->env.nrcpt && m->state == Q_M_ACTIVE; i++) {
+		struct q_rcpt *r = &m->rs[i];
+		r->changed = r->abandoned = false;
+		r->n_ok = r->n_unknown = r->n_temp = 0;
+		r->reason[0] = '\0';
+		bool due = r->state == Q_R_PENDING || (r->state == Q_R_DEFERRED && r->next_try <= now);
+		if (!due)
+			continue;
+		if (r->state == Q_R_DEFERRED && expired(q, m, now)) {
+			expire(q, r, r->last_error);
+			continue;
+		}
+		r->in_round = true;
+		r->rq_since = t;
+		r->rq_next = NULL;
+		*dl->rq_tail = r;
+		dl->rq_tail = &r->rq_next;
+		m->round_left++;
+	}
+	if (m->round_left == 0)
+		finish_round(q, m);
+	else
+		resolve_dispatch(q);
+	return true;
+}
+
+int
+q_deliver_init(struct queued *q)
+{
+	struct q_deliver *dl = calloc(1, sizeof(*dl));
+	if (dl == NULL)
+		return -1;
+	dl->ready_tail = &dl->ready_head;
+	dl->rq_tail = &dl->rq_head;
+	q->dl = dl;
+	return 0;
+}
+
+static void
+close_work(uv_work_t *w)
+{
+	struct mbox *mb = w->data;
+	mc_store_close(mb->store);
+	mb->store = NULL;
+}
+
+static void
+close_after(uv_work_t *w, int status)
+{
+	struct mbox *mb = w->data;
+	(void)status;
+	free(mb->path);
+	free(mb);
+	free(w);
+}
+
+void
+q_deliver_tick(struct queued *q, double now)
+{
+	struct q_deliver *dl = q->dl;
+	if (mc_resolver_is_up(q->res)) {
+		resolve_dispatch(q);
+	} else {
+		/* resolverd is away: those who waited long enough are deferred */
+		while (dl->rq_head && now - dl->rq_head->rq_since >= RESOLVER_WAIT) {
+			struct q_rcpt *r = dl->rq_head;
+			dl->rq_head = r->rq_next;
+			if (dl->rq_head == NULL)
+				dl->rq_tail = &dl->rq_head;
+			r->rq_next = NULL;
+			struct q_msg *m = r->msg;
+			mc_info("%s: to=<%s> relay=none delay=%.2f status=deferred (%s)", m->env.qid,
+				m->env.rcpt[r - m->rs].addr, delay_of(m), resolver_unreachable);
+			r->n_temp++;
+			set_reason(r, resolver_unreachable);
+			rcpt_finish(q, r);
+		}
+	}
+	/* close mailboxes nobody delivered to for a while */
+	for (size_t b = 0; b < MBOX_BUCKETS; b++) {
+		struct mbox **pp = &dl->mboxes[b];
+		while (*pp) {
+			struct mbox *mb = *pp;
+			bool idle = !mb->busy && mb->n == 0 && !mb->ready;
+			if (idle && (now - mb->last_used >= STORE_IDLE || dl->nmbox > STORES_MAX)) {
+				*pp = mb->hnext;
+				dl->nmbox--;
+				uv_work_t *w = calloc(1, sizeof(*w));
+				if (w == NULL)
+					mc_panic("out of memory");
+				w->data = mb;
+				if (uv_queue_work(q->loop, w, close_work, close_after) != 0)
+					mc_panic("uv_queue_work failed");
+				continue;
+			}
+			pp = &mb->hnext;
+		}
+	}
+}
+
+void
+q_deliver_stop(struct queued *q)
+{
+	struct q_deliver *dl = q->dl;
+	/* recipients waiting for resolverd */
+	while (dl->rq_head) {
+		struct q_rcpt *r = dl->rq_head;
+		dl->rq_head = r->rq_next;
+		r->rq_next = NULL;
+		r->abandoned = true;
+	}
+	dl->rq_tail = &dl->rq_head;
+	/* deliveries not started */
+	for (size_t b = 0; b < MBOX_BUCKETS; b++) {
+		for (struct mbox *mb = dl->mboxes[b]; mb; mb = mb->hnext) {
+			while (mb->head) {
+				struct ljob *j = mb->head;
+				mb->head = j->next;
+				j->r->dests_left--;
+				j->r->abandoned = true;
+				free(j);
+			}
+			mb->tail = &mb->head;
+			mb->n = 0;
+			mb->ready = false;
+		}
+	}
+	dl->ready_head = NULL;
+	dl->ready_tail = &dl->ready_head;
+	/* calls to resolverd, and every recipient with nothing running any more */
+	struct q_msg **all = malloc((dl->inflight ? dl->inflight : 1) * sizeof(*all));
+	if (all == NULL)
+		mc_panic("out of memory");
+	size_t n = 0;
+	for (size_t b = 0; b < MSG_BUCKETS; b++)
+		for (struct q_msg *m = dl->msgs[b]; m && n < dl->inflight; m = m->hnext)
+			all[n++] = m;
+	for (size_t k = 0; k < n; k++) {
+		struct q_msg *m = all[k];
+		if (m->in_lane || m->round_left == 0)
+			continue;
+		for (uint32_t i = 0; i < m->env.nrcpt; i++) {
+			struct q_rcpt *r = &m->rs[i];
+			if (!r->in_round)
+				continue;
+			if (r->res_handle) {
+				mc_resolver_cancel(q->res, r->res_handle);
+				r->res_handle = 0;
+				dl->resolving--;
+				r->abandoned = true;
+			}
+			if (r->dests_left == 0) {
+				rcpt_conclude(q, r);
+				m->round_left--;
+			}
+		}
+		if (m->round_left == 0)
+			finish_round(q, m);
+	}
+	free(all);
+}
+
+void
+q_deliver_free(struct queued *q)
+{
+	struct q_deliver *dl = q->dl;
+	if (dl == NULL)
+		return;
+	for (size_t b = 0; b < MBOX_BUCKETS; b++) {
+		struct mbox *mb = dl->mboxes[b];
+		while (mb) {
+			struct mbox *next = mb->hnext;
+			mc_store_close(mb->store);
+			free(mb->path);
+			free(mb);
+			mb = next;
+		}
+	}
+	for (size_t b = 0; b < MSG_BUCKETS; b++) {
+		struct q_msg *m = dl->msgs[b];
+		while (m) {
+			struct q_msg *next = m->hnext;
+			q_msg_free(m);
+			m = next;
+		}
+	}
+	free(dl);
+	q->dl = NULL;
+}

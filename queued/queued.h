@@ -1,0 +1,247 @@
+/*
+ * queued.h - what the files of the queue manager share.
+ *
+ *   main.c     start-up: config, socket, privilege drop, database, check, run
+ *   submit.c   Q_SUBMIT_BEGIN/COMMIT/ABORT from smtpd, and the group commit
+ *   qdb.c      the queue database (queue.sqlite) and its single writer lane
+ *   deliver.c  one delivery round per message: expansion by resolverd, local
+ *              delivery into Maildirs on the threadpool, outcomes recorded
+ *   sched.c    when a recipient is tried: the due-work timer, retries, expiry
+ *   check.c    the start-up check of files against envelopes
+ *
+ * Threads: everything here runs on the loop thread except the functions
+ * marked "worker", which run on the libuv threadpool and touch only what
+ * their job owns. The database connection is used by one worker at a time
+ * (the lane), never by the loop thread once the loop runs.
+ */
+#ifndef QUEUED_H
+#define QUEUED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "mail/daemon.h"
+#include "mail/envelope.h"
+#include "mail/resolver_client.h"
+
+#define Q_SCHEMA_VERSION 1
+#define Q_ERR_MAX 256
+
+/* Recipient states, as stored (text) in recipients.state. */
+enum q_rstate {
+	Q_R_PENDING = 0,   /* not tried yet */
+	Q_R_DEFERRED,      /* tried, to be tried again at next_try */
+	Q_R_DELIVERED,
+	Q_R_BOUNCED,
+	Q_R_HELD,          /* set aside by an administrator */
+	Q_R_COUNT
+};
+
+/* Message states, as stored in messages.state. */
+enum q_mstate {
+	Q_M_ACTIVE = 0,
+	Q_M_HELD,
+	Q_M_CORRUPT,       /* the body could not be read at start: kept, never delivered, never dropped */
+	Q_M_COUNT
+};
+
+const char *q_rstate_name(enum q_rstate s);
+int q_rstate_parse(const char *s);
+const char *q_mstate_name(enum q_mstate s);
+int q_mstate_parse(const char *s);
+
+struct q_msg;
+
+/* A recipient's scheduling state (recipients table), and its work in the current round. */
+struct q_rcpt {
+	struct q_msg *msg;
+	uint32_t idx;                /* position in the envelope: the row's key with the qid */
+	enum q_rstate state;
+	uint32_t attempts;
+	int64_t next_try;
+	char last_error[Q_ERR_MAX];
+	char *done_dests;            /* final addresses already delivered, '\n'-separated; NULL: none */
+
+	/* the current round (deliver.c) */
+	bool in_round;
+	bool abandoned;              /* the round was cut short (stop): the state stays as it was */
+	bool changed;                /* the row must be written */
+	unsigned dests_left;         /* local deliveries queued or running */
+	unsigned n_ok, n_unknown, n_temp;
+	char reason[Q_ERR_MAX];      /* why it is deferred or bounced */
+	uint32_t res_handle;         /* pending resolverd call, 0 when none */
+	struct q_rcpt *rq_next;      /* in the queue waiting for resolverd */
+	double rq_since;
+};
+
+/* A message in memory: its envelope, its recipients' states, and its round. */
+struct q_msg {
+	struct queued *q;            /* set while in flight */
+	struct mc_envelope env;
+	struct q_rcpt *rs;           /* env.nrcpt entries */
+	enum q_mstate state;
+	double t_arrival;            /* for delay=: precise when committed by this process */
+	unsigned round_left;         /* recipients of the round still working */
+	bool in_lane;                /* its outcome is being written */
+	bool all_final;              /* every recipient delivered or bounced: the message goes */
+	struct q_msg *hnext;         /* in-flight table */
+};
+
+/* Make a message from an envelope (moved into it; e is emptied). */
+struct q_msg *q_msg_new(struct mc_envelope *e, double t_arrival);
+void q_msg_free(struct q_msg *m);
+/* Is addr among m's recipient's delivered destinations? */
+bool q_rcpt_done_has(const struct q_rcpt *r, const char *addr);
+int q_rcpt_done_add(struct q_rcpt *r, const char *addr);
+
+/* ---- qdb.c: the queue database (synchronous; one thread at a time) ---- */
+
+struct qdb;
+
+struct qdb *qdb_open(const char *path, char *err, size_t errsz);
+void qdb_close(struct qdb *db);
+const char *qdb_errmsg(struct qdb *db);
+int qdb_begin(struct qdb *db);
+int qdb_commit(struct qdb *db);
+void qdb_rollback(struct qdb *db);
+int qdb_savepoint(struct qdb *db);
+int qdb_release(struct qdb *db);
+void qdb_rollback_to(struct qdb *db);
+
+/* A committed message: the messages row, a row per recipient (pending), the "queued" event. */
+int qdb_insert(struct qdb *db, const struct mc_envelope *e, double now);
+/* Write the changed recipients of m (state, attempts, next_try, last_error, done_dests) and an event each. */
+int qdb_save_rcpts(struct qdb *db, const struct q_msg *m, double now);
+/* Forget a message: its rows and events. */
+int qdb_delete(struct qdb *db, const char *qid);
+int qdb_set_state(struct qdb *db, const char *qid, enum q_mstate state, const char *why, double now);
+int qdb_event(struct qdb *db, const char *qid, double when, const char *rcpt, const char *what, const char *detail);
+/* Load a message with its recipients. NULL when absent or on error (*err set: -1 error, 0 absent). */
+struct q_msg *qdb_load(struct qdb *db, const char *qid, int *err);
+/*
+ * Active messages with a recipient due by now (pending, or deferred with
+ * next_try <= now), oldest first, skipping the sorted qids in skip[];
+ * at most max into qids. *next_due: the earliest next_try after now of
+ * the rest (INT64_MAX when none). Returns the number found, -1 on error.
+ */
+int qdb_due(struct qdb *db, int64_t now, const char (*skip)[MC_QID_MAX], size_t nskip, char (*qids)[MC_QID_MAX],
+	    size_t max, int64_t *next_due);
+/* Every message's qid, size and state, in qid order. cb returns non-zero to stop. */
+int qdb_foreach(struct qdb *db, int (*cb)(void *arg, const char *qid, uint64_t size, enum q_mstate st), void *arg);
+/* Make deferred recipients whose last error is last_error due at when (resolverd is back). */
+int qdb_reschedule(struct qdb *db, const char *last_error, int64_t when);
+/* Count rows (tests, status): recipients in state st (or all when st < 0). */
+long qdb_count_rcpts(struct qdb *db, int st);
+long qdb_count_messages(struct qdb *db);
+
+/* ---- qdb.c: the writer lane, on the loop thread ---- */
+
+/*
+ * Jobs queued while a transaction runs form the next one: one BEGIN ...
+ * COMMIT (one fsync of the WAL) for many commits and outcomes. Each job
+ * runs in its own savepoint, so one job's failure does not undo the rest.
+ */
+struct q_job {
+	int (*pre)(struct q_job *j);                 /* worker, before the transaction; -1 skips run */
+	int (*run)(struct qdb *db, struct q_job *j); /* worker, inside the transaction */
+	void (*post)(struct q_job *j, int status);   /* worker, after COMMIT (0) or a failure (-1) */
+	void (*done)(struct q_job *j, int status);   /* loop */
+	int status;
+	struct q_job *next;
+};
+
+struct q_lane {
+	uv_loop_t *loop;
+	struct qdb *db;
+	struct q_job *pending, **ptail;
+	struct q_job *running;
+	uv_work_t work;
+	bool busy;
+	unsigned batches, jobs;      /* counters for tests and tracing */
+};
+
+void q_lane_init(struct q_lane *l, uv_loop_t *loop, struct qdb *db);
+void q_lane_submit(struct q_lane *l, struct q_job *j);
+bool q_lane_idle(const struct q_lane *l);
+
+/* ---- check.c ---- */
+
+struct q_check_stats {
+	unsigned incoming_removed;   /* never committed */
+	unsigned orphans_removed;    /* bodies without an envelope */
+	unsigned corrupt;            /* envelopes without a readable body */
+	unsigned messages;           /* envelopes that are fine */
+};
+
+/* The start-up check of queue_dir (incoming/, active/) against db. Blocking; before the loop runs. */
+int q_check_run(const char *queue_dir, struct qdb *db, struct q_check_stats *st, char *err, size_t errsz);
+
+/* ---- the daemon ---- */
+
+struct q_sub;
+struct q_deliver;
+
+struct queued {
+	struct mc_daemon *d;
+	uv_loop_t *loop;
+	char qdir[MC_PATH_MAX];
+	char incoming[MC_PATH_MAX + 16];
+	char active[MC_PATH_MAX + 16];
+	char mail_root[MC_PATH_MAX + 16];   /* state_dir/mail: every Maildir must be under it */
+	int qdir_fd;
+	struct qdb *db;
+	struct q_lane lane;
+	struct mc_resolver *res;
+	struct mc_chan_server *srv;
+	unsigned smtpd_peers;
+	bool stopping;
+
+	/* submit.c: the commits waiting for the next batch, and the batch in flight */
+	struct q_sub *next_batch, **next_tail;
+	size_t next_n;
+	bool batch_running;
+
+	/* deliver.c */
+	struct q_deliver *dl;
+
+	/* sched.c */
+	uv_timer_t tick;
+	int64_t next_due;            /* earliest next_try known to be waiting in the database */
+	bool db_pending;             /* committed work left in the database (in-flight limit) */
+	bool loading;                /* a due-work query is in the lane */
+	bool res_was_up;
+};
+
+/* submit.c */
+void q_submit_on_msg(struct queued *q, struct mc_chan *ch, struct mc_msg *m);
+void q_submit_on_down(struct queued *q, struct mc_chan *ch);
+
+/* deliver.c */
+/* Copy in into out with control characters (CR, LF, ...) replaced: safe in a header line or a log line. */
+char *q_sanitize(char *out, size_t outsz, const char *in);
+int q_deliver_init(struct queued *q);
+/* Take a message into a delivery round (its due recipients); false if the in-flight limit is reached. */
+bool q_deliver_add(struct queued *q, struct q_msg *m);
+bool q_deliver_has(struct queued *q, const char *qid);
+size_t q_deliver_inflight(struct queued *q);
+/* The qids in flight, sorted, into a malloc'd array (for qdb_due's skip list). */
+size_t q_deliver_snapshot(struct queued *q, char (**out)[MC_QID_MAX]);
+/* Called by the tick: resolverd waits, idle stores. */
+void q_deliver_tick(struct queued *q, double now);
+void q_deliver_stop(struct queued *q);
+void q_deliver_free(struct queued *q);
+
+/* sched.c */
+void q_sched_start(struct queued *q);
+void q_sched_stop(struct queued *q);
+/* New work is waiting in the database, or a deferral set an earlier next_try. */
+void q_sched_kick(struct queued *q);
+void q_sched_note_due(struct queued *q, int64_t next_try);
+/* When attempt number attempts (1 = the first failure) is retried: retry_min doubling to retry_max. */
+int64_t q_sched_next_try(const struct mc_config *cfg, uint32_t attempts, int64_t now);
+
+double q_now(void);
+
+#endif
