@@ -8,7 +8,9 @@
  * sender's role and name. The server checks the claimed role against the
  * peer's SO_PEERCRED/SO_PEERGROUPS credentials through the protocol's
  * role_ok() hook, and a peer of another version is refused with a clear
- * log line. After that, every received frame's type is checked against the
+ * log line. The client speaks first; the server answers with its own HELLO
+ * only once it has accepted the client's, so a refused client never comes
+ * up (the client checks the server's HELLO the same way). After that, every received frame's type is checked against the
  * catalogue's allowed sender roles before any handler runs. A malformed
  * frame, an oversized frame or a forbidden type closes that connection and
  * is logged; it never crashes the reader.
@@ -44,7 +46,7 @@ struct mc_peer_cred {
 	size_t ngroups;
 };
 
-/* The protocol a channel speaks: given by the mail tier (mail/proto.c). */
+/* The protocol a channel speaks: given by the mail tier (mail/proto.c). Type 1 is the HELLO. */
 struct mc_chan_proto {
 	uint32_t version;
 	uint16_t ntypes;                   /* valid types are 1..ntypes-1 */
@@ -72,7 +74,15 @@ struct mc_chan_cbs {
 	void (*on_msg)(struct mc_chan *ch, struct mc_msg *m, void *arg);
 	/* The HELLO exchange completed (client: after every reconnect). */
 	void (*on_up)(struct mc_chan *ch, void *arg);
-	/* The connection is gone; pending calls have already failed with MC_CHAN_ECLOSED. */
+	/*
+	 * The connection is gone; pending calls have already failed with
+	 * MC_CHAN_ECLOSED. Runs once for each connection that was up (for a
+	 * connect_once client also when it never came up); an accepted or
+	 * connect_once channel is freed after it returns. Not called for a
+	 * client its owner closed with mc_chan_close(); called (from the loop)
+	 * for an accepted channel closed by a handler or mc_chan_server_close(),
+	 * so the server's cbs/arg must outlive the loop's close callbacks.
+	 */
 	void (*on_down)(struct mc_chan *ch, void *arg);
 };
 
