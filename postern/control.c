@@ -160,9 +160,10 @@ status_collect(const struct postern_ctx *ctx, unsigned timeout_ms, struct status
 			char name[32], state[160];
 			uint32_t pid = 0, restarts = 0;
 			uint64_t started = 0;
-			if (mc_msg_get_str(&sup.reply, name, sizeof(name)) < 0 || mc_msg_get_u32(&sup.reply, &pid) < 0 ||
-			    mc_msg_get_u64(&sup.reply, &started) < 0 || mc_msg_get_u32(&sup.reply, &restarts) < 0 ||
-			    mc_msg_get_str(&sup.reply, state, sizeof(state)) < 0)
+			struct mc_msg *m = &sup.reply;
+			if (mc_msg_get_str(m, name, sizeof(name)) < 0 || mc_msg_get_u32(m, &pid) < 0 ||
+			    mc_msg_get_u64(m, &started) < 0 || mc_msg_get_u32(m, &restarts) < 0 ||
+			    mc_msg_get_str(m, state, sizeof(state)) < 0)
 				break;
 			int i = postern_svc_index(name);
 			if (i < 0)
@@ -271,8 +272,8 @@ cmd_status(struct postern_ctx *ctx, int argc, char **argv)
 		} else if (strncmp(argv[i], "--wait=", 7) == 0 && parse_seconds(argv[i] + 7, &wait_s) == 0) {
 			wait = true;
 		} else {
-			fprintf(stderr, "postern: status: bad argument '%s'\nusage: postern status [--wait SECONDS] [--json]\n",
-				argv[i]);
+			fprintf(stderr, "postern: status: bad argument '%s'\n", argv[i]);
+			fprintf(stderr, "usage: postern status [--wait SECONDS] [--json]\n");
 			return POSTERN_USAGE;
 		}
 	}
@@ -307,7 +308,7 @@ cmd_status(struct postern_ctx *ctx, int argc, char **argv)
 	fprintf(stderr, "postern: not every daemon answered within %g s:", wait_s);
 	for (size_t i = 0, k = 0; i < st.n; i++)
 		if (!st.rows[i].answered)
-			fprintf(stderr, "%s %s (%s)", k++ ? "," : "", st.rows[i].name, st.rows[i].state[0] ? st.rows[i].state : "?");
+			fprintf(stderr, "%s %s (%s)", k++ ? "," : "", st.rows[i].name, st.rows[i].state);
 	fprintf(stderr, "\n");
 	return POSTERN_FAIL;
 }
@@ -479,9 +480,11 @@ cmd_reload(struct postern_ctx *ctx, int argc, char **argv)
 			const char *next = NULL;
 			for (const char *q = strstr(p, "; "); q && !next; q = strstr(q + 2, "; ")) {
 				size_t n = strcspn(q + 2, ":");
-				for (int i = 0; i < POSTERN_NSVC && !next; i++)
-					if (strlen(postern_svc_names[i]) == n && strncmp(q + 2, postern_svc_names[i], n) == 0)
+				for (int i = 0; i < POSTERN_NSVC && !next; i++) {
+					const char *name = postern_svc_names[i];
+					if (strlen(name) == n && strncmp(q + 2, name, n) == 0)
 						next = q;
+				}
 			}
 			int len = next ? (int)(next - p) : (int)strlen(p);
 			fprintf(stderr, "  %.*s\n", len, p);
@@ -524,7 +527,8 @@ cmd_trace(struct postern_ctx *ctx, int argc, char **argv)
 	unsigned mask;
 	if (argc != 3 || pick_services(argv[1], names, &n) < 0 || mc_trace_parse(argv[2], &mask) < 0) {
 		fprintf(stderr, "usage: postern trace SERVICE|all NAMES\n"
-				"  SERVICE: %s\n  NAMES: comma-separated ipc,proto,queue,store,dns,tls,auth, or all, or none\n",
+				"  SERVICE: %s\n"
+				"  NAMES: comma-separated ipc,proto,queue,store,dns,tls,auth, or all, or none\n",
 			postern_svc_list());
 		return POSTERN_USAGE;
 	}

@@ -147,7 +147,8 @@ postern_call(uv_loop_t *loop, const char *path, uint32_t role, struct mc_msg *re
 		if (errno == ECONNREFUSED)   /* a socket file left by a process that is gone */
 			snprintf(c->why, sizeof(c->why), "nothing listens at %s", path);
 		else
-			snprintf(c->why, sizeof(c->why), "cannot connect to %s: %s", path, errno ? strerror(errno) : "refused");
+			snprintf(c->why, sizeof(c->why), "cannot connect to %s: %s", path,
+				 errno ? strerror(errno) : "refused");
 		uv_timer_start(&c->timer, on_timer, 0, 0);
 		return;
 	}

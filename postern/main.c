@@ -23,20 +23,21 @@ struct command {
 	const char *name;
 	int (*fn)(struct postern_ctx *ctx, int argc, char **argv);
 	const char *synopsis;
+	const char *what;
 };
 
 static const struct command commands[] = {
-	{ "up", cmd_up, "up                               run the whole instance in the foreground, supervised" },
-	{ "status", cmd_status, "status [--wait SECONDS]          every daemon: pid, uptime, connections" },
-	{ "restart", cmd_restart, "restart SERVICE                  restart one daemon (resolverd queued smtpd pop3d imapd)" },
-	{ "stop", cmd_stop, "stop                             stop the instance started by `postern up`" },
-	{ "reload", cmd_reload, "reload                           re-read config and certificates" },
-	{ "trace", cmd_trace, "trace SERVICE NAMES              switch trace logging (ipc,proto,queue,store,dns,tls,auth|all|none)" },
-	{ "loglevel", cmd_loglevel, "loglevel SERVICE LEVEL           set the log level (debug info notice warning error)" },
-	{ "domain", cmd_domain, "domain add|del|list [DOMAIN]" },
-	{ "user", cmd_user, "user add|del|passwd|list [ADDRESS] [--password-stdin]" },
-	{ "alias", cmd_alias, "alias add|del|list [SOURCE] [TARGET]" },
-	{ "mailbox", cmd_mailbox, "mailbox reindex USER" },
+	{ "up", cmd_up, "up", "run the whole instance in the foreground, supervised" },
+	{ "status", cmd_status, "status [--wait SECONDS]", "every daemon: pid, uptime, connections" },
+	{ "restart", cmd_restart, "restart SERVICE", "restart one daemon (resolverd queued smtpd pop3d imapd)" },
+	{ "stop", cmd_stop, "stop", "stop the instance started by `postern up`" },
+	{ "reload", cmd_reload, "reload", "re-read config and certificates" },
+	{ "trace", cmd_trace, "trace SERVICE NAMES", "trace switches (ipc,proto,queue,store,dns,tls,auth|all|none)" },
+	{ "loglevel", cmd_loglevel, "loglevel SERVICE LEVEL", "set the log level (debug info notice warning error)" },
+	{ "domain", cmd_domain, "domain add|del|list [DOMAIN]", "local domains" },
+	{ "user", cmd_user, "user add|del|passwd|list [ADDRESS]", "mail users (--password-stdin)" },
+	{ "alias", cmd_alias, "alias add|del|list [SOURCE] [TARGET]", "aliases" },
+	{ "mailbox", cmd_mailbox, "mailbox reindex USER", "rebuild a mailbox index from its Maildir" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -47,7 +48,7 @@ usage(FILE *f)
 		   "       postern --help | --version\n\n"
 		   "commands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %s\n", commands[i].synopsis);
+		fprintf(f, "  %-38s %s\n", commands[i].synopsis, commands[i].what);
 	fprintf(f, "\nWithout -c the built-in development config is used (state under ./var).\n"
 		   "Exit status: 0 done, 1 failed, 2 usage error.\n");
 }

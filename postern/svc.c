@@ -75,8 +75,8 @@ postern_daemon_path(const char *name, const char *exe, const char *env_dir, cons
 				*parent = '\0';
 				const char *builddir = dir;   /* "" for a build directory at the root */
 				char cand[4096];
-				if (fits(snprintf(cand, sizeof(cand), "%s/%s/%s", builddir, name, name), sizeof(cand)) == 0 &&
-				    usable(cand))
+				int k = snprintf(cand, sizeof(cand), "%s/%s/%s", builddir, name, name);
+				if (fits(k, sizeof(cand)) == 0 && usable(cand))
 					return fits(snprintf(out, outsz, "%s", cand), outsz);
 			}
 		}

@@ -409,7 +409,8 @@ start_advance(struct sup *sup, struct svc *s)
 	if (sup->start_next >= POSTERN_NSVC) {
 		for (int i = 0; i < POSTERN_NSVC; i++)
 			if (sup->svc[i].state != SVC_RUNNING)
-				mc_warn("%s: not running yet; the instance is incomplete until it is", sup->svc[i].name);
+				mc_warn("%s: not running yet; the instance is incomplete until it is",
+					sup->svc[i].name);
 		return;
 	}
 	uv_timer_start(&sup->start_timer, start_wait_fire, START_WAIT_MS, 0);
@@ -799,7 +800,8 @@ cmd_up(struct postern_ctx *ctx, int argc, char **argv)
 			return POSTERN_FAIL;
 		}
 		if (!is_executable(s->path)) {
-			fprintf(stderr, "postern: %s: not found or not executable (set POSTERN_LIBEXECDIR?)\n", s->path);
+			fprintf(stderr, "postern: %s: not found or not executable (set POSTERN_LIBEXECDIR?)\n",
+				s->path);
 			return POSTERN_FAIL;
 		}
 		snprintf(s->ctlpath, sizeof(s->ctlpath), "%s/%s.ctl", c->global.run_dir, s->name);
@@ -813,7 +815,8 @@ cmd_up(struct postern_ctx *ctx, int argc, char **argv)
 		return POSTERN_FAIL;
 	for (int i = 0; i < POSTERN_NSVC; i++) {
 		if (postern_socket_answers(sup.svc[i].ctlpath)) {
-			fprintf(stderr, "postern: %s is already running outside this supervisor (%s answers); stop it first\n",
+			fprintf(stderr,
+				"postern: %s is already running outside this supervisor (%s answers); stop it first\n",
 				sup.svc[i].name, sup.svc[i].ctlpath);
 			pidfile_drop(&sup);
 			return POSTERN_FAIL;
