@@ -188,25 +188,35 @@ def session_survives(inst, trigger):
     assert msg["Message-ID"].encode() in files[0].read_bytes()
 
 
-def count_reload_lines(inst):
-    return len(re.findall(r"reload", inst.log(), re.I))
+def count_reloaded(inst):
+    """Lines where smtpd (whose session is open) says it re-read the config."""
+    return len(re.findall(r"postern/smtpd\[\d+\]: reloaded config", inst.log()))
+
+
+def assert_no_refusal(inst):
+    refused = [ln for ln in inst.log().splitlines() if "reload refused" in ln]
+    assert not refused, "\n".join(refused)
 
 
 def test_reload_keeps_sessions(inst):
-    n = count_reload_lines(inst)
+    n = count_reloaded(inst)
 
     def trigger():
-        inst.tool("reload")
-        inst.wait_for(lambda: count_reload_lines(inst) > n, what="a log line about the reload")
+        r = inst.tool("reload", check=False)
+        assert r.returncode == 0 and "reloaded" in r.stdout, (r.returncode, r.stdout, r.stderr)
+        inst.wait_for(lambda: count_reloaded(inst) > n, what="smtpd's log line about the reload")
     session_survives(inst, trigger)
+    assert_no_refusal(inst)
 
 
 def test_sighup_to_supervisor_keeps_sessions(inst):
-    n = count_reload_lines(inst)
+    n = count_reloaded(inst)
 
     def trigger():
         inst.proc.send_signal(signal.SIGHUP)
-        inst.wait_for(lambda: count_reload_lines(inst) > n, what="a log line about the reload")
+        inst.wait_for(lambda: count_reloaded(inst) > n or "reload refused" in inst.log(),
+                      what="smtpd's log line about the reload")
+        assert_no_refusal(inst)
     session_survives(inst, trigger)
     assert inst.running()
 
@@ -214,7 +224,7 @@ def test_sighup_to_supervisor_keeps_sessions(inst):
 def uids(pid):
     status = open(f"/proc/{pid}/status").read()
     real, eff, saved, fs = (int(x) for x in re.search(r"^Uid:\s+(.*)$", status, re.M).group(1).split())
-    groups = re.search(r"^Groups:\s*(.*)$", status, re.M).group(1).split()
+    groups = re.search(r"^Groups:[ \t]*(.*)$", status, re.M).group(1).split()
     gid = int(re.search(r"^Gid:\s+(\d+)", status, re.M).group(1))
     return (real, eff, saved, fs), gid, [int(g) for g in groups]
 
