@@ -55,6 +55,8 @@ void mc_resolver_cancel(struct mc_resolver *r, uint32_t handle);
 #define MC_RES_IP_MAX 64
 #define MC_RES_USER_MAX 512
 #define MC_RES_PASSWORD_MAX 1024
+/* The most destinations one RES_EXPAND answer may carry (also bounded by the frame size). */
+#define MC_RESOLVER_EXPAND_MAX 4096
 
 struct mc_resolver_auth_req {
 	char service[MC_RES_SERVICE_MAX];    /* "smtp", "pop3", "imap" */
