@@ -58,6 +58,7 @@
 #define BACKOFF_MIN 100
 #define BACKOFF_MAX 5000
 #define DEFAULT_TIMEOUT 30000
+#define HELLO_TIMEOUT 10000             /* a peer that connects and says nothing is dropped */
 #define NBUCKETS 256
 #define SUN_PATH_LEN sizeof(((struct sockaddr_un *)0)->sun_path)
 
@@ -106,6 +107,7 @@ struct mc_chan {
 	int poll_events;
 	unsigned gen;                 /* bumped whenever a connection ends: callers re-check */
 	bool broken;                  /* a send failed: drop the connection from the timer */
+	uint64_t hello_deadline;      /* uv_now() by which the peer's HELLO must have come */
 	struct mc_peer_cred cred;
 	uint32_t peer_role;
 	char peer_name[NAME_LEN];
@@ -381,9 +383,13 @@ static void
 timer_cb(uv_timer_t *t)
 {
 	struct mc_chan *ch = t->data;
+	uint64_t now = uv_now(ch->loop);
 	if (ch->broken && ch->state != CONN_NONE)
 		conn_lost(ch);
-	uint64_t now = uv_now(ch->loop);
+	if ((ch->state == CONN_HELLO || ch->state == CONN_CONNECTING) && now >= ch->hello_deadline) {
+		mc_warn("%s: peer pid=%d sent no HELLO in time, closing", ch->label, (int)ch->cred.pid);
+		conn_lost(ch);
+	}
 	while (ch->phead && ch->phead->deadline <= now && !ch->freeing) {
 		struct pending *p = ch->phead;
 		pending_remove(ch, p);
@@ -404,13 +410,18 @@ arm_timer(struct mc_chan *ch)
 		return;
 	if (ch->broken) {
 		uv_timer_start(&ch->timer, timer_cb, 0, 0);
-	} else if (ch->phead) {
-		uint64_t now = uv_now(ch->loop);
-		uint64_t d = ch->phead->deadline;
-		uv_timer_start(&ch->timer, timer_cb, d > now ? d - now : 0, 0);
-	} else {
-		uv_timer_stop(&ch->timer);
+		return;
 	}
+	bool waiting_hello = ch->state == CONN_HELLO || ch->state == CONN_CONNECTING;
+	if (ch->phead == NULL && !waiting_hello) {
+		uv_timer_stop(&ch->timer);
+		return;
+	}
+	uint64_t now = uv_now(ch->loop);
+	uint64_t d = ch->phead ? ch->phead->deadline : ch->hello_deadline;
+	if (waiting_hello && ch->hello_deadline < d)
+		d = ch->hello_deadline;
+	uv_timer_start(&ch->timer, timer_cb, d > now ? d - now : 0, 0);
 }
 
 /* A send failed where no callback may run: finish the connection from the loop. */
@@ -609,6 +620,7 @@ on_hello(struct mc_chan *ch, struct mc_msg *m)
 		send_hello(ch);
 	ch->state = CONN_UP;
 	ch->ever_up = true;
+	arm_timer(ch);
 	ch->backoff = BACKOFF_MIN;
 	if (ch->kind == CHAN_ACCEPTED)
 		mc_debug("%s: peer %s pid=%d role=%s connected", ch->label, ch->peer_name, (int)ch->cred.pid,
@@ -917,12 +929,14 @@ conn_start(struct mc_chan *ch, int fd, bool connecting)
 	ch->handles++;
 	ch->fd = fd;
 	ch->broken = false;
+	ch->hello_deadline = uv_now(ch->loop) + HELLO_TIMEOUT;
 	if (connecting) {
 		ch->state = CONN_CONNECTING;
 		update_poll(ch);
 	} else {
 		conn_ready(ch);
 	}
+	arm_timer(ch);
 	return 0;
 }
 

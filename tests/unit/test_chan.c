@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -74,6 +75,7 @@ struct fx {
 	struct mc_chan *srv_last;
 	int pipe_r;
 	bool in_call;
+	int nfds_at_start;
 };
 
 struct cli {
@@ -259,11 +261,25 @@ run_for(struct fx *fx, unsigned ms)
 	run_until(fx, &never, 1, ms);
 }
 
+/* Descriptors open in this process: every socket and passed descriptor must be closed again. */
+static int
+count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
+}
+
 static int
 setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
 	assert_non_null(fx);
+	fx->nfds_at_start = count_fds();
 	assert_int_equal(uv_loop_init(&fx->loop), 0);
 	snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_chan.XXXXXX");
 	assert_non_null(mkdtemp(fx->dir));
@@ -281,6 +297,10 @@ teardown(void **state)
 	/* Every handle must close: a leak makes uv_loop_close fail. */
 	uv_run(&fx->loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&fx->loop), 0);
+	if (fx->pipe_r >= 0)
+		close(fx->pipe_r);
+	fx->pipe_r = -1;
+	assert_int_equal(count_fds(), fx->nfds_at_start);
 	if (fx->pipe_r >= 0)
 		close(fx->pipe_r);
 	unlink(fx->path);
@@ -637,6 +657,10 @@ int
 main(void)
 {
 	mc_log_init("test_chan", MC_LOG_INFO);
+	/* libuv opens a few descriptors once per process with its first loop: let that happen before counting. */
+	uv_loop_t warm;
+	uv_loop_init(&warm);
+	uv_loop_close(&warm);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_hello_and_call, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_reply, setup, teardown),

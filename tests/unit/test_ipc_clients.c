@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -38,6 +39,7 @@ struct fx {
 	char aborted[MC_QID_MAX];
 	struct mc_envelope committed;
 	bool in_call;
+	int nfds_at_start;
 };
 
 /* ---- stand-in resolverd ---- */
@@ -162,12 +164,26 @@ run_until_up(struct fx *fx)
 	return false;
 }
 
+/* Descriptors open in this process: every socket and passed descriptor must be closed again. */
+static int
+count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
+}
+
 static int
 setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
 	char err[256];
 	assert_non_null(fx);
+	fx->nfds_at_start = count_fds();
 	assert_int_equal(uv_loop_init(&fx->loop), 0);
 	assert_int_equal(mc_config_defaults(&fx->cfg, err, sizeof(err)), 0);
 	snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_ipc_clients.XXXXXX");
@@ -189,6 +205,10 @@ teardown(void **state)
 	mc_chan_server_close(fx->q_srv);
 	uv_run(&fx->loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&fx->loop), 0);
+	if (fx->pipe_r >= 0)
+		close(fx->pipe_r);
+	fx->pipe_r = -1;
+	assert_int_equal(count_fds(), fx->nfds_at_start);
 	mc_envelope_free(&fx->committed);
 	if (fx->pipe_r >= 0)
 		close(fx->pipe_r);
@@ -515,6 +535,10 @@ int
 main(void)
 {
 	mc_log_init("test_ipc_clients", MC_LOG_INFO);
+	/* libuv opens a few descriptors once per process with its first loop: let that happen before counting. */
+	uv_loop_t warm;
+	uv_loop_init(&warm);
+	uv_loop_close(&warm);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_resolver_calls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_submit, setup, teardown),

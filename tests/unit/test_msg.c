@@ -226,7 +226,8 @@ decode_raw(const uint8_t *payload, uint32_t n, struct mc_msg *r)
 	f[2] = (uint8_t)(n >> 8);
 	f[3] = (uint8_t)n;
 	f[5] = 2;
-	memcpy(f + MC_MSG_HDR_LEN, payload, n);
+	if (n)
+		memcpy(f + MC_MSG_HDR_LEN, payload, n);
 	int rc = mc_msg_decode(f, MC_MSG_HDR_LEN + n, MC_MSG_MAX_PAYLOAD, r, &used);
 	free(f);
 	return rc;
