@@ -345,7 +345,8 @@ static void
 on_drain(struct mc_conn *c, void *arg)
 {
 	struct smtpd_session *s = arg;
-	if (!s->busy && !s->closing && mc_conn_in(c)->len > 0)
+	/* Reading may have stopped for back-pressure (process): go on, buffered input first. */
+	if (!s->busy && !s->closing && s->state != SMTPD_ST_TLS)
 		mc_conn_resume(c);
 }
 
