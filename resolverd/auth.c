@@ -13,8 +13,10 @@
  *      account exists, and gets the same answer as a wrong password;
  *   4. tell the guard (which logs failures and blocks) and hold the answer
  *      with a uv timer until the delay since the request is over.
- * Owns the in-flight checks (a list, bounded by AUTH_INFLIGHT_MAX), their
- * work requests and timers. A password lives only in its check, which
+ * Owns the in-flight checks (a list), their work requests and timers.
+ * Both are bounded: AUTH_WORK_MAX checks on the threadpool, AUTH_HELD_MAX
+ * in all (held answers cost only memory; the peers' own connection limits
+ * keep the real number far lower). Past a bound the answer is TEMPFAIL. A password lives only in its check, which
  * wipes it as soon as it is verified; it is never logged.
  */
 #include "mail/resolver_client.h"
@@ -27,8 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Checks in flight at once; more answer TEMPFAIL at once (the threadpool queue stays short). */
-#define AUTH_INFLIGHT_MAX 256
+/* Password verifications queued or running on the threadpool. */
+#define AUTH_WORK_MAX 256
+/* Checks in flight in all, most of them answers held by the guard. */
+#define AUTH_HELD_MAX 4096
 
 struct auth_req {
 	struct auth_req *prev, *next;
@@ -169,6 +173,7 @@ verify_done(uv_work_t *w, int status)
 	struct auth_req *a = w->data;
 	struct resolverd *rd = a->rd;
 	a->working = false;
+	rd->nworking--;
 	explicit_bzero(a->req.password, sizeof(a->req.password));
 	if (status != 0) {               /* cancelled by a stop */
 		a->result = MC_AUTH_TEMPFAIL;
@@ -207,9 +212,10 @@ prepare(struct auth_req *a)
 void
 auth_request(struct resolverd *rd, struct mc_chan *ch, struct mc_msg *m)
 {
-	if (rd->nauths >= AUTH_INFLIGHT_MAX || rd->d->stopping) {
+	if (rd->nauths >= AUTH_HELD_MAX || rd->nworking >= AUTH_WORK_MAX || rd->d->stopping) {
 		mc_resolver_reply_auth(ch, m->reqid, MC_AUTH_TEMPFAIL, NULL, NULL);
-		mc_warn("auth busy: %u checks in flight, answered tempfail to %s", rd->nauths, mc_chan_peer_name(ch));
+		mc_warn("auth busy: %u checks in flight, %u verifying; answered tempfail to %s", rd->nauths,
+			rd->nworking, mc_chan_peer_name(ch));
 		return;
 	}
 	struct auth_req *a = calloc(1, sizeof(*a));
@@ -254,12 +260,13 @@ auth_request(struct resolverd *rd, struct mc_chan *ch, struct mc_msg *m)
 	if (!a->known)
 		snprintf(a->hash, sizeof(a->hash), "%s", rd->dummy_hash);
 	a->work.data = a;
-	a->working = true;
 	if (uv_queue_work(rd->d->loop, &a->work, verify_work, verify_done) != 0) {
-		a->working = false;
 		a->result = MC_AUTH_TEMPFAIL;
 		answer(a);
+		return;
 	}
+	a->working = true;
+	rd->nworking++;
 }
 
 void

@@ -37,6 +37,7 @@ struct resolverd {
 	struct guard *guard;
 	struct auth_req *auths;          /* checks in flight or held by the guard */
 	unsigned nauths;
+	unsigned nworking;               /* of which on the threadpool */
 	char dummy_hash[384];            /* verified for unknown users, so timing tells nothing */
 
 	/* lookup.c */
