@@ -262,8 +262,9 @@ server_unlink(struct mc_chan *ch)
 	ch->snext = ch->sprev = NULL;
 }
 
+/* Fail what is still pending; the callbacks may make more calls, which fail here too. */
 static void
-finish(struct mc_chan *ch)
+fail_rest(struct mc_chan *ch)
 {
 	while (ch->phead) {
 		struct pending *p = ch->phead;
@@ -272,10 +273,17 @@ finish(struct mc_chan *ch)
 			p->cb(p->arg, NULL, MC_CHAN_ECLOSED);
 		free(p);
 	}
+}
+
+static void
+finish(struct mc_chan *ch)
+{
+	fail_rest(ch);
 	if (ch->kind == CHAN_ACCEPTED && ch->ever_up && !ch->down_done) {
 		ch->down_done = true;
 		if (ch->cbs.on_down)
 			ch->cbs.on_down(ch, ch->arg);
+		fail_rest(ch);
 	}
 	mc_buf_free(&ch->in);
 	free(ch);
