@@ -647,8 +647,8 @@ on_reply(struct mc_chan *ch, struct mc_msg *m)
 {
 	struct pending *p = pending_find(ch, m->reqid);
 	if (p == NULL || p->dead) {
-		mc_debug("%s: dropping reply %s reqid=%u from peer %s: no pending call", ch->label, tname(ch, m->type),
-			 m->reqid, ch->peer_name);
+		mc_info("%s: dropping reply %s reqid=%u from peer %s: no pending call (cancelled or timed out)",
+			ch->label, tname(ch, m->type), m->reqid, ch->peer_name);
 		return 0;
 	}
 	if (p->type != m->type) {
