@@ -715,16 +715,16 @@ process(struct mc_chan *ch)
 		if (r == 0)
 			break;
 		if (r < 0) {
-			mc_warn("%s: malformed or oversized frame from peer %s pid=%d, closing", ch->label, ch->peer_name,
-				(int)ch->cred.pid);
+			mc_warn("%s: malformed or oversized frame from peer %s pid=%d, closing", ch->label,
+				ch->peer_name, (int)ch->cred.pid);
 			conn_lost(ch);
 			return -1;
 		}
 		pos += used;
 		int nfd = mc_msg_count_fds(&m);
 		if (nfd < 0 || nfd > MC_MSG_MAX_FDS || (size_t)nfd > ch->ninfds) {
-			mc_warn("%s: malformed frame %s from peer %s pid=%d (fields or descriptors), closing", ch->label,
-				tname(ch, m.type), ch->peer_name, (int)ch->cred.pid);
+			mc_warn("%s: malformed frame %s from peer %s pid=%d (fields or descriptors), closing",
+				ch->label, tname(ch, m.type), ch->peer_name, (int)ch->cred.pid);
 			mc_msg_free(&m);
 			conn_lost(ch);
 			return -1;

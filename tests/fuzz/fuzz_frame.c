@@ -122,7 +122,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (e.nrcpt > 1000 || strlen(e.sender) >= MC_ADDR_MAX)
 				abort();
 			for (uint32_t i = 0; i < e.nrcpt; i++)
-				if (strlen(e.rcpt[i].addr) >= MC_ADDR_MAX || strlen(e.rcpt[i].orcpt) >= MC_DSN_PARAM_MAX)
+				if (strlen(e.rcpt[i].addr) >= MC_ADDR_MAX ||
+				    strlen(e.rcpt[i].orcpt) >= MC_DSN_PARAM_MAX)
 					abort();
 		}
 		mc_envelope_free(&e);
