@@ -6,8 +6,9 @@
  * submissions) and loads the TLS key while still root, drops to
  * [smtpd] user, opens the channels to resolverd and queued, and runs the
  * loop; sessions (session.c) only touch the network from the loop, after
- * the drop. Reload re-reads the limits and the certificate; stop closes
- * the listeners, lets sessions finish for a few seconds, then closes them.
+ * the drop. Reload re-reads the limits and the certificate (when it is
+ * still readable after the drop); stop closes the listeners, lets sessions
+ * finish for a few seconds, then closes them.
  *
  * Owns the daemon, the server struct, the TLS contexts and the peers'
  * clients. Never: accept a connection before the drop.
@@ -58,8 +59,14 @@ same_listen(const struct mc_listen_list *a, const struct mc_listen_list *b)
 static int
 on_reload(struct mc_daemon *d, const struct mc_config *n, char *err, size_t errsz)
 {
-	if (mc_tls_reload(&tls, n->global.tls_cert, n->global.tls_key, err, errsz) < 0)
-		return -1;
+	char tlserr[512];
+	/*
+	 * A key that only root may read cannot be read again after the drop:
+	 * the old context stays (a restart of smtpd loads the new files) and
+	 * the rest of the new config still applies.
+	 */
+	if (mc_tls_reload(&tls, n->global.tls_cert, n->global.tls_key, tlserr, sizeof(tlserr)) < 0)
+		mc_warn("certificate not reloaded, the current one stays until smtpd restarts: %s", tlserr);
 	smtpd_server_limits(&srv, n);
 	if (!same_listen(&d->cfg.smtpd.listen, &n->smtpd.listen) ||
 	    !same_listen(&d->cfg.smtpd.submission, &n->smtpd.submission) ||
