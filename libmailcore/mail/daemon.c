@@ -94,6 +94,9 @@ mc_daemon_init(struct mc_daemon *d, const char *name, enum mc_role role, int arg
 		mc_fatal("%s", err);
 	mc_log_set_level((enum mc_log_level)d->cfg.global.log_level);
 	mc_proto_set_identities(&d->cfg);
+	/* The daemon binds its sockets there next, before mc_daemon_drop. */
+	if (mc_mkdir_p(d->cfg.global.run_dir, 0755) < 0)
+		mc_fatal("cannot create run directory %s: %s", d->cfg.global.run_dir, strerror(errno));
 
 	d->loop = uv_default_loop();
 	d->started = time(NULL);
@@ -255,8 +258,6 @@ mc_daemon_drop(struct mc_daemon *d, const char *user, const char *const *extra_g
 		d->ids.gid = getgid();
 	}
 
-	if (mc_mkdir_p(d->cfg.global.run_dir, 0755) < 0)
-		mc_fatal("cannot create run directory %s: %s", d->cfg.global.run_dir, strerror(errno));
 	snprintf(path, sizeof(path), "%s/%s.ctl", d->cfg.global.run_dir, d->name);
 	d->ctl = mc_chan_server_start(d->loop, path, 0660, &mc_proto, d->role, d->name, &cbs, d);
 	if (d->ctl == NULL)
