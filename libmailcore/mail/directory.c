@@ -523,17 +523,26 @@ struct expansion {
 	bool overflow;
 };
 
+/*
+ * One destination. LOCAL: address is the address as it reached user (with
+ * its +tag: queued writes it as Delivered-To), and user's Maildir is the
+ * mailbox; two ways to one mailbox deliver once.
+ */
 static void
-add_dest(struct expansion *e, enum mc_dest_kind kind, const char *address)
+add_dest(struct expansion *e, enum mc_dest_kind kind, const char *address, const char *user)
 {
 	char mailbox[sizeof(e->out[0].mailbox)] = "";
-	if (kind == MC_DEST_LOCAL && mailbox_path(e->dir->state_dir, address, mailbox, sizeof(mailbox)) != 0) {
-		mc_warn("directory: user <%s> has no usable mailbox path", address);
+	if (kind == MC_DEST_LOCAL && mailbox_path(e->dir->state_dir, user, mailbox, sizeof(mailbox)) != 0) {
+		mc_warn("directory: user <%s> has no usable mailbox path", user);
 		kind = MC_DEST_UNKNOWN;
 	}
-	for (unsigned i = 0; i < e->n; i++)
-		if (e->out[i].kind == kind && strcmp(e->out[i].address, address) == 0)
+	for (unsigned i = 0; i < e->n; i++) {
+		if (e->out[i].kind != kind)
+			continue;
+		if (kind == MC_DEST_LOCAL ? strcmp(e->out[i].mailbox, mailbox) == 0
+					  : strcmp(e->out[i].address, address) == 0)
 			return;
+	}
 	if (e->n == e->max) {
 		e->overflow = true;
 		return;
@@ -629,12 +638,12 @@ expand(struct expansion *e, const char *addr, unsigned depth)
 		if (strcasecmp(addr, "postmaster") == 0 &&
 		    (r = first_text(e->dir, S_FIRST_USER, NULL, pm, sizeof(pm))) != 0) {
 			if (r > 0)
-				add_dest(e, MC_DEST_LOCAL, pm);
+				add_dest(e, MC_DEST_LOCAL, pm, pm);
 			else
 				e->failed = true;
 			return;
 		}
-		add_dest(e, MC_DEST_UNKNOWN, addr);
+		add_dest(e, MC_DEST_UNKNOWN, addr, NULL);
 		return;
 	}
 	if ((r = exists(e->dir, S_DOMAIN_EXISTS, k.domain)) <= 0) {
@@ -643,7 +652,7 @@ expand(struct expansion *e, const char *addr, unsigned depth)
 		else {
 			char remote[sizeof(k.key)];
 			snprintf(remote, sizeof(remote), "%s@%s", k.local, k.domain);
-			add_dest(e, MC_DEST_REMOTE, remote);
+			add_dest(e, MC_DEST_REMOTE, remote, NULL);
 		}
 		return;
 	}
@@ -651,7 +660,7 @@ expand(struct expansion *e, const char *addr, unsigned depth)
 		if (strcmp(e->path[i], k.key) != 0)
 			continue;
 		if ((r = exists(e->dir, S_USER_GET, k.key)) > 0)
-			add_dest(e, MC_DEST_LOCAL, k.key);
+			add_dest(e, MC_DEST_LOCAL, k.key, k.key);
 		else if (r == 0)
 			mc_warn("directory: alias loop at <%s>: branch dropped", k.key);
 		else
@@ -668,7 +677,7 @@ expand(struct expansion *e, const char *addr, unsigned depth)
 		return;
 	if ((r = exists(e->dir, S_USER_GET, k.key)) != 0) {
 		if (r > 0)
-			add_dest(e, MC_DEST_LOCAL, k.key);
+			add_dest(e, MC_DEST_LOCAL, k.key, k.key);
 		else
 			e->failed = true;
 		return;
@@ -678,7 +687,7 @@ expand(struct expansion *e, const char *addr, unsigned depth)
 			return;
 		if ((r = exists(e->dir, S_USER_GET, k.base)) != 0) {
 			if (r > 0)
-				add_dest(e, MC_DEST_LOCAL, k.base);
+				add_dest(e, MC_DEST_LOCAL, k.key, k.base);
 			else
 				e->failed = true;
 			return;
@@ -688,7 +697,7 @@ expand(struct expansion *e, const char *addr, unsigned depth)
 		return;
 	if (k.postmaster) {
 		if ((r = postmaster_user(e->dir, k.domain, pm, sizeof(pm))) > 0) {
-			add_dest(e, MC_DEST_LOCAL, pm);
+			add_dest(e, MC_DEST_LOCAL, k.key, pm);
 			return;
 		}
 		if (r < 0) {
@@ -696,7 +705,7 @@ expand(struct expansion *e, const char *addr, unsigned depth)
 			return;
 		}
 	}
-	add_dest(e, MC_DEST_UNKNOWN, k.key);
+	add_dest(e, MC_DEST_UNKNOWN, k.key, NULL);
 }
 
 int
@@ -720,7 +729,7 @@ mc_dir_expand(struct mc_dir *dir, const char *address, struct mc_dest *out, unsi
 		rc = -1;
 	} else if (e->n == 0) {
 		struct lkey k;
-		add_dest(e, MC_DEST_UNKNOWN, lkey_make(address, &k) == 0 ? k.key : address);
+		add_dest(e, MC_DEST_UNKNOWN, lkey_make(address, &k) == 0 ? k.key : address, NULL);
 		rc = e->overflow ? -1 : 0;
 	}
 	*n = rc == 0 ? e->n : 0;

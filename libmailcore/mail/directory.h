@@ -142,10 +142,12 @@ enum mc_rcpt_result mc_dir_rcpt(struct mc_dir *dir, const char *address, char *c
 
 /*
  * Expand address for delivery into at most max destinations (see the rules
- * above). LOCAL: address is the owning user's canonical address and mailbox
- * its Maildir (the Delivered-To header is the caller's to write from the
- * recipient it asked about); REMOTE and UNKNOWN: the address. 0 with *n
- * set, or -1 (database error, more than max destinations; logged): defer.
+ * above). LOCAL: mailbox is the user's Maildir and address the address as
+ * it reached that user, lowercased, +tag kept ("alice+news@d" for user
+ * alice@d; "postmaster@d" for postmaster's fallback user; the user's own
+ * address after an alias): what Delivered-To says. Two ways into one
+ * mailbox deliver once. REMOTE and UNKNOWN: the address. 0 with *n set,
+ * or -1 (database error, more than max destinations; logged): defer.
  */
 int mc_dir_expand(struct mc_dir *dir, const char *address, struct mc_dest *out, unsigned max, unsigned *n);
 
