@@ -329,7 +329,7 @@ ask_supervisor(const struct postern_ctx *ctx, uint16_t type, const char *arg, un
 	if (missing_socket(r))
 		not_running(r->why);
 	else if (r->err == MC_CHAN_EREMOTE)
-		fprintf(stderr, "postern: %s refused: %s\n", what, r->why);
+		fprintf(stderr, "postern: %s: %s\n", what, r->why);
 	else
 		fprintf(stderr, "postern: %s: the supervisor (%s): %s\n", what, path, r->why);
 	return POSTERN_FAIL;

@@ -234,7 +234,9 @@ probe_tick(uv_timer_t *t)
 	if (uv_now(s->sup->loop) - s->spawned_ms > PROBE_FAST_FOR_MS && uv_timer_get_repeat(t) == PROBE_FAST_MS) {
 		mc_warn("%s: pid=%d does not answer on %s after %d s", s->name, s->pid, s->ctlpath,
 			PROBE_FAST_FOR_MS / 1000);
-		waiters_answer(s, "started, but it does not answer its control socket");
+		char why[160];
+		snprintf(why, sizeof(why), "%s started (pid %d) but does not answer its control socket", s->name, s->pid);
+		waiters_answer(s, why);
 		uv_timer_set_repeat(t, PROBE_SLOW_MS);
 	}
 	if (s->probing)
