@@ -11,10 +11,8 @@
  * server socket and the directory handle; closes them on stop.
  */
 #include "resolverd/resolverd.h"
-#include "util/fsutil.h"
 #include "util/log.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,8 +111,7 @@ main(int argc, char **argv)
 	d->on_reload = on_reload;
 	d->on_stop = on_stop;
 
-	if (mc_mkdir_p(d->cfg.global.run_dir, 0755) < 0)
-		mc_fatal("cannot create run directory %s: %s", d->cfg.global.run_dir, strerror(errno));
+	/* run_dir exists: mc_daemon_init made it. */
 	mc_config_sock(&d->cfg, path, sizeof(path), MC_SOCK_RESOLVERD);
 	rd->srv = mc_chan_server_start(d->loop, path, 0666, &mc_proto, MC_ROLE_RESOLVERD, "resolverd", &cbs, rd);
 	if (rd->srv == NULL)
