@@ -252,6 +252,14 @@ static int
 open_index(struct mc_store *s, bool *fresh, char *err, size_t errsz)
 {
 	*fresh = false;
+	/*
+	 * SQLite would create the file 0644 & ~umask, and its -wal and -shm
+	 * files copy that mode: made here first, it is 0660 & ~umask, so the
+	 * mail store's group (queued, imapd, pop3d) can all write the index.
+	 */
+	int fd = open(s->index, O_RDWR | O_CREAT | O_CLOEXEC, FILE_MODE);
+	if (fd >= 0)
+		close(fd);
 	int rc = sqlite3_open_v2(s->index, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 				 NULL);
 	if (rc != SQLITE_OK) {
@@ -348,6 +356,9 @@ rebuild_index(struct mc_store *s, bool *salvaged, char *err, size_t errsz)
 	snprintf(b, sizeof(b), "%s-journal", tmp);
 	unlink(b);
 	*salvaged = false;
+	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, FILE_MODE);
+	if (fd >= 0)
+		close(fd);
 
 	sqlite3 *db = NULL;
 	int rc = sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |

@@ -135,9 +135,24 @@ static void
 test_deliver_content_and_names(void **state)
 {
 	struct fx *f = *state;
+	mode_t old = umask(007);   /* as queued runs: the mail store's group must be able to write */
 	struct mc_store *s = open_store(f);
 	for (uint32_t i = 1; i <= 3; i++)
 		assert_int_equal(deliver(s, f, NULL), i);
+	static const char *const shared[] = { "index.sqlite", "index.sqlite-wal", "index.sqlite-shm" };
+	for (size_t i = 0; i < 3; i++) {
+		char p[400];
+		struct stat sb;
+		snprintf(p, sizeof(p), "%s/%s", f->store, shared[i]);
+		assert_int_equal(stat(p, &sb), 0);
+		assert_int_equal(sb.st_mode & 0777, 0660);
+	}
+	char newdir[400];
+	struct stat dsb;
+	snprintf(newdir, sizeof(newdir), "%s/new", f->store);
+	assert_int_equal(stat(newdir, &dsb), 0);
+	assert_int_equal(dsb.st_mode & 0770, 0770);
+	umask(old);
 
 	struct collected c;
 	collect(s, "INBOX", &c);
