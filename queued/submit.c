@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "mail/qid.h"
+#include "mail/queue_client.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 
@@ -191,11 +192,7 @@ begin_opened(uv_fs_t *req)
 		return;
 	}
 	s->state = SUB_OPEN;
-	struct mc_msg r;
-	mc_msg_init(&r, MC_MSG_Q_SUBMIT_BEGIN);
-	mc_msg_put_str(&r, s->qid);
-	mc_msg_put_fd(&r, fd);
-	if (mc_chan_reply(ch, s->begin_reqid, &r) < 0) {
+	if (mc_queue_reply_begin(ch, s->begin_reqid, s->qid, fd) < 0) {
 		unlink_async(q, q->incoming, s->qid);
 		sub_free(s);
 		return;
@@ -224,7 +221,7 @@ on_begin(struct queued *q, struct mc_chan *ch, struct mc_msg *m)
 {
 	uint64_t hint;
 	char client[256];
-	if (mc_msg_get_u64(m, &hint) < 0 || mc_msg_get_str(m, client, sizeof(client)) < 0 || mc_msg_end(m) < 0) {
+	if (mc_queue_req_begin(m, &hint, client, sizeof(client)) < 0) {
 		mc_warn("queue: malformed Q_SUBMIT_BEGIN from %s", mc_chan_peer_name(ch));
 		reply_error(ch, m->reqid, m->type, 451, "4.3.0 Malformed request");
 		return;
@@ -368,11 +365,8 @@ batch_done(struct q_job *j, int status)
 			mc_info("%s: accepted from=<%s> size=%llu nrcpt=%u client=%s", s->qid, s->env.sender,
 				(unsigned long long)s->env.size, s->env.nrcpt,
 				q_sanitize(client, sizeof(client), s->env.client));
-			if (ch) {
-				struct mc_msg r;
-				mc_msg_init(&r, MC_MSG_Q_SUBMIT_COMMIT);
-				mc_chan_reply(ch, s->commit_reqid, &r);
-			}
+			if (ch)
+				mc_queue_reply_commit(ch, s->commit_reqid);
 			struct q_msg *m = q_msg_new(&s->env, b->now);
 			if (!q_deliver_add(q, m)) {
 				q_msg_free(m);
@@ -480,7 +474,7 @@ static void
 on_abort(struct queued *q, struct mc_chan *ch, struct mc_msg *m)
 {
 	char qid[MC_QID_MAX];
-	if (mc_msg_get_str(m, qid, sizeof(qid)) < 0 || mc_msg_end(m) < 0 || !mc_qid_valid(qid))
+	if (mc_queue_req_abort(m, qid, sizeof(qid)) < 0 || !mc_qid_valid(qid))
 		return;
 	struct q_sub *s = find_sub(peer_of(q, ch), qid);
 	if (s == NULL || s->state != SUB_OPEN)
