@@ -110,7 +110,8 @@ cleanup() {
 	for _ in $(seq 100); do
 		busy=0
 		for cg in "$CG_POSTERN" "$CG_POSTFIX"; do
-			[ -s "$cg/cgroup.procs" ] && busy=1
+			# (cgroup files report size 0: read them)
+			[ -f "$cg/cgroup.procs" ] && [ -n "$(cat "$cg/cgroup.procs")" ] && busy=1
 		done
 		[ $busy = 0 ] && break
 		sleep 0.1
