@@ -129,11 +129,9 @@ on_accept(uv_stream_t *server, int tag, void *arg)
 static int
 on_reload(struct mc_daemon *d, const struct mc_config *n, char *err, size_t errsz)
 {
-	char why[512];
-	/* After the drop the key may be unreadable (root's tls/); then the old context stays. */
-	if (tls.server && mc_tls_reload(&tls, n->global.tls_cert, n->global.tls_key, why, sizeof(why)) < 0)
-		mc_warn("keeping the current certificate: %s", why);
-	(void)d;
+	/* From the files passed with the reload (root-only keys), else the paths; on failure the old one stays. */
+	if (tls.server)
+		mc_daemon_reload_tls(d, &tls, n);
 	(void)err;
 	(void)errsz;
 	return 0;

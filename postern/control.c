@@ -6,8 +6,10 @@
  * control sockets (run_dir/NAME.ctl) as MC_ROLE_ADMIN, with short
  * timeouts, through ctlcall.c; requests to several daemons go out in
  * parallel so one that hangs costs one timeout, not one each. Without a
- * supervisor, status and reload ask the daemons directly. Output: tables
- * on stdout (JSON with --json), reasons on stderr, exit 0/1/2.
+ * supervisor, status and reload ask the daemons directly (reload passing
+ * the certificate files, when this user can open them, as the supervisor
+ * does). Output: tables on stdout (JSON with --json), reasons on stderr,
+ * exit 0/1/2.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,16 +69,23 @@ result_free(struct result *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* Queue one request (consumed); the answer lands in r once the loop has run. */
+/* Queue one request m (consumed); the answer lands in r once the loop has run. */
+static void
+request_msg(const char *path, struct mc_msg *m, unsigned timeout_ms, struct result *r)
+{
+	memset(r, 0, sizeof(*r));
+	postern_call(uv_default_loop(), path, MC_ROLE_ADMIN, m, timeout_ms, collect, r);
+}
+
+/* The same for a request of type with no field or one string. */
 static void
 request(const char *path, uint16_t type, const char *arg, unsigned timeout_ms, struct result *r)
 {
 	struct mc_msg m;
-	memset(r, 0, sizeof(*r));
 	mc_msg_init(&m, type);
 	if (arg)
 		mc_msg_put_str(&m, arg);
-	postern_call(uv_default_loop(), path, MC_ROLE_ADMIN, &m, timeout_ms, collect, r);
+	request_msg(path, &m, timeout_ms, r);
 }
 
 static void
@@ -408,10 +417,13 @@ cmd_stop(struct postern_ctx *ctx, int argc, char **argv)
 
 /* --- reload, trace, loglevel ------------------------------------------------------ */
 
-/* Send type (with arg) to the control socket of each named daemon, in parallel; report each failure. */
+/*
+ * Send type (with arg) to the control socket of each named daemon, in
+ * parallel; report each failure. CTL_RELOAD carries tlsfds (NULL: none).
+ */
 static int
 ask_daemons(const struct postern_ctx *ctx, const char *const *names, size_t n, uint16_t type, const char *arg,
-	    unsigned timeout_ms, const char *what, bool missing_ok)
+	    const int *tlsfds, unsigned timeout_ms, const char *what, bool missing_ok)
 {
 	struct result res[POSTERN_NSVC];
 	char path[MC_PATH_MAX + 32];
@@ -420,7 +432,13 @@ ask_daemons(const struct postern_ctx *ctx, const char *const *names, size_t n, u
 
 	for (size_t i = 0; i < n; i++) {
 		daemon_sock(ctx, names[i], path, sizeof(path));
-		request(path, type, arg, timeout_ms, &res[i]);
+		if (type == MC_MSG_CTL_RELOAD) {
+			struct mc_msg m;
+			postern_reload_request(&m, names[i], tlsfds);
+			request_msg(path, &m, timeout_ms, &res[i]);
+		} else {
+			request(path, type, arg, timeout_ms, &res[i]);
+		}
 	}
 	run_loop();
 	for (size_t i = 0; i < n; i++) {
@@ -463,10 +481,19 @@ cmd_reload(struct postern_ctx *ctx, int argc, char **argv)
 	run_loop();
 
 	if (missing_socket(&r)) {
-		/* No supervisor: every daemon on its own. */
+		/* No supervisor: every daemon on its own, given the certificate files when we may open them. */
 		result_free(&r);
-		int rc = ask_daemons(ctx, postern_svc_names, POSTERN_NSVC, MC_MSG_CTL_RELOAD, NULL, RELOAD_TIMEOUT_MS,
-				     "reload", true);
+		int fds[2];
+		char why[MC_PATH_MAX + 128];
+		if (postern_tls_open(&ctx->cfg, fds, why, sizeof(why)) < 0)
+			fprintf(stderr, "postern: %s; the daemons re-read the certificate themselves if they can\n",
+				why);
+		int rc = ask_daemons(ctx, postern_svc_names, POSTERN_NSVC, MC_MSG_CTL_RELOAD, NULL, fds,
+				     RELOAD_TIMEOUT_MS, "reload", true);
+		if (fds[0] >= 0) {
+			close(fds[0]);
+			close(fds[1]);
+		}
 		if (rc == POSTERN_OK)
 			printf("reloaded\n");
 		return rc;
@@ -532,7 +559,7 @@ cmd_trace(struct postern_ctx *ctx, int argc, char **argv)
 			postern_svc_list());
 		return POSTERN_USAGE;
 	}
-	return ask_daemons(ctx, names, n, MC_MSG_CTL_TRACE, argv[2], STATUS_TIMEOUT_MS, "trace", n > 1);
+	return ask_daemons(ctx, names, n, MC_MSG_CTL_TRACE, argv[2], NULL, STATUS_TIMEOUT_MS, "trace", n > 1);
 }
 
 int
@@ -546,5 +573,6 @@ cmd_loglevel(struct postern_ctx *ctx, int argc, char **argv)
 			postern_svc_list());
 		return POSTERN_USAGE;
 	}
-	return ask_daemons(ctx, names, n, MC_MSG_CTL_LOGLEVEL, argv[2], STATUS_TIMEOUT_MS, "loglevel", n > 1);
+	return ask_daemons(ctx, names, n, MC_MSG_CTL_LOGLEVEL, argv[2], NULL, STATUS_TIMEOUT_MS, "loglevel",
+			   n > 1);
 }

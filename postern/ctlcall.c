@@ -9,6 +9,7 @@
 #include "ctlcall.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,56 @@ postern_call(uv_loop_t *loop, const char *path, uint32_t role, struct mc_msg *re
 	}
 	c->err = MC_CHAN_ETIMEDOUT;
 	uv_timer_start(&c->timer, on_timer, timeout_ms, 0);
+}
+
+int
+postern_tls_open(const struct mc_config *cfg, int fds[2], char *why, size_t whysz)
+{
+	const char *paths[2] = { cfg->global.tls_cert, cfg->global.tls_key };
+	fds[0] = fds[1] = -1;
+	for (int i = 0; i < 2; i++) {
+		/* O_NONBLOCK: something that is not a file must not hang us; the daemon refuses it. */
+		fds[i] = open(paths[i], O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (fds[i] < 0) {
+			snprintf(why, whysz, "cannot open %s: %s", paths[i], strerror(errno));
+			if (i == 1) {
+				close(fds[0]);
+				fds[0] = -1;
+			}
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The daemons that serve TLS; the others never get the key. */
+static bool
+serves_tls(const char *name)
+{
+	static const char *const names[] = { "smtpd", "pop3d", "imapd" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
+void
+postern_reload_request(struct mc_msg *m, const char *name, const int fds[2])
+{
+	mc_msg_init(m, MC_MSG_CTL_RELOAD);
+	if (fds == NULL || fds[0] < 0 || fds[1] < 0 || !serves_tls(name))
+		return;
+	/* Each daemon gets its own copies (the message closes what it sends); the daemon reads with pread. */
+	int cert = fcntl(fds[0], F_DUPFD_CLOEXEC, 3);
+	int key = cert < 0 ? -1 : fcntl(fds[1], F_DUPFD_CLOEXEC, 3);
+	if (cert < 0 || key < 0) {
+		mc_warn("%s: cannot pass the certificate files: %s", name, strerror(errno));
+		if (cert >= 0)
+			close(cert);
+		return;
+	}
+	mc_msg_put_fd(m, cert);
+	mc_msg_put_fd(m, key);
 }
 
 bool

@@ -12,12 +12,15 @@
  * A daemon that exits unexpectedly is logged with why and restarted with
  * exponential backoff (svc.c). SIGINT/SIGTERM or SUP_STOP stop the
  * daemons one by one in reverse order (SIGTERM, SIGKILL after a grace
- * time); SIGHUP forwards SIGHUP. Everything runs on libuv: no blocking
- * wait happens once the loop runs.
+ * time). SUP_RELOAD and SIGHUP re-read the config for the certificate's
+ * paths, open the certificate and key (the daemons have dropped root and
+ * cannot) and send each daemon CTL_RELOAD with them. Everything runs on
+ * libuv: no blocking wait happens once the loop runs.
  *
  * Owns the child processes, their timers, the pid file and the
  * supervisor's socket. Never talks to a daemon other than over its
- * control socket; never keeps a daemon's descriptors.
+ * control socket; never keeps a daemon's descriptors, nor the certificate
+ * files past the sending of one reload.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -99,7 +102,7 @@ struct svc {
 struct reload_job {
 	struct reload_job *next;
 	struct sup *sup;
-	struct mc_chan *ch;      /* NULL once the requester went away */
+	struct mc_chan *ch;      /* NULL for SIGHUP, or once the requester went away */
 	uint32_t reqid;
 	unsigned pending;
 	char *refusal[POSTERN_NSVC];   /* why each daemon did not reload, NULL when it did */
@@ -591,6 +594,10 @@ reload_finish(struct reload_job *job)
 			mc_buf_printf(&text, "%s%s: %s", text.len ? "; " : "", postern_svc_names[i], job->refusal[i]);
 		free(job->refusal[i]);
 	}
+	if (text.len)
+		mc_warn("reload incomplete: %s", text.data);
+	else
+		mc_info("reload done");
 	if (job->ch) {
 		if (text.len) {
 			mc_chan_reply_error(job->ch, job->reqid, MC_MSG_SUP_RELOAD, SUP_REFUSED, text.data);
@@ -622,20 +629,44 @@ reload_done(void *arg, struct mc_msg *m, int err, const char *why)
 	(void)m;
 }
 
-/* CTL_RELOAD to every running daemon, so that each refusal reaches the requester. */
+/*
+ * The certificate and key of the config as it reads now, opened for the
+ * daemons; fds at -1 (and the daemons read the paths themselves) when the
+ * config does not load (each daemon refuses it and says why) or a file
+ * does not open.
+ */
 static void
-sup_reload(struct sup *sup, struct mc_chan *ch, struct mc_msg *m)
+reload_open_tls(struct sup *sup, int fds[2])
+{
+	char why[1024];
+	struct mc_config *n = malloc(sizeof(*n));
+	if (n == NULL)
+		mc_panic("out of memory");
+	fds[0] = fds[1] = -1;
+	/* The file the daemons were started with (absolute), or the built-in default. */
+	const char *path = sup->ctx->cfg.path[0] ? sup->ctx->cfg.path : NULL;
+	if (mc_config_load(n, path, why, sizeof(why)) == 0 &&
+	    postern_tls_open(n, fds, why, sizeof(why)) < 0)
+		mc_warn("reload: %s; the daemons try the files themselves", why);
+	free(n);
+}
+
+/* CTL_RELOAD to every running daemon, so that each refusal reaches the requester (ch NULL: SIGHUP). */
+static void
+sup_reload(struct sup *sup, struct mc_chan *ch, uint32_t reqid)
 {
 	struct reload_job *job = calloc(1, sizeof(*job));
 	if (job == NULL)
 		mc_panic("out of memory");
 	job->sup = sup;
 	job->ch = ch;
-	job->reqid = m->reqid;
+	job->reqid = reqid;
 	job->pending = 1;
 	job->next = sup->reloads;
 	sup->reloads = job;
-	mc_info("reload requested by=%s", mc_chan_peer_name(ch));
+	mc_info("reload requested by=%s", ch ? mc_chan_peer_name(ch) : "SIGHUP");
+	int fds[2];
+	reload_open_tls(sup, fds);
 	for (int i = 0; i < POSTERN_NSVC; i++) {
 		struct svc *s = &sup->svc[i];
 		if (s->proc == NULL || s->state == SVC_STOPPING)
@@ -647,8 +678,12 @@ sup_reload(struct sup *sup, struct mc_chan *ch, struct mc_msg *m)
 		part->svc = s;
 		job->pending++;
 		struct mc_msg req;
-		mc_msg_init(&req, MC_MSG_CTL_RELOAD);
+		postern_reload_request(&req, s->name, fds);
 		postern_call(sup->loop, s->ctlpath, MC_ROLE_SUPERVISOR, &req, RELOAD_TIMEOUT_MS, reload_done, part);
+	}
+	if (fds[0] >= 0) {
+		close(fds[0]);
+		close(fds[1]);
 	}
 	if (--job->pending == 0)
 		reload_finish(job);
@@ -675,7 +710,10 @@ ctl_on_msg(struct mc_chan *ch, struct mc_msg *m, void *arg)
 		break;
 	}
 	case MC_MSG_SUP_RELOAD:
-		sup_reload(sup, ch, m);
+		if (mc_msg_end(m) < 0)
+			mc_chan_reply_error(ch, m->reqid, m->type, SUP_REFUSED, "malformed request");
+		else
+			sup_reload(sup, ch, m->reqid);
 		break;
 	default:
 		if (!(m->flags & MC_MSG_F_NOREPLY))
@@ -712,10 +750,8 @@ on_signal(uv_signal_t *h, int signum)
 	if (signum == SIGHUP) {
 		if (sup->stopping)
 			return;
-		mc_info("SIGHUP: forwarding to every daemon");
-		for (int i = 0; i < POSTERN_NSVC; i++)
-			if (sup->svc[i].proc && sup->svc[i].state != SVC_STOPPING)
-				uv_process_kill(sup->svc[i].proc, SIGHUP);
+		/* Not a SIGHUP to each: the daemons could not open a root-only key themselves. */
+		sup_reload(sup, NULL, 0);
 		return;
 	}
 	sup_stop(sup, signum == SIGINT ? "SIGINT" : "SIGTERM");

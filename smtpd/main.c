@@ -59,14 +59,12 @@ same_listen(const struct mc_listen_list *a, const struct mc_listen_list *b)
 static int
 on_reload(struct mc_daemon *d, const struct mc_config *n, char *err, size_t errsz)
 {
-	char tlserr[512];
 	/*
-	 * A key that only root may read cannot be read again after the drop:
-	 * the old context stays (a restart of smtpd loads the new files) and
-	 * the rest of the new config still applies.
+	 * From the files the requester passed (a root-only key cannot be
+	 * opened again after the drop), else from the paths; a certificate
+	 * that does not load keeps the old one and the rest still applies.
 	 */
-	if (mc_tls_reload(&tls, n->global.tls_cert, n->global.tls_key, tlserr, sizeof(tlserr)) < 0)
-		mc_warn("certificate not reloaded, the current one stays until smtpd restarts: %s", tlserr);
+	mc_daemon_reload_tls(d, &tls, n);
 	smtpd_server_limits(&srv, n);
 	if (!same_listen(&d->cfg.smtpd.listen, &n->smtpd.listen) ||
 	    !same_listen(&d->cfg.smtpd.submission, &n->smtpd.submission) ||

@@ -4,11 +4,13 @@
  * privilege drop, signals and the run of the loop.
  *
  * Called by the mains of smtpd, queued, resolverd, pop3d and imapd, in
- * the order init, (bind), drop, (connect), run. Owns the control server
- * and the signal handles; the daemon owns everything else it opened and
- * closes it in its on_stop hook. This is the one library file allowed to
- * exit the process, and only where daemon.h says so: a usage error, a
- * config that does not load, a failed drop, a stop that hangs.
+ * the order init, (bind), drop, (connect), run. Owns the control server,
+ * the signal handles and the certificate descriptors a CTL_RELOAD brings
+ * (lent to on_reload, closed after it); the daemon owns everything else
+ * it opened and closes it in its on_stop hook. This is the one library
+ * file allowed to exit the process, and only where daemon.h says so: a
+ * usage error, a config that does not load, a failed drop, a stop that
+ * hangs.
  */
 #include "mail/daemon.h"
 
@@ -58,6 +60,8 @@ mc_daemon_init(struct mc_daemon *d, const char *name, enum mc_role role, int arg
 	d->connections = 0;
 	d->stopping = false;
 	d->ctl = NULL;
+	d->reload_cert_fd = -1;
+	d->reload_key_fd = -1;
 	mc_log_init(name, MC_LOG_INFO);
 
 	opterr = 0;
@@ -112,22 +116,58 @@ mc_daemon_set_state(struct mc_daemon *d, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Re-read the config file; on success the daemon's hook and the log level see it. -1 with err. */
+/*
+ * Re-read the config file; on success the daemon's hook and the log level
+ * see it. The certificate and key descriptors (-1: none) are the hook's to
+ * read during the call; the caller closes them. -1 with err.
+ */
 static int
-reload(struct mc_daemon *d, char *err, size_t errsz)
+reload(struct mc_daemon *d, int cert_fd, int key_fd, char *err, size_t errsz)
 {
 	struct mc_config *n = malloc(sizeof(*n));
 	if (n == NULL)
 		mc_panic("out of memory");
-	if (mc_config_load(n, d->config_path, err, errsz) < 0 ||
-	    (d->on_reload && d->on_reload(d, n, err, errsz) < 0)) {
-		free(n);
+	int rc = mc_config_load(n, d->config_path, err, errsz);
+	if (rc == 0 && d->on_reload) {
+		d->reload_cert_fd = cert_fd;
+		d->reload_key_fd = key_fd;
+		rc = d->on_reload(d, n, err, errsz);
+		d->reload_cert_fd = -1;
+		d->reload_key_fd = -1;
+	}
+	if (rc == 0) {
+		d->cfg = *n;
+		mc_log_set_level((enum mc_log_level)d->cfg.global.log_level);
+	}
+	free(n);
+	return rc < 0 ? -1 : 0;
+}
+
+int
+mc_daemon_reload_tls(struct mc_daemon *d, struct mc_tls *t, const struct mc_config *n)
+{
+	char why[1024];
+	const char *cert = n->global.tls_cert, *key = n->global.tls_key;
+	if (d->reload_cert_fd >= 0 && d->reload_key_fd >= 0) {
+		if (mc_tls_reload_fds(t, d->reload_cert_fd, d->reload_key_fd, why, sizeof(why)) == 0) {
+			mc_info("reloaded certificate=%s from the files passed", cert);
+			return 0;
+		}
+		mc_warn("certificate not reloaded, the current one stays: %s", why);
 		return -1;
 	}
-	d->cfg = *n;
-	free(n);
-	mc_log_set_level((enum mc_log_level)d->cfg.global.log_level);
-	return 0;
+	if (mc_tls_reload(t, cert, key, why, sizeof(why)) == 0) {
+		mc_info("reloaded certificate=%s", cert);
+		return 0;
+	}
+	/* Root-only keys (as they should be) are out of reach once the daemon has dropped root. */
+	if ((access(cert, R_OK) < 0 && errno == EACCES) || (access(key, R_OK) < 0 && errno == EACCES))
+		mc_warn("certificate not reloaded, the current one stays: %s (%s runs as uid %lu); "
+			"`postern reload` run as root passes the files to it",
+			why, d->name, (unsigned long)geteuid());
+	else
+		mc_warn("certificate not reloaded, the current one stays: %s", why);
+	return -1;
 }
 
 static void
@@ -151,16 +191,35 @@ ctl_status(struct mc_daemon *d, struct mc_chan *ch, struct mc_msg *m)
 	mc_chan_reply(ch, m->reqid, &r);
 }
 
+/* Request: nothing, or the certificate and key files opened by the requester (mail/proto.h). */
 static void
 ctl_reload(struct mc_daemon *d, struct mc_chan *ch, struct mc_msg *m)
 {
 	char err[1024];
-	if (reload(d, err, sizeof(err)) < 0) {
+	int cert_fd = -1, key_fd = -1;
+	/* A failed get leaves its descriptor at -1 and makes mc_msg_end fail. */
+	if (mc_msg_more(m) && mc_msg_get_fd(m, &cert_fd) == 0)
+		mc_msg_get_fd(m, &key_fd);
+	if (mc_msg_end(m) < 0) {
+		if (cert_fd >= 0)
+			close(cert_fd);
+		if (key_fd >= 0)
+			close(key_fd);
+		mc_chan_reply_error(ch, m->reqid, m->type, CTL_REFUSED,
+				    "malformed request (nothing, or the certificate and key descriptors)");
+		return;
+	}
+	int rc = reload(d, cert_fd, key_fd, err, sizeof(err));
+	if (cert_fd >= 0) {
+		close(cert_fd);
+		close(key_fd);
+	}
+	if (rc < 0) {
 		mc_warn("reload refused by=%s: %s", mc_chan_peer_name(ch), err);
 		mc_chan_reply_error(ch, m->reqid, m->type, CTL_REFUSED, err);
 		return;
 	}
-	mc_info("reloaded config by=%s", mc_chan_peer_name(ch));
+	mc_info("reloaded config by=%s%s", mc_chan_peer_name(ch), cert_fd >= 0 ? " with certificate files" : "");
 	reply_empty(ch, m);
 }
 
@@ -318,7 +377,7 @@ on_signal(uv_signal_t *h, int signum)
 		char err[1024];
 		if (d->stopping)
 			return;
-		if (reload(d, err, sizeof(err)) < 0)
+		if (reload(d, -1, -1, err, sizeof(err)) < 0)
 			mc_warn("reload refused: %s", err);
 		else
 			mc_info("reloaded config (SIGHUP)");

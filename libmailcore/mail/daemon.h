@@ -11,6 +11,11 @@
  * The control socket answers every daemon's common questions (status,
  * reload, trace, log level) from the mail/proto.h catalogue; messages it
  * does not know go to the daemon's on_ctl hook (queued's queue commands).
+ * A CTL_RELOAD may carry the certificate and key files opened by the
+ * requester (a daemon that dropped root cannot open a root-only key):
+ * on_reload sees them in reload_cert_fd/reload_key_fd, and a daemon that
+ * serves TLS reloads its certificate with mc_daemon_reload_tls(), which
+ * uses them when they came and the configured paths otherwise.
  * Mail tier because it speaks the catalogue; the loop, config and log it
  * uses are general code.
  */
@@ -25,6 +30,7 @@
 #include "util/chan.h"
 #include "util/config.h"
 #include "util/privdrop.h"
+#include "util/tls.h"
 
 struct mc_daemon {
 	const char *name;               /* "smtpd" */
@@ -38,6 +44,8 @@ struct mc_daemon {
 	bool stopping;
 	struct mc_ids ids;              /* whom mc_daemon_drop became */
 	struct mc_chan_server *ctl;
+	/* The files passed with CTL_RELOAD, during on_reload only; -1 otherwise. Closed by daemon.c. */
+	int reload_cert_fd, reload_key_fd;
 
 	/* Hooks; any may be NULL. */
 	/* A new config was read (SIGHUP / reload); return -1 with err to keep the old one. */
@@ -64,6 +72,14 @@ void mc_daemon_drop(struct mc_daemon *d, const char *user, const char *const *ex
 int mc_daemon_run(struct mc_daemon *d);
 /* Ask the daemon to stop (as SIGTERM does). */
 void mc_daemon_stop(struct mc_daemon *d);
+/*
+ * For on_reload: rebuild t's server context from the passed descriptors,
+ * or else from newcfg's tls_cert/tls_key. On failure the current
+ * certificate stays and one warning says why (and, when the daemon could
+ * not read the files itself, that `postern reload` run as root passes
+ * them); the reload goes on. 0 when the certificate was reloaded, -1 when not.
+ */
+int mc_daemon_reload_tls(struct mc_daemon *d, struct mc_tls *t, const struct mc_config *newcfg);
 /* Set the state text shown by postern status. */
 void mc_daemon_set_state(struct mc_daemon *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

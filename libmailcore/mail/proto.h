@@ -75,7 +75,10 @@ enum mc_role {
 	/* Every daemon's control socket. */                                                                   \
 	/* reply: str name, u32 pid, u64 started (unix time), u32 connections, str state. */                 \
 	X(CTL_STATUS, R_OPS)                                                                                   \
-	/* reply: empty, or error with the reason the new config was refused. */                            \
+	/* Re-read config and certificate. req: nothing, or fd cert, fd key (both: the [global]                \
+	 * tls_cert and tls_key files of the config as it reads now, opened by the requester, for a            \
+	 * daemon that cannot open them after its drop). reply: empty, or error with the reason the new        \
+	 * config was refused (a certificate that does not load is logged and the old one kept). */            \
 	X(CTL_RELOAD, R_OPS)                                                                                   \
 	/* req: str trace names ("ipc,proto", "none"). reply: empty. */                                      \
 	X(CTL_TRACE, R_OPS)                                                                                    \
@@ -90,7 +93,8 @@ enum mc_role {
 	X(SUP_RESTART, R(ADMIN))                                                                               \
 	/* Stop the whole instance. reply: empty, before stopping. */                                         \
 	X(SUP_STOP, R(ADMIN))                                                                                  \
-	/* Forward SIGHUP to every daemon. reply: empty. */                                                    \
+	/* CTL_RELOAD to every daemon, the certificate files passed when the supervisor can open them.         \
+	 * reply: empty, or error "NAME: why; NAME: why" for the daemons that refused or did not answer. */    \
 	X(SUP_RELOAD, R(ADMIN))
 
 enum mc_msg_type {

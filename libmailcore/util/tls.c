@@ -3,7 +3,10 @@
  * (see tls.h).
  *
  * Called by smtpd, pop3d and imapd (server context, loaded while still
- * root, rebuilt on SIGHUP) and by queued (client context). Owns the
+ * root, rebuilt on reload from the paths or from the descriptors the
+ * requester passed) and by queued (client context). Both ways into a
+ * server context read the files whole (bounded, with pread) and build it
+ * in server_ctx_from_fds(); key bytes are wiped after use. Owns the
  * SSL_CTX objects in struct mc_tls; connections made from a context hold
  * their own reference, so replacing a context never disturbs them.
  * mc_tls_selfsigned() owns the files it writes: it writes them under
@@ -33,6 +36,8 @@
 #include <openssl/x509v3.h>
 
 #define SELFSIGNED_DAYS (10 * 365 + 3)
+/* "certificate PATH" / "private key PATH", as errors name a file. */
+#define WHAT_MAX (PATH_MAX + 16)
 
 const char *
 mc_tls_errstr(char *buf, size_t bufsz)
@@ -63,45 +68,185 @@ key_mismatch(void)
 	return ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
 }
 
-static SSL_CTX *
-server_ctx_new(const char *cert, const char *key, char *err, size_t errsz)
+/* A daemon has nobody to type a passphrase: an encrypted key fails to load instead of prompting. */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
 {
-	ERR_clear_error();
-	/* OpenSSL's messages for a missing file are obscure; say it plainly. */
-	const char *paths[2] = { cert, key };
-	for (int i = 0; i < 2; i++) {
-		if (access(paths[i], R_OK) < 0) {
-			snprintf(err, errsz, "cannot read %s: %s", paths[i], strerror(errno));
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
+/*
+ * Read the whole regular file behind fd, from offset 0 whatever the
+ * descriptor's offset (a passed descriptor may share it with others),
+ * into a new buffer of *len bytes. what names the file in err.
+ */
+static char *
+read_pem(int fd, const char *what, size_t *len, char *err, size_t errsz)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errsz, "cannot read %s: %s", what, strerror(errno));
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errsz, "cannot read %s: not a regular file", what);
+		return NULL;
+	}
+	if (st.st_size <= 0 || st.st_size > MC_TLS_PEM_MAX) {
+		snprintf(err, errsz, "cannot read %s: %s (%lld bytes; at most %d)", what,
+			 st.st_size <= 0 ? "empty" : "too large", (long long)st.st_size, MC_TLS_PEM_MAX);
+		return NULL;
+	}
+	size_t size = (size_t)st.st_size, n = 0;
+	char *buf = OPENSSL_malloc(size);
+	if (buf == NULL) {
+		snprintf(err, errsz, "cannot read %s: out of memory", what);
+		return NULL;
+	}
+	/* A file that shrank since fstat() gives what is there; one that grew is read up to its old size. */
+	while (n < size) {
+		ssize_t r = pread(fd, buf + n, size - n, (off_t)n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errsz, "cannot read %s: %s", what, strerror(errno));
+			OPENSSL_clear_free(buf, size);
 			return NULL;
 		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
 	}
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	*len = n;
+	return buf;
+}
+
+/* Put the certificate chain (leaf first, then its issuers) of a PEM buffer into ctx; -1 with err. */
+static int
+use_chain(SSL_CTX *ctx, const char *pem, size_t len, const char *what, char *err, size_t errsz)
+{
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	if (bio == NULL) {
+		set_err(err, errsz, "cannot load", what);
+		return -1;
+	}
+	int rc = -1;
+	X509 *leaf = PEM_read_bio_X509_AUX(bio, NULL, no_passphrase, NULL);
+	if (leaf == NULL || SSL_CTX_use_certificate(ctx, leaf) != 1 || SSL_CTX_clear_chain_certs(ctx) != 1) {
+		set_err(err, errsz, "cannot load", what);
+		goto out;
+	}
+	X509 *ca;
+	while ((ca = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL)) != NULL) {
+		if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+			X509_free(ca);
+			set_err(err, errsz, "cannot load", what);
+			goto out;
+		}
+	}
+	/* The end of the chain reads as "no start line"; anything else is a broken certificate. */
+	unsigned long e = ERR_peek_last_error();
+	if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
+		set_err(err, errsz, "cannot load", what);
+		goto out;
+	}
+	ERR_clear_error();
+	rc = 0;
+out:
+	X509_free(leaf);
+	BIO_free(bio);
+	return rc;
+}
+
+/* Put the private key of a PEM buffer into ctx; a key that does not fit is told apart from one that does not load. */
+static int
+use_key(SSL_CTX *ctx, const char *pem, size_t len, const char *what, const char *certwhat, char *err, size_t errsz)
+{
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
+	BIO_free(bio);
+	if (pkey == NULL) {
+		set_err(err, errsz, "cannot load", what);
+		return -1;
+	}
+	int ok = SSL_CTX_use_PrivateKey(ctx, pkey);
+	EVP_PKEY_free(pkey);
+	if (ok != 1 && !key_mismatch()) {
+		set_err(err, errsz, "cannot load", what);
+		return -1;
+	}
+	if (ok != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		ERR_clear_error();
+		snprintf(err, errsz, "%s does not match %s", what, certwhat);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The one place a server context is built: from the certificate chain and
+ * key files open at cert_fd and key_fd (named certwhat and keywhat in
+ * errors). The descriptors stay the caller's.
+ */
+static SSL_CTX *
+server_ctx_from_fds(int cert_fd, int key_fd, const char *certwhat, const char *keywhat, char *err, size_t errsz)
+{
+	size_t certlen = 0, keylen = 0;
+	char *certpem = NULL, *keypem = NULL;
+	SSL_CTX *ctx = NULL;
+
+	ERR_clear_error();
+	if ((certpem = read_pem(cert_fd, certwhat, &certlen, err, errsz)) == NULL ||
+	    (keypem = read_pem(key_fd, keywhat, &keylen, err, errsz)) == NULL)
+		goto out;
+	ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL) {
-		set_err(err, errsz, "cannot create TLS context for", cert);
-		return NULL;
+		set_err(err, errsz, "cannot create TLS context for", certwhat);
+		goto out;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	/* Many connections sit idle between commands; free their record buffers meanwhile. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-		set_err(err, errsz, "cannot load certificate", cert);
-		goto fail;
+	if (use_chain(ctx, certpem, certlen, certwhat, err, errsz) < 0 ||
+	    use_key(ctx, keypem, keylen, keywhat, certwhat, err, errsz) < 0) {
+		SSL_CTX_free(ctx);
+		ctx = NULL;
 	}
-	/* A key that loads but does not fit the certificate is reported as a mismatch below. */
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 && !key_mismatch()) {
-		set_err(err, errsz, "cannot load private key", key);
-		goto fail;
-	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		ERR_clear_error();
-		snprintf(err, errsz, "private key %s does not match certificate %s", key, cert);
-		goto fail;
-	}
+out:
+	if (certpem)
+		OPENSSL_clear_free(certpem, certlen);
+	if (keypem)
+		OPENSSL_clear_free(keypem, keylen);
 	return ctx;
-fail:
-	SSL_CTX_free(ctx);
-	return NULL;
+}
+
+static SSL_CTX *
+server_ctx_new(const char *cert, const char *key, char *err, size_t errsz)
+{
+	/* O_NONBLOCK: a FIFO put in the key's place must not hang the daemon; read_pem refuses it. */
+	int cert_fd = open(cert, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (cert_fd < 0) {
+		snprintf(err, errsz, "cannot read %s: %s", cert, strerror(errno));
+		return NULL;
+	}
+	int key_fd = open(key, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (key_fd < 0) {
+		snprintf(err, errsz, "cannot read %s: %s", key, strerror(errno));
+		close(cert_fd);
+		return NULL;
+	}
+	char certwhat[WHAT_MAX], keywhat[WHAT_MAX];
+	snprintf(certwhat, sizeof(certwhat), "certificate %s", cert);
+	snprintf(keywhat, sizeof(keywhat), "private key %s", key);
+	SSL_CTX *ctx = server_ctx_from_fds(cert_fd, key_fd, certwhat, keywhat, err, errsz);
+	close(cert_fd);
+	close(key_fd);
+	return ctx;
 }
 
 int
@@ -161,6 +306,18 @@ int
 mc_tls_reload(struct mc_tls *t, const char *cert, const char *key, char *err, size_t errsz)
 {
 	SSL_CTX *ctx = server_ctx_new(cert, key, err, errsz);
+	if (ctx == NULL)
+		return -1;
+	SSL_CTX_free(t->server);
+	t->server = ctx;
+	return 0;
+}
+
+int
+mc_tls_reload_fds(struct mc_tls *t, int cert_fd, int key_fd, char *err, size_t errsz)
+{
+	SSL_CTX *ctx =
+		server_ctx_from_fds(cert_fd, key_fd, "the certificate passed", "the private key passed", err, errsz);
 	if (ctx == NULL)
 		return -1;
 	SSL_CTX_free(t->server);

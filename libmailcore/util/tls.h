@@ -5,6 +5,10 @@
  * of [global] tls_cert/tls_key, loaded while the daemon is still root.
  * mc_tls_reload() builds a new context from the files (for SIGHUP); new
  * connections use it, established ones keep theirs (OpenSSL refcounts).
+ * A daemon that has dropped root cannot open a root-only key again:
+ * mc_tls_reload_fds() builds it from descriptors the reload's requester
+ * opened and passed (CTL_RELOAD), read from offset 0 and bounded by
+ * MC_TLS_PEM_MAX. Either way an encrypted key is refused, never prompted for.
  * When the config has no certificate, mc_tls_selfsigned() makes one on
  * first start (RSA 2048 or P-256, the hostname as CN and subjectAltName).
  */
@@ -15,6 +19,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Largest certificate chain or key file read, in bytes. */
+#define MC_TLS_PEM_MAX (1024 * 1024)
+
 struct mc_tls {
 	SSL_CTX *server;   /* current server context (NULL before load) */
 	SSL_CTX *client;   /* outbound client context */
@@ -24,6 +31,8 @@ struct mc_tls {
 int mc_tls_load(struct mc_tls *t, const char *cert, const char *key, char *err, size_t errsz);
 /* Re-read cert and key; on failure the old context stays and -1 is returned. */
 int mc_tls_reload(struct mc_tls *t, const char *cert, const char *key, char *err, size_t errsz);
+/* The same from open descriptors of the PEM files (the caller keeps and closes them); on failure the old stays. */
+int mc_tls_reload_fds(struct mc_tls *t, int cert_fd, int key_fd, char *err, size_t errsz);
 /* Free both contexts (t itself is the caller's); NULL is a no-op. */
 void mc_tls_free(struct mc_tls *t);
 /* Make the client context if missing: TLS 1.2+, no certificate verification (opportunistic SMTP). */
