@@ -6,8 +6,9 @@
  * submissions) and loads the TLS key while still root, drops to
  * [smtpd] user, opens the channels to resolverd and queued, and runs the
  * loop; sessions (session.c) only touch the network from the loop, after
- * the drop. Reload re-reads the limits and the certificate (when it is
- * still readable after the drop); stop closes the listeners, lets sessions
+ * the drop. Reload re-reads the limits and the certificate (from the
+ * descriptors `postern reload` passes, since the root-only key is not
+ * readable after the drop; else from the path); stop closes the listeners, lets sessions
  * finish for a few seconds, then closes them.
  *
  * Owns the daemon, the server struct, the TLS contexts and the peers'
