@@ -441,7 +441,7 @@ local_work(uv_work_t *w)
 		close(items[i].fd);
 		j->uid = items[i].uid;
 		if (j->uid == 0)
-			snprintf(j->err, sizeof(j->err), "%s", items[i].err[0] ? items[i].err : err);
+			snprintf(j->err, sizeof(j->err), "%.150s", items[i].err[0] ? items[i].err : err);
 	}
 	if (r < 0) {
 		/* the index failed: open it afresh next time (a corrupt one is rebuilt then) */

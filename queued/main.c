@@ -33,6 +33,12 @@ on_chan_msg(struct mc_chan *ch, struct mc_msg *m, void *arg)
 }
 
 static void
+on_chan_up(struct mc_chan *ch, void *arg)
+{
+	q_submit_on_up(arg, ch);
+}
+
+static void
 on_chan_down(struct mc_chan *ch, void *arg)
 {
 	q_submit_on_down(arg, ch);
@@ -127,7 +133,7 @@ main(int argc, char **argv)
 
 	char sock[MC_PATH_MAX + 64];
 	mc_config_sock(&d->cfg, sock, sizeof(sock), MC_SOCK_QUEUED);
-	static const struct mc_chan_cbs cbs = { .on_msg = on_chan_msg, .on_down = on_chan_down };
+	static const struct mc_chan_cbs cbs = { .on_msg = on_chan_msg, .on_up = on_chan_up, .on_down = on_chan_down };
 	if (mc_mkdir_p(d->cfg.global.run_dir, 0755) < 0)
 		mc_fatal("cannot create run directory %s: %s", d->cfg.global.run_dir, strerror(errno));
 	q->srv = mc_chan_server_start(d->loop, sock, 0666, &mc_proto, MC_ROLE_QUEUED, "queued", &cbs, q);

@@ -216,6 +216,8 @@ struct queued {
 
 /* submit.c */
 void q_submit_on_msg(struct queued *q, struct mc_chan *ch, struct mc_msg *m);
+/* A peer finished HELLO: smtpd channels are what postern status counts as connections. */
+void q_submit_on_up(struct queued *q, struct mc_chan *ch);
 void q_submit_on_down(struct queued *q, struct mc_chan *ch);
 
 /* deliver.c */

@@ -505,6 +505,12 @@ q_submit_on_msg(struct queued *q, struct mc_chan *ch, struct mc_msg *m)
 }
 
 void
+q_submit_on_up(struct queued *q, struct mc_chan *ch)
+{
+	peer_of(q, ch);
+}
+
+void
 q_submit_on_down(struct queued *q, struct mc_chan *ch)
 {
 	struct q_peer *p = mc_chan_get_data(ch);
