@@ -103,7 +103,15 @@ cleanup() {
 	set +e
 	if [ -f "$PF/spool/pid/master.pid" ]; then postfix -c "$PF/etc" stop >/dev/null 2>&1; fi
 	if [ -n "$POSTERN_PID" ]; then
-		kill -INT "$POSTERN_PID" 2>/dev/null
+		# SIGINT as Ctrl-C would, then SIGTERM, then SIGKILL, each given 10 s.
+		for sig in INT TERM KILL; do
+			kill -"$sig" "$POSTERN_PID" 2>/dev/null || break
+			for _ in $(seq 100); do
+				kill -0 "$POSTERN_PID" 2>/dev/null || break 2
+				sleep 0.1
+			done
+			echo "postern up did not stop on SIG$sig" >&2
+		done
 		wait "$POSTERN_PID" 2>/dev/null
 	fi
 	# Wait for the last processes to leave the cgroups, then remove them.
@@ -217,7 +225,12 @@ listen_tls = 127.0.0.1:$P_POPS
 listen = 127.0.0.1:$P_IMAP
 listen_tls = 127.0.0.1:$P_IMAPS
 EOF
-(cd "$PD" && in_cgroup "$CG_POSTERN" "$POSTERN" -c "$PD/postern.conf" up) >"$PD/postern.log" 2>&1 &
+# One subshell that becomes postern (exec), so $! is the supervisor itself.
+(
+	cd "$PD" || exit 1
+	if [ -d "$CG_POSTERN" ]; then echo "$BASHPID" >"$CG_POSTERN/cgroup.procs"; fi
+	exec "$POSTERN" -c "$PD/postern.conf" up
+) >"$PD/postern.log" 2>&1 &
 POSTERN_PID=$!
 "$POSTERN" -c "$PD/postern.conf" status --wait 30 >/dev/null
 "$POSTERN" -c "$PD/postern.conf" domain add example.test
