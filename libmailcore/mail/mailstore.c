@@ -12,6 +12,7 @@
  * moved aside and rebuilt from them.
  */
 #include "mail/mailstore.h"
+#include "mail/mailstore_int.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 
@@ -31,21 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STORE_PATH_MAX 1024
-#define DIR_MODE 02770
-#define FILE_MODE 0660
 #define COPY_BUF (64 * 1024)
 #define BUSY_TIMEOUT_MS 10000
-
-struct mc_store {
-	char path[STORE_PATH_MAX];
-	char index[STORE_PATH_MAX + 32];
-	sqlite3 *db;
-	sqlite3_stmt *st_mbox;     /* hot path of delivery */
-	sqlite3_stmt *st_insert;
-	sqlite3_stmt *st_exists;
-	sqlite3_stmt *st_bump;
-};
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
