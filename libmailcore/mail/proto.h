@@ -61,6 +61,11 @@ enum mc_role {
 	/* resolverd: expand an address for delivery (aliases, +tag, catch-all).                         \
 	 * req: str address. reply: u32 n, then n * (u32 mc_dest_kind, str address, str mailbox path). */  \
 	X(RES_EXPAND, R(QUEUED))                                                                              \
+	/* resolverd: where to deliver mail for a domain (DNS: MX, else implicit MX; A/AAAA of each host).   \
+	 * req: str domain, u32 family (0 any, 4 IPv4 only, 6 IPv6 only). reply: u32 mc_mx_result,       \
+	 * str detail (short, sanitized), u32 n, then n * (str host, u32 preference, u32 naddr,            \
+	 * naddr * str address literal); hosts and addresses in the order to try. */                       \
+	X(RES_MX, R(QUEUED))                                                                                  \
                                                                                                                \
 	/* queued: open a new body file. req: u64 size hint (0: unknown), str client description.          \
 	 * reply: str queue id, fd (write-only body file). Error reply code 452 (no space) or 451. */      \
@@ -123,6 +128,14 @@ enum mc_dest_kind {
 	MC_DEST_LOCAL = 1,      /* deliver into the mailbox at the given path */
 	MC_DEST_REMOTE = 2,     /* relay to the address's domain */
 	MC_DEST_UNKNOWN = 3,    /* no such user (bounce) */
+};
+
+enum mc_mx_result {
+	MC_MX_OK = 1,           /* hosts with addresses, in the order to try */
+	MC_MX_TEMPFAIL = 2,     /* SERVFAIL, timeout, refused, no usable answer: defer */
+	MC_MX_NXDOMAIN = 3,     /* the domain does not exist: 5.1.2 */
+	MC_MX_NULLMX = 4,       /* the domain accepts no mail (RFC 7505 "MX 0 ."): 5.1.10 */
+	MC_MX_NOHOST = 5,       /* no MX and no A/AAAA, or no MX host has an address (permanent) */
 };
 
 /* The catalogue for util/chan.c. */

@@ -21,13 +21,15 @@
 #define RCPT_TIMEOUT_MS 30000
 #define AUTH_TIMEOUT_MS 60000     /* resolverd slows failed logins on purpose */
 #define EXPAND_TIMEOUT_MS 30000
+/* resolverd bounds its own DNS work well below this (dns.c), and answers TEMPFAIL then. */
+#define MX_TIMEOUT_MS 90000
 #define CANON_MAX 1024
 /* The smallest encoding of one destination: a u32 and two empty strings. */
 #define DEST_MIN_WIRE (5 + 5 + 5)
 /* Beside the channel's error codes: an answer that does not parse. */
 #define ERR_MALFORMED 1
 
-enum call_kind { CALL_RCPT, CALL_AUTH, CALL_EXPAND };
+enum call_kind { CALL_RCPT, CALL_AUTH, CALL_EXPAND, CALL_MX };
 
 struct rcall {
 	struct mc_resolver *r;        /* NULL once the client is closed */
@@ -38,6 +40,7 @@ struct rcall {
 		mc_resolver_rcpt_cb rcpt;
 		mc_resolver_auth_cb auth;
 		mc_resolver_expand_cb expand;
+		mc_resolver_mx_cb mx;
 	} cb;
 	void *arg;
 };
@@ -101,7 +104,7 @@ unlink_call(struct rcall *c)
 static void
 log_failure(const struct rcall *c, struct mc_msg *m, int err)
 {
-	static const char *const what[] = { "RES_RCPT", "RES_AUTH", "RES_EXPAND" };
+	static const char *const what[] = { "RES_RCPT", "RES_AUTH", "RES_EXPAND", "RES_MX" };
 	uint32_t code;
 	char text[256];
 	if (err == MC_CHAN_EREMOTE && mc_chan_error_parse(m, &code, text, sizeof(text)) == 0)
@@ -187,6 +190,73 @@ expand_done(struct rcall *c, struct mc_msg *m, int err)
 	free(d);
 }
 
+/* One RES_MX answer read into fixed storage (about 40 KiB, for the callback's duration). */
+struct mx_answer {
+	struct mc_mx_host hosts[MC_RESOLVER_MX_HOSTS_MAX];
+	char names[MC_RESOLVER_MX_HOSTS_MAX][MC_RES_DOMAIN_MAX];
+	char addrs[MC_RESOLVER_MX_HOSTS_MAX][MC_RESOLVER_MX_ADDRS_MAX][MC_RES_ADDRLIT_MAX];
+	const char *addr_ptrs[MC_RESOLVER_MX_HOSTS_MAX][MC_RESOLVER_MX_ADDRS_MAX];
+};
+
+/* Read the hosts of an RES_MX answer into a; -1 when anything is out of bounds. */
+static int
+read_mx_hosts(struct mc_msg *m, struct mx_answer *a, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct mc_mx_host *h = &a->hosts[i];
+		uint32_t pref = 0, naddr = 0;
+		mc_msg_get_str(m, a->names[i], sizeof(a->names[i]));
+		mc_msg_get_u32(m, &pref);
+		if (mc_msg_get_u32(m, &naddr) < 0 || naddr == 0 || naddr > MC_RESOLVER_MX_ADDRS_MAX)
+			return -1;
+		for (uint32_t j = 0; j < naddr; j++) {
+			mc_msg_get_str(m, a->addrs[i][j], sizeof(a->addrs[i][j]));
+			a->addr_ptrs[i][j] = a->addrs[i][j];
+		}
+		if (m->err || a->names[i][0] == '\0')
+			return -1;
+		h->name = a->names[i];
+		h->pref = pref;
+		h->naddr = naddr;
+		h->addrs = a->addr_ptrs[i];
+	}
+	return 0;
+}
+
+static void
+mx_done(struct rcall *c, struct mc_msg *m, int err)
+{
+	struct mx_answer *a = NULL;
+	uint32_t res = 0, n = 0;
+	char detail[MC_RES_DETAIL_MAX] = "", clean[MC_RES_DETAIL_MAX];
+	if (err == MC_CHAN_OK) {
+		mc_msg_get_u32(m, &res);
+		mc_msg_get_str(m, detail, sizeof(detail));
+		if (mc_msg_get_u32(m, &n) < 0 || res < MC_MX_OK || res > MC_MX_NOHOST ||
+		    n > MC_RESOLVER_MX_HOSTS_MAX || (res == MC_MX_OK) != (n > 0)) {
+			err = ERR_MALFORMED;
+		} else if (n > 0) {
+			a = calloc(1, sizeof(*a));
+			if (a == NULL)
+				mc_panic("resolver: out of memory for an MX answer");
+			if (read_mx_hosts(m, a, n) < 0)
+				err = ERR_MALFORMED;
+		}
+		if (err == MC_CHAN_OK && mc_msg_end(m) < 0)
+			err = ERR_MALFORMED;
+	}
+	if (err != MC_CHAN_OK) {
+		log_failure(c, m, err);
+		c->cb.mx(c->arg, MC_MX_TEMPFAIL, err == MC_CHAN_ECLOSED ? "resolverd is not running" :
+			 "resolverd gave no usable answer", NULL, 0);
+	} else {
+		/* resolverd cleans it; cleaning again keeps a DSN safe whatever sent it. */
+		mc_log_clean(clean, sizeof(clean), detail, strlen(detail));
+		c->cb.mx(c->arg, (enum mc_mx_result)res, clean, a != NULL ? a->hosts : NULL, n);
+	}
+	free(a);
+}
+
 static void
 on_reply(void *arg, struct mc_msg *m, int err)
 {
@@ -201,6 +271,9 @@ on_reply(void *arg, struct mc_msg *m, int err)
 		break;
 	case CALL_EXPAND:
 		expand_done(c, m, err);
+		break;
+	case CALL_MX:
+		mx_done(c, m, err);
 		break;
 	}
 	free(c);
@@ -267,6 +340,18 @@ mc_resolver_expand(struct mc_resolver *r, const char *address, mc_resolver_expan
 	return start(r, &m, EXPAND_TIMEOUT_MS, c);
 }
 
+uint32_t
+mc_resolver_mx(struct mc_resolver *r, const char *domain, int family, mc_resolver_mx_cb cb, void *arg)
+{
+	struct rcall *c = new_call(CALL_MX, arg);
+	struct mc_msg m;
+	c->cb.mx = cb;
+	mc_msg_init(&m, MC_MSG_RES_MX);
+	mc_msg_put_str(&m, domain);
+	mc_msg_put_u32(&m, family == 4 || family == 6 ? (uint32_t)family : 0);
+	return start(r, &m, MX_TIMEOUT_MS, c);
+}
+
 void
 mc_resolver_cancel(struct mc_resolver *r, uint32_t handle)
 {
@@ -319,6 +404,18 @@ mc_resolver_req_expand(struct mc_msg *m, char *addr, size_t sz)
 }
 
 int
+mc_resolver_req_mx(struct mc_msg *m, char *domain, size_t sz, int *family)
+{
+	uint32_t f = 0;
+	mc_msg_get_str(m, domain, sz);
+	mc_msg_get_u32(m, &f);
+	if (mc_msg_end(m) < 0 || (f != 0 && f != 4 && f != 6))
+		return -1;
+	*family = (int)f;
+	return 0;
+}
+
+int
 mc_resolver_reply_rcpt(struct mc_chan *ch, uint32_t reqid, enum mc_rcpt_result r, const char *canonical)
 {
 	struct mc_msg m;
@@ -355,6 +452,56 @@ mc_resolver_reply_expand(struct mc_chan *ch, uint32_t reqid, const struct mc_des
 		mc_msg_free(&m);
 		mc_warn("resolver: expansion of %u destinations does not fit in one answer", n);
 		return mc_chan_reply_error(ch, reqid, MC_MSG_RES_EXPAND, 451, "4.3.0 expansion too large");
+	}
+	return mc_chan_reply(ch, reqid, &m);
+}
+
+/* How many of a host's addresses an answer carries: those the client can read, up to the bound. */
+static unsigned
+mx_addrs_sent(const struct mc_mx_host *h)
+{
+	unsigned na = 0;
+	if (strlen(h->name) >= MC_RES_DOMAIN_MAX || h->name[0] == '\0')
+		return 0;
+	for (unsigned j = 0; j < h->naddr && na < MC_RESOLVER_MX_ADDRS_MAX; j++)
+		if (strlen(h->addrs[j]) < MC_RES_ADDRLIT_MAX)
+			na++;
+	return na;
+}
+
+int
+mc_resolver_reply_mx(struct mc_chan *ch, uint32_t reqid, enum mc_mx_result r, const char *detail,
+		     const struct mc_mx_host *hosts, unsigned n)
+{
+	struct mc_msg m;
+	char clean[MC_RES_DETAIL_MAX];
+	unsigned send = 0;
+	for (unsigned i = 0; i < n && send < MC_RESOLVER_MX_HOSTS_MAX; i++)
+		if (mx_addrs_sent(&hosts[i]) > 0)
+			send++;
+	if (r == MC_MX_OK && send == 0)
+		r = MC_MX_NOHOST;
+	if (r != MC_MX_OK)
+		send = 0;
+	mc_log_clean(clean, sizeof(clean), detail != NULL ? detail : "", detail != NULL ? strlen(detail) : 0);
+	mc_msg_init(&m, MC_MSG_RES_MX);
+	mc_msg_put_u32(&m, (uint32_t)r);
+	mc_msg_put_str(&m, clean);
+	mc_msg_put_u32(&m, send);
+	for (unsigned i = 0, sent = 0; i < n && sent < send; i++) {
+		unsigned na = mx_addrs_sent(&hosts[i]);
+		if (na == 0)
+			continue;
+		mc_msg_put_str(&m, hosts[i].name);
+		mc_msg_put_u32(&m, hosts[i].pref);
+		mc_msg_put_u32(&m, na);
+		for (unsigned j = 0, put = 0; j < hosts[i].naddr && put < na; j++) {
+			if (strlen(hosts[i].addrs[j]) < MC_RES_ADDRLIT_MAX) {
+				mc_msg_put_str(&m, hosts[i].addrs[j]);
+				put++;
+			}
+		}
+		sent++;
 	}
 	return mc_chan_reply(ch, reqid, &m);
 }

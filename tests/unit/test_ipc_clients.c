@@ -83,6 +83,20 @@ res_on_msg(struct mc_chan *ch, struct mc_msg *m, void *arg)
 		d[2].kind = MC_DEST_UNKNOWN;
 		snprintf(d[2].address, sizeof(d[2].address), "%s", addr);
 		mc_resolver_reply_expand(ch, m->reqid, d, 3);
+	} else if (m->type == MC_MSG_RES_MX) {
+		int family = -1;
+		assert_int_equal(mc_resolver_req_mx(m, addr, sizeof(addr), &family), 0);
+		if (strcmp(addr, "nx.example") == 0) {
+			mc_resolver_reply_mx(ch, m->reqid, MC_MX_NXDOMAIN, "NXDOMAIN\r\nfrom 127.0.0.1", NULL, 0);
+			return;
+		}
+		static const char *const a1[] = { "2001:db8::1", "192.0.2.1" }, *const a2[] = { "192.0.2.2" };
+		const struct mc_mx_host h[3] = {
+			{ "mx1.example.org", 10, 2, a1 },
+			{ "noaddr.example.org", 15, 0, NULL },
+			{ "mx2.example.org", 20, family == 6 ? 0 : 1, a2 },
+		};
+		mc_resolver_reply_mx(ch, m->reqid, MC_MX_OK, "", h, 3);
 	}
 }
 
@@ -276,6 +290,25 @@ got_expand(void *arg, int err, const struct mc_dest *dests, unsigned n)
 }
 
 static void
+got_mx(void *arg, enum mc_mx_result r, const char *detail, const struct mc_mx_host *hosts, unsigned n)
+{
+	struct got *g = arg;
+	assert_false(g->fx->in_call);
+	g->called++;
+	g->r = (int)r;
+	g->n = n;
+	snprintf(g->s1, sizeof(g->s1), "%s", detail);
+	/* flatten: "name pref addr addr;" per host */
+	size_t off = 0;
+	for (unsigned i = 0; i < n; i++) {
+		off += (size_t)snprintf(g->s2 + off, sizeof(g->s2) - off, "%s %u", hosts[i].name, hosts[i].pref);
+		for (unsigned j = 0; j < hosts[i].naddr; j++)
+			off += (size_t)snprintf(g->s2 + off, sizeof(g->s2) - off, " %s", hosts[i].addrs[j]);
+		off += (size_t)snprintf(g->s2 + off, sizeof(g->s2) - off, ";");
+	}
+}
+
+static void
 got_begin(void *arg, bool ok, int fd, const char *qid, unsigned code, const char *text)
 {
 	struct got *g = arg;
@@ -355,7 +388,26 @@ test_resolver_calls(void **state)
 	assert_string_equal(e->d[1].address, "b@remote.example");
 	assert_int_equal(e->d[2].kind, MC_DEST_UNKNOWN);
 	assert_string_equal(e->d[2].address, "list@example.org");
+
+	/* RES_MX: hosts without an address are left out; the detail arrives cleaned */
+	struct got *x1 = got_new(fx), *x2 = got_new(fx), *x3 = got_new(fx);
+	fx->in_call = true;
+	mc_resolver_mx(qres, "example.org", 0, got_mx, x1);
+	mc_resolver_mx(qres, "example.org", 6, got_mx, x2);
+	mc_resolver_mx(qres, "nx.example", 4, got_mx, x3);
+	fx->in_call = false;
+	assert_true(run_until(fx, &x3->called, 1, 2000));
+	assert_true(run_until(fx, &x1->called, 1, 2000));
+	assert_int_equal(x1->r, MC_MX_OK);
+	assert_int_equal(x1->n, 2);
+	assert_string_equal(x1->s2, "mx1.example.org 10 2001:db8::1 192.0.2.1;mx2.example.org 20 192.0.2.2;");
+	assert_int_equal(x2->r, MC_MX_OK);
+	assert_string_equal(x2->s2, "mx1.example.org 10 2001:db8::1 192.0.2.1;");
+	assert_int_equal(x3->r, MC_MX_NXDOMAIN);
+	assert_int_equal(x3->n, 0);
+	assert_string_equal(x3->s1, "NXDOMAIN??from 127.0.0.1");
 	mc_resolver_close(qres);
+	free(x1), free(x2), free(x3);
 
 	/* a nonsense answer is a TEMPFAIL, not a guess */
 	struct got *j = got_new(fx);
@@ -450,12 +502,14 @@ test_daemons_away(void **state)
 	struct fx *fx = *state;
 	open_clients(fx);
 	struct got *r = got_new(fx), *a = got_new(fx), *x = got_new(fx), *b = got_new(fx), *c = got_new(fx);
+	struct got *mx = got_new(fx);
 	struct mc_envelope e;
 	mc_envelope_init(&e);
 	fx->in_call = true;
 	mc_resolver_rcpt(fx->res, "x@example.org", false, got_rcpt, r);
 	mc_resolver_auth(fx->res, "smtp", "192.0.2.1", "u", "p", got_auth, a);
 	mc_resolver_expand(fx->res, "x@example.org", got_expand, x);
+	mc_resolver_mx(fx->res, "example.org", 0, got_mx, mx);
 	mc_queue_begin(fx->q, 0, "c", got_begin, b);
 	mc_queue_commit(fx->q, &e, got_commit, c);
 	mc_queue_abort(fx->q, "0123456789ABCDEF");
@@ -465,6 +519,9 @@ test_daemons_away(void **state)
 	assert_int_equal(r->r, MC_RCPT_TEMPFAIL);
 	assert_int_equal(a->r, MC_AUTH_TEMPFAIL);
 	assert_int_equal(x->err, -1);
+	assert_true(run_until(fx, &mx->called, 1, 2000));
+	assert_int_equal(mx->r, MC_MX_TEMPFAIL);
+	assert_int_equal(mx->n, 0);
 	assert_false(b->ok);
 	assert_int_equal(b->code, 451);
 	assert_string_equal(b->s2, "4.3.0 Queue manager unavailable, try again later");
@@ -474,7 +531,7 @@ test_daemons_away(void **state)
 	/* the daemons start: the clients find them by themselves */
 	start_servers(fx);
 	assert_true(run_until_up(fx));
-	free(r), free(a), free(x), free(b), free(c);
+	free(r), free(a), free(x), free(b), free(c), free(mx);
 }
 
 static void
