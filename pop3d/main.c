@@ -1,52 +1,38 @@
 /*
  * main.c - pop3d: the POP3 server's main (RFC 1939; 995 implicit TLS, RFC 8314).
  *
- * This first version binds the POP3 listeners of [pop3d] (listen, and
- * listen_tls with the server TLS context), drops to [global] mail_user,
- * answers its control socket, and tells every client that the service is
- * not available yet (RFC 3206 SYS/TEMP), then closes. Mailbox access
- * comes with the POP3 session state machine in its own file.
+ * This first version serves [pop3d] through the shared network front
+ * (mail/netsvc: listen, listen_tls, max_connections, TLS reload, stop),
+ * runs as [global] mail_user, and tells every client that the service is
+ * not available yet (RFC 3206 SYS/TEMP), then closes.
+ * Mailbox access comes with the POP3 session state machine.
  *
- * Owns the listeners, the TLS context and the open connections; never
- * touches a mailbox or a password.
+ * Owns nothing but the greeting; never touches a mailbox or a password.
  */
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "mail/daemon.h"
+#include "mail/netsvc.h"
 #include "util/conn.h"
-#include "util/listen.h"
 #include "util/log.h"
-#include "util/tls.h"
 
 #define GREETING "-ERR [SYS/TEMP] POP3 service is not available yet, try again later\r\n"
 /* Enough for a client that talks before the greeting; nothing is read here. */
 #define IN_MAX 1024
-/* A TLS handshake that has not finished by then is dropped. */
-#define HANDSHAKE_MS 10000
 
-enum { TAG_PLAIN = 1, TAG_TLS = 2 };
+static struct mc_daemon daemon_;
 
 struct session {
-	struct session *next, **prevp;
-	struct mc_conn *conn;
 	char id[16];
 };
 
-static struct mc_daemon daemon_;
-static struct mc_tls tls;
-static struct session *sessions;
-static unsigned long session_counter;
-
 static void
-greet_and_close(struct session *s)
+conf(const struct mc_config *cfg, struct mc_netsvc_conf *c)
 {
-	mc_info("%s: refused from=%s tls=%s: service not available yet", s->id, mc_conn_peer_ip(s->conn),
-		mc_conn_is_tls(s->conn) ? "yes" : "no");
-	mc_conn_writes(s->conn, GREETING);
-	mc_conn_close(s->conn);
+	c->listen = &cfg->pop3d.listen;
+	c->listen_tls = &cfg->pop3d.listen_tls;
+	c->max_connections = cfg->pop3d.max_connections;
 }
 
 static void
@@ -58,95 +44,50 @@ on_read(struct mc_conn *c, void *arg)
 }
 
 static void
-on_tls(struct mc_conn *c, void *arg, bool ok)
-{
-	struct session *s = arg;
-	if (ok)
-		greet_and_close(s);
-	else
-		mc_info("%s: TLS handshake failed from=%s", s->id, mc_conn_peer_ip(c));
-}
-
-static void
 on_timeout(struct mc_conn *c, void *arg)
 {
-	struct session *s = arg;
-	mc_info("%s: timeout from=%s", s->id, mc_conn_peer_ip(c));
 	mc_conn_abort(c);
+	(void)arg;
 }
 
 static void
 on_close(struct mc_conn *c, void *arg, const char *why)
 {
 	struct session *s = arg;
-	*s->prevp = s->next;
-	if (s->next)
-		s->next->prevp = s->prevp;
-	daemon_.connections--;
 	mc_debug("%s: closed: %s", s->id, why);
 	free(s);
 	(void)c;
 }
 
-static const struct mc_conn_cbs conn_cbs = {
+static const struct mc_conn_cbs session_cbs = {
 	.on_read = on_read,
-	.on_tls = on_tls,
 	.on_timeout = on_timeout,
 	.on_close = on_close,
 };
 
-static void
-on_accept(uv_stream_t *server, int tag, void *arg)
+static void *
+on_client(struct mc_netsvc *svc, const struct mc_netsvc_client *cl, void *arg)
 {
 	struct session *s = calloc(1, sizeof(*s));
 	if (s == NULL)
-		mc_panic("out of memory");
-	snprintf(s->id, sizeof(s->id), "%05lX%05lX", (unsigned long)getpid() & 0xFFFFF, ++session_counter & 0xFFFFF);
-	s->conn = mc_conn_accept(server, IN_MAX, &conn_cbs, s);
-	if (s->conn == NULL) {
-		free(s);
-		return;
-	}
-	s->next = sessions;
-	s->prevp = &sessions;
-	if (sessions)
-		sessions->prevp = &s->next;
-	sessions = s;
-	daemon_.connections++;
-	mc_conn_set_timeout(s->conn, HANDSHAKE_MS);
-	if (tag == TAG_TLS) {
-		if (mc_conn_starttls(s->conn, tls.server, true, NULL) < 0) {
-			mc_warn("%s: cannot start TLS from=%s", s->id, mc_conn_peer_ip(s->conn));
-			mc_conn_abort(s->conn);
-		}
-		return;
-	}
-	greet_and_close(s);
+		return NULL;
+	snprintf(s->id, sizeof(s->id), "%s", cl->id);
+	mc_info("%s: refused from=%s tls=%s: service not available yet", s->id, cl->ip, cl->tls ? "yes" : "no");
+	mc_conn_writes(cl->conn, GREETING);
+	mc_conn_close(cl->conn);
+	(void)svc;
 	(void)arg;
+	return s;
 }
 
-static int
-on_reload(struct mc_daemon *d, const struct mc_config *n, char *err, size_t errsz)
-{
-	/* From the files passed with the reload (root-only keys), else the paths; on failure the old one stays. */
-	if (tls.server)
-		mc_daemon_reload_tls(d, &tls, n);
-	(void)err;
-	(void)errsz;
-	return 0;
-}
-
-static void
-on_stop(struct mc_daemon *d)
-{
-	struct session *next;
-	mc_listen_close_all();
-	for (struct session *s = sessions; s; s = next) {
-		next = s->next;
-		mc_conn_abort(s->conn);
-	}
-	(void)d;
-}
+static const struct mc_netsvc_ops ops = {
+	.conf = conf,
+	.in_max = IN_MAX,
+	.id_prefix = 'P',
+	.busy_reply = "-ERR [SYS/TEMP] Too many connections, try again later\r\n",
+	.cbs = &session_cbs,
+	.on_client = on_client,
+};
 
 int
 main(int argc, char **argv)
@@ -155,18 +96,8 @@ main(int argc, char **argv)
 	char err[1024];
 
 	mc_daemon_init(d, "pop3d", MC_ROLE_POP3D, argc, argv);
-	d->on_reload = on_reload;
-	d->on_stop = on_stop;
-
-	if (d->cfg.pop3d.listen_tls.n &&
-	    mc_tls_load(&tls, d->cfg.global.tls_cert, d->cfg.global.tls_key, err, sizeof(err)) < 0)
-		mc_fatal("%s", err);
-	if (mc_listen_open(d->loop, &d->cfg.pop3d.listen, TAG_PLAIN, on_accept, NULL, err, sizeof(err)) < 0 ||
-	    mc_listen_open(d->loop, &d->cfg.pop3d.listen_tls, TAG_TLS, on_accept, NULL, err, sizeof(err)) < 0)
-		mc_fatal("%s", err);
-
+	if (mc_netsvc_open(d, &ops, err, sizeof(err)) == NULL)
+		mc_fatal("[pop3d] %s", err);
 	mc_daemon_drop(d, d->cfg.global.mail_user, NULL);
-	int rc = mc_daemon_run(d);
-	mc_tls_free(&tls);
-	return rc;
+	return mc_daemon_run(d);
 }

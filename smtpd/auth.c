@@ -6,7 +6,8 @@
  * SASL response line. Credentials go to resolverd (mc_resolver_auth),
  * the only process that reads password hashes; resolverd also slows and
  * blocks guessing. One reply text for an unknown user and a wrong
- * password. Base64 is OpenSSL's (EVP_DecodeBlock), checked for padding.
+ * password. Decoding (base64, the PLAIN message) is libmailcore's
+ * mail/sasl, shared with pop3d and imapd.
  *
  * Owns nothing but a LOGIN user name between two lines, wiped after use.
  * Never logs or keeps a password; wipes every buffer that held one.
@@ -20,41 +21,10 @@
 #include <strings.h>
 
 #include "mail/resolver_client.h"
+#include "mail/sasl.h"
 #include "util/log.h"
 
 enum { MECH_NONE = 0, MECH_PLAIN, MECH_LOGIN };
-
-/* The largest decoded SASL response: a 12288-octet line of base64. */
-#define DECODED_MAX (SMTPD_AUTH_LINE_MAX / 4 * 3)
-
-int
-smtpd_auth_b64decode(const char *in, size_t inlen, unsigned char *out, size_t outsz, size_t *outlen)
-{
-	if (inlen % 4 != 0 || inlen / 4 * 3 > outsz || inlen > SMTPD_AUTH_LINE_MAX)
-		return -1;
-	if (inlen == 0) {
-		*outlen = 0;
-		return 0;
-	}
-	/* EVP_DecodeBlock skips surrounding blanks and ignores '=' meaning: check the alphabet here. */
-	size_t pad = 0;
-	for (size_t i = 0; i < inlen; i++) {
-		unsigned char c = (unsigned char)in[i];
-		if (c == '=') {
-			if (i < inlen - 2)
-				return -1;
-			pad++;
-		} else if (pad || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-				     c == '+' || c == '/')) {
-			return -1;
-		}
-	}
-	int n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)inlen);
-	if (n < 0 || (size_t)n < pad)
-		return -1;
-	*outlen = (size_t)n - pad;
-	return 0;
-}
 
 static void
 auth_end(struct smtpd_session *s)
@@ -111,17 +81,14 @@ check(struct smtpd_session *s, const char *user, const char *pass)
 static void
 plain(struct smtpd_session *s, unsigned char *msg, size_t n)
 {
-	unsigned char *nul1 = memchr(msg, '\0', n);
-	unsigned char *nul2 = nul1 ? memchr(nul1 + 1, '\0', n - (size_t)(nul1 + 1 - msg)) : NULL;
-	if (nul1 == NULL || nul2 == NULL || memchr(nul2 + 1, '\0', n - (size_t)(nul2 + 1 - msg)) != NULL) {
+	const char *user, *pass;
+	enum mc_sasl_result r = mc_sasl_plain(msg, n, &user, &pass);
+	if (r == MC_SASL_BAD) {
 		smtpd_reply(s, "501 5.5.2 Error: malformed PLAIN response");
 		auth_end(s);
 		return;
 	}
-	msg[n] = '\0';
-	const char *authz = (const char *)msg, *user = (const char *)nul1 + 1, *pass = (const char *)nul2 + 1;
-	/* Acting for another user is not offered: an authzid must name the same user. */
-	if ((authz[0] && strcmp(authz, user) != 0) || user[0] == '\0' || strlen(user) >= sizeof(s->auth_login_user)) {
+	if (r != MC_SASL_OK || strlen(user) >= sizeof(s->auth_login_user)) {
 		smtpd_reply(s, "535 5.7.8 Error: authentication failed");
 		auth_end(s);
 		return;
@@ -133,17 +100,17 @@ plain(struct smtpd_session *s, unsigned char *msg, size_t n)
 static void
 response(struct smtpd_session *s, const char *b64, size_t len)
 {
-	unsigned char dec[DECODED_MAX + 1];
+	unsigned char dec[MC_SASL_DECODED_MAX];
 	size_t n;
 
-	if (len == 1 && b64[0] == '*') {
+	switch (mc_sasl_response(b64, len, dec, sizeof(dec), &n)) {
+	case MC_SASL_OK:
+		break;
+	case MC_SASL_ABORT:
 		smtpd_reply(s, "501 5.7.0 Authentication aborted");
 		auth_end(s);
 		return;
-	}
-	if (len == 1 && b64[0] == '=')
-		len = 0;    /* RFC 4954 §4: "=" is an empty initial response */
-	if (smtpd_auth_b64decode(b64, len, dec, sizeof(dec) - 1, &n) < 0) {
+	default:
 		smtpd_reply(s, "501 5.5.2 Error: cannot decode response");
 		auth_end(s);
 		return;

@@ -210,7 +210,5 @@ const char *smtpd_tx_sender(const struct smtpd_session *s);
 void smtpd_auth_cmd(struct smtpd_session *s, const char *args);
 /* A SASL response line while in SMTPD_ST_AUTH. */
 void smtpd_auth_line(struct smtpd_session *s, const char *line, size_t len);
-/* Decode base64 (RFC 4648, padding required) into out; -1 when malformed or too long. */
-int smtpd_auth_b64decode(const char *in, size_t inlen, unsigned char *out, size_t outsz, size_t *outlen);
 
 #endif
