@@ -754,16 +754,23 @@ conv_finish(struct conv *c)
 }
 
 /* Write one item into tmp/, fsync, rename into new/. Fills base (the unique name) and file ("new/..."). */
-static int
-write_item(struct conv *c, char *inbuf, const char *dir, struct mc_store_item *it, char *base, size_t basesz,
-	   char *file, size_t filesz, uint64_t *size, uint64_t *vsize)
+void
+mc_store_int_unique(char *out, size_t outsz, int64_t when)
 {
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
+	pthread_once(&host_once, host_init);
 	unsigned q = __atomic_add_fetch(&deliver_seq, 1, __ATOMIC_RELAXED);
+	snprintf(out, outsz, "%lld.M%ldP%dQ%u.%s", (long long)(when >= 0 ? when : (int64_t)tv.tv_sec), (long)tv.tv_usec,
+		 (int)getpid(), q, host_part);
+}
+
+static int
+write_item(struct conv *c, char *inbuf, const char *dir, struct mc_store_item *it, int64_t when, char *base,
+	   size_t basesz, char *file, size_t filesz, uint64_t *size, uint64_t *vsize)
+{
 	char uniq[256], tmp[STORE_PATH_MAX + MC_MAILBOX_NAME_MAX + 320], dst[sizeof(tmp)];
-	snprintf(uniq, sizeof(uniq), "%lld.M%ldP%dQ%u.%s", (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(), q,
-		 host_part);
+	mc_store_int_unique(uniq, sizeof(uniq), when);
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, uniq);
 
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
@@ -830,6 +837,22 @@ write_item(struct conv *c, char *inbuf, const char *dir, struct mc_store_item *i
 		return -1;
 	}
 	return 0;
+}
+
+int
+mc_store_int_write(const char *dir, struct mc_store_item *it, int64_t when, char *base, size_t basesz, char *file,
+		   size_t filesz, uint64_t *size, uint64_t *vsize)
+{
+	struct conv *c = malloc(sizeof(*c));
+	char *inbuf = malloc(COPY_BUF);
+	int r = -1;
+	if (c == NULL || inbuf == NULL)
+		snprintf(it->err, sizeof(it->err), "out of memory");
+	else
+		r = write_item(c, inbuf, dir, it, when, base, basesz, file, filesz, size, vsize);
+	free(c);
+	free(inbuf);
+	return r;
 }
 
 struct written {
@@ -975,7 +998,7 @@ mc_store_deliver_many(struct mc_store *s, const char *mailbox, struct mc_store_i
 	}
 	size_t nw = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (write_item(c, inbuf, dir, &items[i], w[i].base, sizeof(w[i].base), w[i].file, sizeof(w[i].file),
+		if (write_item(c, inbuf, dir, &items[i], -1, w[i].base, sizeof(w[i].base), w[i].file, sizeof(w[i].file),
 			       &w[i].size, &w[i].vsize) == 0) {
 			w[i].ok = true;
 			nw++;

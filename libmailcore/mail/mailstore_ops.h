@@ -1,0 +1,209 @@
+/*
+ * mailstore_ops.h - what IMAP (and POP3) do to stored mail: flags and
+ * keywords with MODSEQ (CONDSTORE), COPY/MOVE with new UIDs (UIDPLUS),
+ * APPEND, EXPUNGE, mailbox DELETE/RENAME, subscriptions, STATUS figures,
+ * "what changed since MODSEQ" (QRESYNC and other sessions' changes) and
+ * QUOTA figures. The store itself (open, delivery, reindex) is mailstore.h.
+ *
+ * Conventions, for the IMAP colleague wiring these into commands:
+ *  - Mailboxes are named as in the index ("INBOX", "Sent", "Lists.pg":
+ *    '.' separates levels, already decoded from modified UTF-7).
+ *  - UID arrays need not be sorted; UIDs that do not exist are skipped.
+ *  - Every operation is one IMMEDIATE transaction on the user's index; the
+ *    Maildir files are renamed/linked/unlinked inside it, so two sessions
+ *    (or imapd and pop3d) never interleave on one user.
+ *  - Errors: -1 is a server-side failure (err says why: answer NO
+ *    [SERVERBUG] or NO with err); the MC_STORE_E* values below map to RFC
+ *    5530 response codes, named next to each.
+ *  - Maildir flags: a file whose flags changed lives in cur/ as
+ *    BASE:2,<letters> with the letters D F P R S T in ASCII order (Draft,
+ *    Flagged, $Forwarded, Answered/Replied, Seen, Deleted/Trashed).
+ *    Keywords live only in the index (a lost index loses keywords, never
+ *    system flags); Dovecot's dovecot-keywords letters are not written.
+ *  - MODSEQ: one operation gives every message it changes the same new
+ *    MODSEQ (highestmodseq + 1), which RFC 7162 allows.
+ */
+#ifndef MC_MAILSTORE_OPS_H
+#define MC_MAILSTORE_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mail/mailstore.h"
+
+enum mc_store_error {
+	MC_STORE_ENOMAILBOX = -2,   /* [TRYCREATE] (COPY/APPEND/MOVE target) or [NONEXISTENT] */
+	MC_STORE_EEXISTS = -3,      /* [ALREADYEXISTS] */
+	MC_STORE_ECANNOT = -4,      /* [CANNOT]: DELETE INBOX, RENAME onto itself or into its own child */
+	MC_STORE_ETOOBIG = -5,      /* [TOOBIG]: APPENDLIMIT */
+	MC_STORE_EOVERQUOTA = -6,   /* [OVERQUOTA] */
+	MC_STORE_EBADNAME = -7,     /* [CANNOT] or BAD: a name the store refuses */
+	MC_STORE_ELIMIT = -8,       /* [LIMIT]: too many keywords on a message, keyword too long */
+};
+
+/* Highest keywords per message, and longest keyword (longer ones are refused). */
+#define MC_STORE_KEYWORDS_MAX 64
+#define MC_STORE_KEYWORD_LEN 100
+
+/* ---- flags and keywords (STORE, UID STORE) ---- */
+
+enum mc_store_flag_op {
+	MC_FLAGOP_SET,       /* FLAGS */
+	MC_FLAGOP_ADD,       /* +FLAGS */
+	MC_FLAGOP_REMOVE,    /* -FLAGS */
+};
+
+struct mc_store_flag_change {
+	enum mc_store_flag_op op;
+	uint32_t flags;            /* enum mc_store_flag */
+	const char *keywords;      /* space-separated keywords (compared case-insensitively); NULL = none */
+	uint64_t unchangedsince;   /* CONDSTORE UNCHANGEDSINCE; 0 = no condition */
+};
+
+/* What happened to one message of the set (the cb's result argument). */
+enum mc_store_flag_result {
+	MC_FLAGS_CHANGED,      /* now has a new MODSEQ */
+	MC_FLAGS_UNCHANGED,    /* already as asked: nothing written */
+	MC_FLAGS_MODIFIED,     /* its MODSEQ was above UNCHANGEDSINCE: not changed, goes into [MODIFIED ...] */
+};
+
+/* Is kw a keyword the store accepts (an IMAP atom, not "\..."; at most MC_STORE_KEYWORD_LEN)? */
+bool mc_store_keyword_ok(const char *kw);
+
+/*
+ * Change flags/keywords of uids in mailbox. After the commit, cb (may be
+ * NULL) sees every existing UID of the set in UID order with its state
+ * now (msg->flags, ->keywords, ->modseq; ->file is the current file) and
+ * what happened to it: the untagged FETCH responses (all of them without
+ * .SILENT; with .SILENT only the changed ones' MODSEQ under CONDSTORE).
+ * *modseq (may be NULL) gets the new MODSEQ, or 0 when nothing changed.
+ * Returns the number of messages changed, or -1 / MC_STORE_E*.
+ */
+int mc_store_flags_change(struct mc_store *s, const char *mailbox, const uint32_t *uids, size_t n,
+			  const struct mc_store_flag_change *ch, uint64_t *modseq,
+			  int (*cb)(void *arg, const struct mc_store_msg *msg, enum mc_store_flag_result r), void *arg,
+			  char *err, size_t errsz);
+
+/* ---- COPY, MOVE (RFC 6851), APPEND, EXPUNGE ---- */
+
+/*
+ * Copy (hard links where possible, else a copy) or move (rename) the
+ * messages uids of from into to, keeping flags, keywords and internal
+ * dates; to's directory is fsynced, and every new row is written in one
+ * transaction. On return src_uids[i]/dst_uids[i] (each n long, either may
+ * be NULL) hold the pairs for COPYUID, in source UID order, and the return
+ * value says how many pairs there are; *uidvalidity (may be NULL) gets
+ * to's UIDVALIDITY. A move also expunges the sources (recorded for
+ * VANISHED at a new MODSEQ of from). Target missing: MC_STORE_ENOMAILBOX
+ * ([TRYCREATE]); the copy would pass the quota: MC_STORE_EOVERQUOTA.
+ */
+int mc_store_copy(struct mc_store *s, const char *from, const uint32_t *uids, size_t n, const char *to, bool move,
+		  uint32_t *src_uids, uint32_t *dst_uids, uint32_t *uidvalidity, char *err, size_t errsz);
+
+struct mc_store_append {
+	int fd;                    /* the message: length bytes of fd from offset (CRLF or LF line ends) */
+	uint64_t offset, length;
+	uint32_t flags;            /* enum mc_store_flag */
+	const char *keywords;      /* space-separated, NULL = none */
+	int64_t internal_date;     /* unix time; <= 0: now */
+	/* results */
+	uint32_t uid, uidvalidity; /* APPENDUID */
+};
+
+/*
+ * APPEND one message: written as delivery writes (tmp/, fsync, rename),
+ * then into cur/ with its flags and its row in one transaction. limit
+ * (0 = none) is the APPENDLIMIT: a longer message is MC_STORE_ETOOBIG
+ * without reading it. The quota set with mc_store_set_quota applies
+ * (MC_STORE_EOVERQUOTA). Target missing: MC_STORE_ENOMAILBOX.
+ */
+int mc_store_append(struct mc_store *s, const char *mailbox, struct mc_store_append *a, uint64_t limit, char *err,
+		    size_t errsz);
+
+enum {
+	MC_EXPUNGE_DELETED_ONLY = 1u << 0,  /* only messages that carry \Deleted inside the transaction (IMAP) */
+};
+
+/*
+ * Remove the messages uids of mailbox (uids NULL: every message carrying
+ * \Deleted, for EXPUNGE/CLOSE): file unlinked, row gone, UID recorded in
+ * the expunged table at one new MODSEQ (*modseq, may be NULL). The UIDs
+ * removed go into out (n long, may be NULL; with uids NULL out is not
+ * used: ask mc_store_changes_since). Returns how many went, or -1.
+ */
+int mc_store_expunge(struct mc_store *s, const char *mailbox, const uint32_t *uids, size_t n, unsigned flags,
+		     uint32_t *out, uint64_t *modseq, char *err, size_t errsz);
+
+/* ---- mailboxes: DELETE, RENAME, subscriptions, STATUS ---- */
+
+/*
+ * DELETE name (RFC 3501 6.3.4): its messages and directory go. INBOX is
+ * MC_STORE_ECANNOT. A mailbox with children loses its messages and its
+ * own row, and lives on only as the \Noselect parent of its children
+ * (LIST shows it because children exist). Unknown: MC_STORE_ENOMAILBOX.
+ */
+int mc_store_mailbox_delete(struct mc_store *s, const char *name, char *err, size_t errsz);
+
+/*
+ * RENAME from to (RFC 3501 6.3.5): the mailbox and all its children
+ * (from.*) are renamed, keeping UIDVALIDITY and UIDs. RENAME INBOX
+ * creates to, moves every INBOX message into it (UIDs kept, to gets a new
+ * UIDVALIDITY) and leaves INBOX empty; INBOX's children are not moved.
+ * to exists: MC_STORE_EEXISTS; from missing: MC_STORE_ENOMAILBOX; to is
+ * INBOX or inside from: MC_STORE_ECANNOT.
+ */
+int mc_store_mailbox_rename(struct mc_store *s, const char *from, const char *to, char *err, size_t errsz);
+
+/* SUBSCRIBE/UNSUBSCRIBE: any valid name, existing or not (RFC 3501 6.3.6). 0 or -1. */
+int mc_store_subscribe(struct mc_store *s, const char *name, bool on, char *err, size_t errsz);
+/* Every subscribed name, sorted. cb returns non-zero to stop. -1 on an index error. */
+int mc_store_subscriptions(struct mc_store *s, int (*cb)(void *arg, const char *name), void *arg);
+
+struct mc_store_status {
+	uint32_t messages;
+	uint32_t unseen;          /* without \Seen */
+	uint32_t deleted;         /* with \Deleted */
+	uint32_t uidnext, uidvalidity;
+	uint64_t size;            /* STATUS SIZE (RFC 8438): sum of RFC822.SIZE */
+	uint64_t highestmodseq;
+	/* \Recent is not kept in the store: report 0, as RFC 9051 allows. */
+};
+
+/* STATUS figures from the index (two queries, no file opened). MC_STORE_ENOMAILBOX or -1. */
+int mc_store_status(struct mc_store *s, const char *mailbox, struct mc_store_status *st);
+
+/* ---- changes since a MODSEQ (CONDSTORE/QRESYNC, other sessions' changes) ---- */
+
+/*
+ * Messages of mailbox whose MODSEQ is above since, in UID order (new
+ * arrivals too: their UID is at or above the session's UIDNEXT), then the
+ * UIDs expunged above since (expunged_cb may be NULL). Either cb returns
+ * non-zero to stop. MC_STORE_ENOMAILBOX or -1.
+ */
+int mc_store_changes_since(struct mc_store *s, const char *mailbox, uint64_t since,
+			   int (*changed_cb)(void *arg, const struct mc_store_msg *msg),
+			   int (*expunged_cb)(void *arg, uint32_t uid, uint64_t modseq), void *arg);
+
+/* ---- quota (RFC 9208) ---- */
+
+/* The user's limits (from the directory at login): bytes and messages, 0 = none. Checked by APPEND and COPY. */
+void mc_store_set_quota(struct mc_store *s, uint64_t bytes, uint64_t messages);
+struct mc_store_quota {
+	uint64_t bytes, bytes_limit;       /* STORAGE is bytes / 1024, rounded up */
+	uint64_t messages, messages_limit;
+};
+/* Usage over every mailbox of the user (one query) and the limits set. -1 on error. */
+int mc_store_quota(struct mc_store *s, struct mc_store_quota *q);
+
+/* ---- reading a message ---- */
+
+/*
+ * Open a message file read-only (FETCH, SEARCH BODY). Follows a file that
+ * another process renamed since the row was read (flags changed: the base
+ * name stays). fd, or -1 with errno (ENOENT: expunged meanwhile). *size
+ * (may be NULL) gets the size on disk.
+ */
+int mc_store_msg_open(struct mc_store *s, const char *mailbox, uint32_t uid, uint64_t *size);
+
+#endif

@@ -1,0 +1,598 @@
+/*
+ * test_mailstore_ops.c - what IMAP does to stored mail, checked on a
+ * store in a temporary directory: flags land in the Maildir names and in
+ * the index with a new MODSEQ (and UNCHANGEDSINCE holds back what changed
+ * meanwhile), COPY links and MOVE renames with new UIDs, APPEND with
+ * flags, keywords and date (and its limits), EXPUNGE only of \Deleted,
+ * DELETE and RENAME with children and INBOX's rules, subscriptions that
+ * persist, STATUS and QUOTA figures, changes since a MODSEQ, and two
+ * store objects on one user at once.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mail/mailstore.h"
+#include "mail/mailstore_ops.h"
+
+static const char body[] = "Subject: hello\r\nFrom: a@example.org\r\n\r\nline one\r\nline two\r\n";
+
+struct fx {
+	char root[256];
+	char store[300];
+	int src;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	snprintf(f->root, sizeof(f->root), "/tmp/test_mailstore_ops.XXXXXX");
+	if (mkdtemp(f->root) == NULL)
+		return -1;
+	snprintf(f->store, sizeof(f->store), "%s/mail/example.net/bob", f->root);
+	char p[300];
+	snprintf(p, sizeof(p), "%s/msgfile", f->root);
+	f->src = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (f->src < 0 || write(f->src, body, strlen(body)) != (ssize_t)strlen(body))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	close(f->src);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+static struct mc_store *
+open_store(struct fx *f)
+{
+	char err[256] = "";
+	struct mc_store *s = mc_store_open(f->store, MC_STORE_CREATE, err, sizeof(err));
+	if (s == NULL)
+		fail_msg("open: %s", err);
+	return s;
+}
+
+static uint32_t
+deliver(struct mc_store *s, struct fx *f, const char *mailbox)
+{
+	char err[256] = "";
+	uint32_t uid = 0;
+	if (mc_store_deliver(s, mailbox, NULL, 0, f->src, 0, strlen(body), &uid, err, sizeof(err)) < 0)
+		fail_msg("deliver: %s", err);
+	return uid;
+}
+
+struct seen {
+	size_t n;
+	uint32_t uid[64];
+	uint32_t flags[64];
+	uint64_t modseq[64];
+	char kw[64][128];
+	char file[64][300];
+	int result[64];
+};
+
+static int
+seen_msg(void *arg, const struct mc_store_msg *m)
+{
+	struct seen *c = arg;
+	if (c->n < 64) {
+		c->uid[c->n] = m->uid;
+		c->flags[c->n] = m->flags;
+		c->modseq[c->n] = m->modseq;
+		snprintf(c->kw[c->n], sizeof(c->kw[0]), "%s", m->keywords);
+		snprintf(c->file[c->n], sizeof(c->file[0]), "%s", m->file);
+	}
+	c->n++;
+	return 0;
+}
+
+static int
+seen_change(void *arg, const struct mc_store_msg *m, enum mc_store_flag_result r)
+{
+	struct seen *c = arg;
+	if (c->n < 64)
+		c->result[c->n] = (int)r;
+	return seen_msg(arg, m);
+}
+
+static void
+list(struct mc_store *s, const char *mailbox, struct seen *c)
+{
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(mc_store_messages(s, mailbox, 1, seen_msg, c), 0);
+}
+
+static bool
+exists(struct fx *f, const char *rel)
+{
+	char p[800];
+	struct stat sb;
+	snprintf(p, sizeof(p), "%s/%s", f->store, rel);
+	return stat(p, &sb) == 0;
+}
+
+static size_t
+count_files(struct fx *f, const char *sub)
+{
+	char p[800];
+	snprintf(p, sizeof(p), "%s/%s", f->store, sub);
+	DIR *d = opendir(p);
+	if (d == NULL)
+		return 0;
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+static nlink_t
+links(struct fx *f, const char *dir, const char *rel)
+{
+	char p[800];
+	struct stat sb;
+	snprintf(p, sizeof(p), "%s/%s%s", f->store, dir, rel);
+	return stat(p, &sb) == 0 ? sb.st_nlink : 0;
+}
+
+static void
+test_flags(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *s = open_store(f);
+	for (int i = 0; i < 3; i++)
+		deliver(s, f, NULL);
+	struct mc_store_mailbox mb;
+	assert_int_equal(mc_store_mailbox_get(s, "INBOX", &mb), 0);
+	uint64_t before = mb.highestmodseq;
+
+	char err[256] = "";
+	uint32_t set12[] = { 2, 1, 99 };
+	struct mc_store_flag_change ch = { .op = MC_FLAGOP_ADD, .flags = MC_FLAG_SEEN | MC_FLAG_FLAGGED,
+					   .keywords = "$Junk Work" };
+	struct seen c = { 0 };
+	uint64_t ms = 0;
+	assert_int_equal(mc_store_flags_change(s, "INBOX", set12, 3, &ch, &ms, seen_change, &c, err, sizeof(err)), 2);
+	assert_int_equal(ms, before + 1);
+	assert_int_equal(c.n, 2);    /* UID 99 does not exist */
+	assert_int_equal(c.uid[0], 1);
+	assert_int_equal(c.result[0], MC_FLAGS_CHANGED);
+	assert_string_equal(c.kw[0], "$Junk Work");
+	assert_non_null(strstr(c.file[0], ":2,FS"));
+	assert_true(exists(f, c.file[0]));
+
+	/* the same again: nothing changes, no new MODSEQ */
+	memset(&c, 0, sizeof(c));
+	ch.keywords = "work";
+	assert_int_equal(mc_store_flags_change(s, "INBOX", set12, 2, &ch, &ms, seen_change, &c, err, sizeof(err)), 0);
+	assert_int_equal(ms, 0);
+	assert_int_equal(c.result[1], MC_FLAGS_UNCHANGED);
+
+	/* remove one keyword (case-insensitively) and \Flagged */
+	ch = (struct mc_store_flag_change){ .op = MC_FLAGOP_REMOVE, .flags = MC_FLAG_FLAGGED, .keywords = "WORK" };
+	memset(&c, 0, sizeof(c));
+	uint32_t one[] = { 1 };
+	assert_int_equal(mc_store_flags_change(s, "INBOX", one, 1, &ch, &ms, seen_change, &c, err, sizeof(err)), 1);
+	assert_string_equal(c.kw[0], "$Junk");
+	assert_int_equal(c.flags[0], MC_FLAG_SEEN);
+	assert_non_null(strstr(c.file[0], ":2,S"));
+
+	/* UNCHANGEDSINCE: UID 2 changed at before+1, UID 3 never: 2 fails, 3 changes */
+	uint32_t set23[] = { 2, 3 };
+	ch = (struct mc_store_flag_change){ .op = MC_FLAGOP_SET, .flags = MC_FLAG_DELETED, .unchangedsince = before };
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(mc_store_flags_change(s, "INBOX", set23, 2, &ch, NULL, seen_change, &c, err, sizeof(err)), 1);
+	assert_int_equal(c.result[0], MC_FLAGS_MODIFIED);
+	assert_int_equal(c.flags[0], MC_FLAG_SEEN | MC_FLAG_FLAGGED);
+	assert_int_equal(c.result[1], MC_FLAGS_CHANGED);
+	assert_int_equal(c.flags[1], MC_FLAG_DELETED);
+	assert_string_equal(c.kw[1], "");
+
+	/* bad keywords are refused before anything changes */
+	ch = (struct mc_store_flag_change){ .op = MC_FLAGOP_ADD, .keywords = "\\Seen" };
+	assert_int_equal(mc_store_flags_change(s, "INBOX", set23, 2, &ch, NULL, NULL, NULL, err, sizeof(err)),
+			 MC_STORE_ELIMIT);
+	assert_false(mc_store_keyword_ok("a]b"));
+	assert_true(mc_store_keyword_ok("$MDNSent"));
+
+	/* the flags are in the file names: a reindex of a lost index keeps them */
+	mc_store_close(s);
+	char p[400];
+	snprintf(p, sizeof(p), "%s/index.sqlite", f->store);
+	unlink(p);
+	s = open_store(f);
+	list(s, "INBOX", &c);
+	assert_int_equal(c.n, 3);
+	assert_int_equal(c.flags[0], MC_FLAG_SEEN);
+	assert_int_equal(c.flags[1], MC_FLAG_SEEN | MC_FLAG_FLAGGED);
+	assert_int_equal(c.flags[2], MC_FLAG_DELETED);
+	mc_store_close(s);
+}
+
+static int
+excb(void *arg, uint32_t uid, uint64_t modseq)
+{
+	struct seen *c = arg;
+	if (c->n < 64) {
+		c->uid[c->n] = uid;
+		c->modseq[c->n] = modseq;
+	}
+	c->n++;
+	return 0;
+}
+
+static void
+test_copy_move(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *s = open_store(f);
+	char err[256] = "";
+	for (int i = 0; i < 3; i++)
+		deliver(s, f, NULL);
+	assert_int_equal(mc_store_mailbox_create(s, "Archive", NULL, err, sizeof(err)), 0);
+	uint32_t one[] = { 1 };
+	struct mc_store_flag_change ch = { .op = MC_FLAGOP_ADD, .flags = MC_FLAG_SEEN, .keywords = "Keep" };
+	assert_int_equal(mc_store_flags_change(s, "INBOX", one, 1, &ch, NULL, NULL, NULL, err, sizeof(err)), 1);
+
+	uint32_t uids[] = { 3, 1 }, su[2], du[2], uv = 0;
+	assert_int_equal(mc_store_copy(s, "INBOX", uids, 2, "Archive", false, su, du, &uv, err, sizeof(err)), 2);
+	struct mc_store_mailbox mb;
+	assert_int_equal(mc_store_mailbox_get(s, "Archive", &mb), 0);
+	assert_int_equal(uv, mb.uidvalidity);
+	assert_int_equal(su[0], 1);
+	assert_int_equal(du[0], 1);
+	assert_int_equal(su[1], 3);
+	assert_int_equal(du[1], 2);
+	struct seen c;
+	list(s, "Archive", &c);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.flags[0], MC_FLAG_SEEN);
+	assert_string_equal(c.kw[0], "Keep");
+	assert_int_equal(links(f, ".Archive/", c.file[0]), 2);   /* a hard link, not a second copy */
+	list(s, "INBOX", &c);
+	assert_int_equal(c.n, 3);
+
+	/* target missing: TRYCREATE */
+	assert_int_equal(mc_store_copy(s, "INBOX", uids, 2, "Nope", false, NULL, NULL, NULL, err, sizeof(err)),
+			 MC_STORE_ENOMAILBOX);
+
+	/* MOVE: gone from INBOX, recorded as expunged, present in Archive */
+	assert_int_equal(mc_store_mailbox_get(s, "INBOX", &mb), 0);
+	uint64_t ms = mb.highestmodseq;
+	uint32_t two[] = { 2 };
+	assert_int_equal(mc_store_copy(s, "INBOX", two, 1, "Archive", true, su, du, NULL, err, sizeof(err)), 1);
+	assert_int_equal(du[0], 3);
+	list(s, "INBOX", &c);
+	assert_int_equal(c.n, 2);
+	list(s, "Archive", &c);
+	assert_int_equal(c.n, 3);
+	assert_true(exists(f, ".Archive/cur") && links(f, ".Archive/", c.file[2]) == 1);
+	struct seen ch2 = { 0 }, ex = { 0 };
+	assert_int_equal(mc_store_changes_since(s, "INBOX", ms, seen_msg, excb, &ex), 0);
+	assert_int_equal(ex.n, 1);
+	assert_int_equal(ex.uid[0], 2);
+	assert_int_equal(ex.modseq[0], ms + 1);
+	assert_int_equal(mc_store_changes_since(s, "Archive", 0, seen_msg, NULL, &ch2), 0);
+	assert_int_equal(ch2.n, 3);
+	mc_store_close(s);
+}
+
+static void
+test_append(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *s = open_store(f);
+	char err[256] = "";
+	struct mc_store_append a = { .fd = f->src, .length = strlen(body), .flags = MC_FLAG_SEEN | MC_FLAG_DRAFT,
+				     .keywords = "$Label1", .internal_date = 1000000000 };
+	assert_int_equal(mc_store_append(s, "INBOX", &a, 0, err, sizeof(err)), 0);
+	assert_int_equal(a.uid, 1);
+	struct seen c;
+	list(s, "INBOX", &c);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.flags[0], MC_FLAG_SEEN | MC_FLAG_DRAFT);
+	assert_string_equal(c.kw[0], "$Label1");
+	assert_non_null(strstr(c.file[0], "cur/1000000000."));
+	assert_non_null(strstr(c.file[0], ":2,DS"));
+
+	/* stored with LF line ends, read back through mc_store_msg_open */
+	uint64_t size = 0;
+	int fd = mc_store_msg_open(s, "INBOX", 1, &size);
+	assert_true(fd >= 0);
+	char buf[256] = "";
+	assert_int_equal(read(fd, buf, sizeof(buf) - 1), (ssize_t)size);
+	close(fd);
+	assert_string_equal(buf, "Subject: hello\nFrom: a@example.org\n\nline one\nline two\n");
+	assert_int_equal(mc_store_msg_open(s, "INBOX", 7, NULL), -1);
+
+	/* APPENDLIMIT, unknown mailbox, quota */
+	a.keywords = NULL;
+	assert_int_equal(mc_store_append(s, "INBOX", &a, 10, err, sizeof(err)), MC_STORE_ETOOBIG);
+	assert_int_equal(mc_store_append(s, "Nope", &a, 0, err, sizeof(err)), MC_STORE_ENOMAILBOX);
+	struct mc_store_quota q;
+	assert_int_equal(mc_store_quota(s, &q), 0);
+	assert_int_equal(q.messages, 1);
+	assert_int_equal(q.bytes, strlen(body));
+	mc_store_set_quota(s, q.bytes + 10, 0);
+	assert_int_equal(mc_store_append(s, "INBOX", &a, 0, err, sizeof(err)), MC_STORE_EOVERQUOTA);
+	uint32_t one[] = { 1 };
+	assert_int_equal(mc_store_copy(s, "INBOX", one, 1, "INBOX", false, NULL, NULL, NULL, err, sizeof(err)),
+			 MC_STORE_EOVERQUOTA);
+	mc_store_set_quota(s, 0, 0);
+	a.flags = 0;
+	assert_int_equal(mc_store_append(s, "INBOX", &a, 0, err, sizeof(err)), 0);
+	assert_int_equal(a.uid, 2);
+	list(s, "INBOX", &c);
+	assert_non_null(strstr(c.file[1], "new/"));
+	assert_int_equal(count_files(f, "tmp"), 0);   /* nothing left behind */
+	mc_store_close(s);
+}
+
+static void
+test_expunge_status(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *s = open_store(f);
+	char err[256] = "";
+	for (int i = 0; i < 4; i++)
+		deliver(s, f, NULL);
+	uint32_t del[] = { 2, 3 }, seen1[] = { 1 };
+	struct mc_store_flag_change ch = { .op = MC_FLAGOP_ADD, .flags = MC_FLAG_DELETED };
+	assert_int_equal(mc_store_flags_change(s, "INBOX", del, 2, &ch, NULL, NULL, NULL, err, sizeof(err)), 2);
+	ch.flags = MC_FLAG_SEEN;
+	assert_int_equal(mc_store_flags_change(s, "INBOX", seen1, 1, &ch, NULL, NULL, NULL, err, sizeof(err)), 1);
+
+	struct mc_store_status st;
+	assert_int_equal(mc_store_status(s, "INBOX", &st), 0);
+	assert_int_equal(st.messages, 4);
+	assert_int_equal(st.unseen, 3);
+	assert_int_equal(st.deleted, 2);
+	assert_int_equal(st.uidnext, 5);
+	assert_int_equal(st.size, 4 * strlen(body));
+	assert_int_equal(mc_store_status(s, "Nope", &st), MC_STORE_ENOMAILBOX);
+
+	/* UID EXPUNGE 1:3 with DELETED_ONLY takes 2 and 3, not 1 */
+	uint32_t set[] = { 1, 2, 3 }, out[3];
+	uint64_t ms = 0;
+	assert_int_equal(mc_store_expunge(s, "INBOX", set, 3, MC_EXPUNGE_DELETED_ONLY, out, &ms, err, sizeof(err)), 2);
+	assert_int_equal(out[0], 2);
+	assert_int_equal(out[1], 3);
+	assert_int_equal(mc_store_status(s, "INBOX", &st), 0);
+	assert_int_equal(st.messages, 2);
+	assert_int_equal(st.highestmodseq, ms);
+	assert_int_equal(count_files(f, "cur") + count_files(f, "new"), 2);
+	/* EXPUNGE: every \Deleted one (none left) */
+	assert_int_equal(mc_store_expunge(s, "INBOX", NULL, 0, MC_EXPUNGE_DELETED_ONLY, NULL, &ms, err, sizeof(err)), 0);
+	assert_int_equal(ms, 0);
+	mc_store_close(s);
+}
+
+static void
+test_delete_rename(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *s = open_store(f);
+	char err[256] = "";
+	assert_int_equal(mc_store_mailbox_create(s, "Work", NULL, err, sizeof(err)), 0);
+	assert_int_equal(mc_store_mailbox_create(s, "Work.2024", NULL, err, sizeof(err)), 0);
+	assert_int_equal(mc_store_mailbox_create(s, "Workers", NULL, err, sizeof(err)), 0);
+	deliver(s, f, "Work");
+	deliver(s, f, "Work.2024");
+	struct mc_store_mailbox mb;
+	assert_int_equal(mc_store_mailbox_get(s, "Work.2024", &mb), 0);
+	uint32_t uv = mb.uidvalidity;
+
+	assert_int_equal(mc_store_mailbox_delete(s, "INBOX", err, sizeof(err)), MC_STORE_ECANNOT);
+	assert_int_equal(mc_store_mailbox_delete(s, "inbox", err, sizeof(err)), MC_STORE_ECANNOT);
+	assert_int_equal(mc_store_mailbox_delete(s, "Nope", err, sizeof(err)), MC_STORE_ENOMAILBOX);
+
+	/* RENAME with children; "Workers" only shares a prefix and stays */
+	assert_int_equal(mc_store_mailbox_rename(s, "Work", "Job", err, sizeof(err)), 0);
+	assert_int_equal(mc_store_mailbox_get(s, "Job.2024", &mb), 0);
+	assert_int_equal(mb.uidvalidity, uv);
+	assert_int_equal(mb.messages, 1);
+	assert_int_equal(mc_store_mailbox_get(s, "Work", &mb), -1);
+	assert_int_equal(mc_store_mailbox_get(s, "Workers", &mb), 0);
+	assert_true(exists(f, ".Job.2024/cur"));
+	assert_false(exists(f, ".Work"));
+	assert_int_equal(mc_store_mailbox_rename(s, "Job", "Workers", err, sizeof(err)), MC_STORE_EEXISTS);
+	assert_int_equal(mc_store_mailbox_rename(s, "Job", "Job.sub", err, sizeof(err)), MC_STORE_ECANNOT);
+	assert_int_equal(mc_store_mailbox_rename(s, "Nope", "Nope2", err, sizeof(err)), MC_STORE_ENOMAILBOX);
+	assert_int_equal(mc_store_mailbox_rename(s, "Job", "INBOX", err, sizeof(err)), MC_STORE_ECANNOT);
+
+	/* DELETE of a parent: its messages and row go, the child stays */
+	assert_int_equal(mc_store_mailbox_delete(s, "Job", err, sizeof(err)), 0);
+	assert_int_equal(mc_store_mailbox_get(s, "Job", &mb), -1);
+	assert_int_equal(mc_store_mailbox_get(s, "Job.2024", &mb), 0);
+	assert_false(exists(f, ".Job"));
+	assert_int_equal(count_files(f, "tmp"), 0);
+	/* now Job is a \Noselect parent: deleting it again is refused */
+	assert_int_equal(mc_store_mailbox_delete(s, "Job", err, sizeof(err)), MC_STORE_ECANNOT);
+
+	/* the index survives a reopen with the renamed folders (reindex finds the same) */
+	mc_store_close(s);
+	s = open_store(f);
+	struct mc_store_reindex_stats rs;
+	assert_int_equal(mc_store_reindex(s, &rs, err, sizeof(err)), 0);
+	assert_int_equal(rs.added, 0);
+	assert_int_equal(rs.removed, 0);
+	assert_int_equal(mc_store_mailbox_get(s, "Job.2024", &mb), 0);
+	mc_store_close(s);
+}
+
+static void
+test_rename_inbox(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *s = open_store(f);
+	char err[256] = "";
+	assert_int_equal(mc_store_mailbox_create(s, "INBOX.kid", NULL, err, sizeof(err)), 0);
+	for (int i = 0; i < 3; i++)
+		deliver(s, f, NULL);
+	uint32_t one[] = { 2 };
+	struct mc_store_flag_change ch = { .op = MC_FLAGOP_ADD, .flags = MC_FLAG_ANSWERED };
+	assert_int_equal(mc_store_flags_change(s, "INBOX", one, 1, &ch, NULL, NULL, NULL, err, sizeof(err)), 1);
+	struct mc_store_mailbox in, old;
+	assert_int_equal(mc_store_mailbox_get(s, "INBOX", &in), 0);
+	assert_int_equal(mc_store_mailbox_rename(s, "INBOX", "Old", err, sizeof(err)), 0);
+	assert_int_equal(mc_store_mailbox_get(s, "Old", &old), 0);
+	assert_int_equal(old.messages, 3);
+	assert_true(old.uidvalidity != in.uidvalidity);
+	assert_int_equal(old.uidnext, in.uidnext);
+	struct seen c;
+	list(s, "Old", &c);
+	assert_int_equal(c.uid[1], 2);
+	assert_int_equal(c.flags[1], MC_FLAG_ANSWERED);
+	assert_true(exists(f, ".Old/cur") && count_files(f, ".Old/new") + count_files(f, ".Old/cur") == 3);
+	/* INBOX is there, empty, same UIDVALIDITY, UIDs not reused */
+	struct mc_store_mailbox now;
+	assert_int_equal(mc_store_mailbox_get(s, "INBOX", &now), 0);
+	assert_int_equal(now.messages, 0);
+	assert_int_equal(now.uidvalidity, in.uidvalidity);
+	assert_int_equal(deliver(s, f, NULL), 4);
+	assert_int_equal(mc_store_mailbox_get(s, "INBOX.kid", &now), 0);
+	assert_int_equal(mc_store_mailbox_rename(s, "INBOX", "Old", err, sizeof(err)), MC_STORE_EEXISTS);
+	mc_store_close(s);
+}
+
+static int
+sub_cb(void *arg, const char *name)
+{
+	char *out = arg;
+	strcat(out, name);
+	strcat(out, ";");
+	return 0;
+}
+
+static void
+test_subscribe(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *s = open_store(f);
+	char err[256] = "", got[256] = "";
+	assert_int_equal(mc_store_subscriptions(s, sub_cb, got), 0);
+	assert_string_equal(got, "");
+	assert_int_equal(mc_store_mailbox_create(s, "Sent", NULL, err, sizeof(err)), 0);
+	assert_int_equal(mc_store_subscribe(s, "Sent", true, err, sizeof(err)), 0);
+	assert_int_equal(mc_store_subscribe(s, "inbox", true, err, sizeof(err)), 0);
+	assert_int_equal(mc_store_subscribe(s, "Later", true, err, sizeof(err)), 0);   /* need not exist */
+	assert_int_equal(mc_store_subscribe(s, "Later", true, err, sizeof(err)), 0);
+	assert_int_equal(mc_store_subscribe(s, "../x", true, err, sizeof(err)), MC_STORE_EBADNAME);
+	struct mc_store_mailbox mb;
+	assert_int_equal(mc_store_mailbox_get(s, "Sent", &mb), 0);
+	assert_true(mb.subscribed);
+	mc_store_close(s);
+	s = open_store(f);
+	assert_int_equal(mc_store_subscribe(s, "Sent", false, err, sizeof(err)), 0);
+	assert_int_equal(mc_store_subscriptions(s, sub_cb, got), 0);
+	assert_string_equal(got, "INBOX;Later;");
+	mc_store_close(s);
+}
+
+/* Two store objects on one user, in two threads: flag changes and appends interleave without loss. */
+struct worker {
+	struct fx *f;
+	int n;
+	int fails;
+	uint32_t uids[64];
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	char err[256];
+	struct mc_store *s = mc_store_open(w->f->store, 0, err, sizeof(err));
+	if (s == NULL) {
+		w->fails++;
+		return NULL;
+	}
+	for (int i = 0; i < w->n; i++) {
+		struct mc_store_append a = { .fd = w->f->src, .length = strlen(body), .flags = MC_FLAG_SEEN };
+		if (mc_store_append(s, "INBOX", &a, 0, err, sizeof(err)) < 0) {
+			w->fails++;
+			continue;
+		}
+		w->uids[i] = a.uid;
+		uint32_t all[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
+		struct mc_store_flag_change ch = { .op = (i & 1) ? MC_FLAGOP_ADD : MC_FLAGOP_REMOVE,
+						   .flags = MC_FLAG_FLAGGED };
+		if (mc_store_flags_change(s, "INBOX", all, 10, &ch, NULL, NULL, NULL, err, sizeof(err)) < 0)
+			w->fails++;
+	}
+	mc_store_close(s);
+	return NULL;
+}
+
+static void
+test_two_stores(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *s = open_store(f);
+	struct mc_store_mailbox mb;
+	assert_int_equal(mc_store_mailbox_get(s, "INBOX", &mb), 0);
+	uint64_t start = mb.highestmodseq;
+	struct worker a = { .f = f, .n = 20 }, b = { .f = f, .n = 20 };
+	pthread_t ta, tb;
+	assert_int_equal(pthread_create(&ta, NULL, worker_main, &a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, worker_main, &b), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	assert_int_equal(a.fails + b.fails, 0);
+	struct seen c;
+	list(s, "INBOX", &c);
+	assert_int_equal(c.n, 40);
+	for (size_t i = 0; i < 40 && i < 64; i++) {
+		assert_int_equal(c.uid[i], i + 1);
+		assert_true(exists(f, c.file[i]));
+	}
+	/* every change is visible to the first store as a change since the start */
+	struct seen ch = { 0 };
+	assert_int_equal(mc_store_changes_since(s, "INBOX", start, seen_msg, NULL, &ch), 0);
+	assert_int_equal(ch.n, 40);
+	assert_int_equal(mc_store_mailbox_get(s, "INBOX", &mb), 0);
+	assert_true(mb.highestmodseq >= start + 40);
+	mc_store_close(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_move, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expunge_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_rename, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_inbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_subscribe, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_stores, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
