@@ -966,93 +966,39 @@ done:
 	return ret;
 }
 
-/* ---- EXPUNGE ---- */
+/* ---- EXPUNGE (the expunge itself is mc_store_expunge in mailstore.c, pop3d's and imapd's) ---- */
 
 int
-mc_store_expunge(struct mc_store *s, const char *mailbox, const uint32_t *uids, size_t n, unsigned flags,
-		 uint32_t *out, uint64_t *modseq, char *err, size_t errsz)
+mc_store_deleted_uids(struct mc_store *s, const char *mailbox, const uint32_t *uids, size_t n, uint32_t **out,
+		      size_t *nout)
 {
 	struct row *rows = NULL;
 	size_t nrows = 0, nu = 0;
 	uint32_t *su = NULL;
-	sqlite3_stmt *del = NULL, *exp = NULL;
-	int ret = -1, k = 0;
-	if (modseq)
-		*modseq = 0;
-	if (uids && (su = sorted_uids(uids, n, &nu)) == NULL) {
-		set_err(err, errsz, "out of memory");
+	*out = NULL;
+	*nout = 0;
+	if (uids && (su = sorted_uids(uids, n, &nu)) == NULL)
+		return -1;
+	struct mbrow mb;
+	int r = mailbox_row(s, mailbox, &mb);
+	if (r == 0)
+		r = rows_get(s, mb.id, su, nu, &rows, &nrows);
+	free(su);
+	if (r != 0)
+		return r;
+	uint32_t *v = malloc((nrows ? nrows : 1) * sizeof(*v));
+	if (v == NULL) {
+		rows_free(rows, nrows);
 		return -1;
 	}
-	if (begin(s, err, errsz) < 0)
-		goto out;
-	struct mbrow mb;
-	if ((ret = mailbox_row(s, mailbox, &mb)) != 0) {
-		if (ret == -1)
-			db_err(s, err, errsz);
-		else
-			set_err(err, errsz, "no mailbox %s", mailbox);
-		goto out;
-	}
-	ret = -1;
-	if (rows_get(s, mb.id, su, nu, &rows, &nrows) < 0 ||
-	    sqlite3_prepare_v2(s->db, "DELETE FROM messages WHERE mailbox = ? AND uid = ?", -1, &del, NULL) !=
-		    SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO expunged(mailbox, uid, modseq) VALUES(?, ?, ?)", -1, &exp,
-			       NULL) != SQLITE_OK) {
-		db_err(s, err, errsz);
-		goto out;
-	}
-	int64_t seq = mb.modseq + 1;
-	for (size_t i = 0; i < nrows; i++) {
-		struct row *r = &rows[i];
-		if ((flags & MC_EXPUNGE_DELETED_ONLY) && !(r->flags & MC_FLAG_DELETED))
-			continue;
-		char cur[FILE_REL_MAX], p[PATH_MAX_];
-		if (locate(mb.dir, r->base, r->file, cur, sizeof(cur)) == 0) {
-			snprintf(p, sizeof(p), "%s/%s", mb.dir, cur);
-			if (unlink(p) < 0 && errno != ENOENT) {
-				set_err(err, errsz, "unlink %s: %s", cur, strerror(errno));
-				break; /* what went so far is committed: those files are gone */
-			}
-		}
-		sqlite3_reset(del);
-		sqlite3_bind_int64(del, 1, mb.id);
-		sqlite3_bind_int64(del, 2, r->uid);
-		sqlite3_reset(exp);
-		sqlite3_bind_int64(exp, 1, mb.id);
-		sqlite3_bind_int64(exp, 2, r->uid);
-		sqlite3_bind_int64(exp, 3, seq);
-		if (sqlite3_step(del) != SQLITE_DONE || sqlite3_step(exp) != SQLITE_DONE) {
-			db_err(s, err, errsz);
-			goto out;
-		}
-		if (out && uids)
-			out[k] = r->uid;
-		k++;
-	}
-	if (k && bump_mailbox(s, mb.id, 0, seq) < 0) {
-		db_err(s, err, errsz);
-		goto out;
-	}
-	if (exec(s, "COMMIT") < 0) {
-		db_err(s, err, errsz);
-		goto out;
-	}
-	if (k) {
-		fsync_sub(mb.dir, "cur");
-		fsync_sub(mb.dir, "new");
-		if (modseq)
-			*modseq = (uint64_t)seq;
-	}
-	ret = k;
-out:
-	sqlite3_finalize(del);
-	sqlite3_finalize(exp);
-	if (ret < 0)
-		rollback(s);
+	size_t k = 0;
+	for (size_t i = 0; i < nrows; i++)
+		if (rows[i].flags & MC_FLAG_DELETED)
+			v[k++] = rows[i].uid;
 	rows_free(rows, nrows);
-	free(su);
-	return ret;
+	*out = v;
+	*nout = k;
+	return 0;
 }
 
 /* ---- DELETE, RENAME ---- */

@@ -9,6 +9,7 @@
  *  - Mailboxes are named as in the index ("INBOX", "Sent", "Lists.pg":
  *    '.' separates levels, already decoded from modified UTF-7).
  *  - UID arrays need not be sorted; UIDs that do not exist are skipped.
+ *  - EXPUNGE itself is mc_store_expunge in mailstore.h (shared with pop3d).
  *  - Every operation is one IMMEDIATE transaction on the user's index; the
  *    Maildir files are renamed/linked/unlinked inside it, so two sessions
  *    (or imapd and pop3d) never interleave on one user.
@@ -95,8 +96,10 @@ int mc_store_flags_change(struct mc_store *s, const char *mailbox, const uint32_
  * be NULL) hold the pairs for COPYUID, in source UID order, and the return
  * value says how many pairs there are; *uidvalidity (may be NULL) gets
  * to's UIDVALIDITY. A move also expunges the sources (recorded for
- * VANISHED at a new MODSEQ of from). Target missing: MC_STORE_ENOMAILBOX
- * ([TRYCREATE]); the copy would pass the quota: MC_STORE_EOVERQUOTA.
+ * VANISHED at a new MODSEQ of from): the caller holds the POP3 maildrop
+ * lock shared for a move, as for an expunge (NO [INUSE] when it cannot).
+ * Target missing: MC_STORE_ENOMAILBOX ([TRYCREATE]); the copy would pass
+ * the quota: MC_STORE_EOVERQUOTA.
  */
 int mc_store_copy(struct mc_store *s, const char *from, const uint32_t *uids, size_t n, const char *to, bool move,
 		  uint32_t *src_uids, uint32_t *dst_uids, uint32_t *uidvalidity, char *err, size_t errsz);
@@ -121,19 +124,16 @@ struct mc_store_append {
 int mc_store_append(struct mc_store *s, const char *mailbox, struct mc_store_append *a, uint64_t limit, char *err,
 		    size_t errsz);
 
-enum {
-	MC_EXPUNGE_DELETED_ONLY = 1u << 0,  /* only messages that carry \Deleted inside the transaction (IMAP) */
-};
-
 /*
- * Remove the messages uids of mailbox (uids NULL: every message carrying
- * \Deleted, for EXPUNGE/CLOSE): file unlinked, row gone, UID recorded in
- * the expunged table at one new MODSEQ (*modseq, may be NULL). The UIDs
- * removed go into out (n long, may be NULL; with uids NULL out is not
- * used: ask mc_store_changes_since). Returns how many went, or -1.
+ * EXPUNGE, CLOSE and UID EXPUNGE: the UIDs of mailbox that carry \Deleted
+ * (among uids, or all when uids is NULL), sorted, into *out (malloc'd,
+ * free it) and *nout; then mc_store_expunge (mailstore.h, shared with
+ * pop3d) under the POP3 maildrop lock taken shared (mc_store_lock): when
+ * POP3 holds it, answer NO [INUSE] and leave the messages \Deleted. 0,
+ * MC_STORE_ENOMAILBOX or -1.
  */
-int mc_store_expunge(struct mc_store *s, const char *mailbox, const uint32_t *uids, size_t n, unsigned flags,
-		     uint32_t *out, uint64_t *modseq, char *err, size_t errsz);
+int mc_store_deleted_uids(struct mc_store *s, const char *mailbox, const uint32_t *uids, size_t n, uint32_t **out,
+			  size_t *nout);
 
 /* ---- mailboxes: DELETE, RENAME, subscriptions, STATUS ---- */
 
@@ -149,7 +149,8 @@ int mc_store_mailbox_delete(struct mc_store *s, const char *name, char *err, siz
  * RENAME from to (RFC 3501 6.3.5): the mailbox and all its children
  * (from.*) are renamed, keeping UIDVALIDITY and UIDs. RENAME INBOX
  * creates to, moves every INBOX message into it (UIDs kept, to gets a new
- * UIDVALIDITY) and leaves INBOX empty; INBOX's children are not moved.
+ * UIDVALIDITY) and leaves INBOX empty; INBOX's children are not moved
+ * (the caller holds the POP3 maildrop lock shared, as for an expunge).
  * to exists: MC_STORE_EEXISTS; from missing: MC_STORE_ENOMAILBOX; to is
  * INBOX or inside from: MC_STORE_ECANNOT.
  */
