@@ -100,7 +100,26 @@ enum mc_role {
 	X(SUP_STOP, R(ADMIN))                                                                                  \
 	/* CTL_RELOAD to every daemon, the certificate files passed when the supervisor can open them.         \
 	 * reply: empty, or error "NAME: why; NAME: why" for the daemons that refused or did not answer. */    \
-	X(SUP_RELOAD, R(ADMIN))
+	X(SUP_RELOAD, R(ADMIN))                                                                                \
+                                                                                                               \
+	/* queued's control socket (run_dir/queued.ctl), `postern queue ...`; payloads in                      \
+	 * mail/queue_ctl.h. A page of the listing. req: filter, str after (last qid seen), u32 max.           \
+	 * reply: u32 n, n * entry, str next qid ("" at the end). */                                           \
+	X(Q_CTL_LIST, R(ADMIN))                                                                                \
+	/* One message. req: str qid, u32 body. reply: entry, envelope extras, headers, u32 n,                 \
+	 * n * event (its history), and the body file (fd, read-only) when asked. */                           \
+	X(Q_CTL_SHOW, R(ADMIN))                                                                                \
+	/* Counts and sizes by destination domain and age. req: filter. reply: summary rows. */               \
+	X(Q_CTL_SUMMARY, R(ADMIN))                                                                             \
+	/* flush, hold, release, delete, bounce. req: u32 action, filter. reply: u32 matched,                  \
+	 * u32 changed, u32 n, n * (str qid, str result). */                                                   \
+	X(Q_CTL_ACT, R(ADMIN))                                                                                 \
+	/* Stop or restart delivery. req: u32 pause. reply: u32 paused before. */                              \
+	X(Q_CTL_PAUSE, R(ADMIN))                                                                               \
+	/* Subscribe to queue events on this channel until it closes. req: nothing. reply: empty. */          \
+	X(Q_CTL_WATCH, R(ADMIN))                                                                               \
+	/* To a watcher. notice: u64 time (ms), str qid, str recipient, str what, str detail. */              \
+	X(Q_CTL_EVENT, R(QUEUED))
 
 enum mc_msg_type {
 	MC_MSG_NONE_ = 0,
