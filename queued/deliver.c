@@ -232,6 +232,8 @@ outcome_done(struct q_job *j, int status)
 			 m->env.qid);
 	else if (m->all_final)
 		mc_info("%s: removed", m->env.qid);
+	if (status == 0)
+		q_ctl_round_done(o->q, m);
 	for (uint32_t i = 0; status == 0 && i < m->env.nrcpt; i++)
 		if (m->rs[i].state == Q_R_DEFERRED && m->rs[i].changed)
 			q_sched_note_due(o->q, m->rs[i].next_try);
@@ -607,7 +609,7 @@ bool
 q_deliver_add(struct queued *q, struct q_msg *m)
 {
 	struct q_deliver *dl = q->dl;
-	if (q->stopping || dl->inflight >= MAX_INFLIGHT)
+	if (q->stopping || q->paused || dl->inflight >= MAX_INFLIGHT)
 		return false;
 	struct q_msg **slot = msg_slot(dl, m->env.qid);
 	if (*slot)

@@ -45,6 +45,18 @@ on_chan_down(struct mc_chan *ch, void *arg)
 }
 
 static void
+on_ctl(struct mc_daemon *d, struct mc_chan *ch, struct mc_msg *m)
+{
+	q_ctl_on_msg(d->data, ch, m);
+}
+
+static void
+on_ctl_down(struct mc_daemon *d, struct mc_chan *ch)
+{
+	q_ctl_on_down(d->data, ch);
+}
+
+static void
 on_stop(struct mc_daemon *d)
 {
 	struct queued *q = d->data;
@@ -145,7 +157,7 @@ main(int argc, char **argv)
 
 	open_queue(q);
 	q_lane_init(&q->lane, d->loop, q->db);
-	if (q_deliver_init(q) < 0)
+	if (q_deliver_init(q) < 0 || q_ctl_init(q) < 0)
 		mc_fatal("out of memory");
 	q->res = mc_resolver_open(d->loop, &d->cfg, MC_ROLE_QUEUED, "queued");
 	if (q->res == NULL)
@@ -153,11 +165,14 @@ main(int argc, char **argv)
 
 	d->data = q;
 	d->on_stop = on_stop;
+	d->on_ctl = on_ctl;
+	d->on_ctl_down = on_ctl_down;
 	mc_daemon_set_state(d, "resolverd unreachable");
 	q_sched_start(q);
 	int rc = mc_daemon_run(d);
 
 	q_deliver_free(q);
+	q_ctl_free(q);
 	qdb_close(q->db);
 	if (q->qdir_fd >= 0)
 		close(q->qdir_fd);

@@ -267,6 +267,12 @@ qdb_close(struct qdb *q)
 	free(q);
 }
 
+struct sqlite3 *
+qdb_sqlite(struct qdb *q)
+{
+	return q->db;
+}
+
 const char *
 qdb_errmsg(struct qdb *q)
 {
@@ -392,6 +398,8 @@ qdb_save_rcpts(struct qdb *q, const struct q_msg *m, double now)
 		sqlite3_bind_int64(st, 7, r->idx);
 		if (step_done(st) < 0)
 			return -1;
+		if (sqlite3_changes(q->db) == 0)
+			continue;   /* removed meanwhile (postern queue delete): no history for it */
 		const char *detail = r->state == Q_R_DELIVERED ? r->done_dests : r->last_error;
 		if (r->state == Q_R_PENDING && !r->abandoned)
 			continue;

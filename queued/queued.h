@@ -8,6 +8,7 @@
  *              delivery into Maildirs on the threadpool, outcomes recorded
  *   sched.c    when a recipient is tried: the due-work timer, retries, expiry
  *   check.c    the start-up check of files against envelopes
+ *   control.c  the queue control socket (postern queue ...); qview.c its queries
  *
  * Threads: everything here runs on the loop thread except the functions
  * marked "worker", which run on the libuv threadpool and touch only what
@@ -135,6 +136,8 @@ int qdb_reschedule(struct qdb *db, const char *last_error, int64_t when);
 /* Count rows (tests, status): recipients in state st (or all when st < 0). */
 long qdb_count_rcpts(struct qdb *db, int st);
 long qdb_count_messages(struct qdb *db);
+/* The connection, for control.c's queries and changes inside a lane job. */
+struct sqlite3 *qdb_sqlite(struct qdb *db);
 
 /* ---- qdb.c: the writer lane, on the loop thread ---- */
 
@@ -182,6 +185,7 @@ int q_check_run(const char *queue_dir, struct qdb *db, struct q_check_stats *st,
 
 struct q_sub;
 struct q_deliver;
+struct q_ctl;
 
 struct queued {
 	struct mc_daemon *d;
@@ -197,6 +201,10 @@ struct queued {
 	struct mc_chan_server *srv;
 	unsigned smtpd_peers;
 	bool stopping;
+	bool paused;                 /* postern queue pause: no delivery round starts (accepting goes on) */
+
+	/* control.c */
+	struct q_ctl *ctl;
 
 	/* submit.c: the commits waiting for the next batch, and the batch in flight */
 	struct q_sub *next_batch, **next_tail;
@@ -245,5 +253,15 @@ void q_sched_note_due(struct queued *q, int64_t next_try);
 int64_t q_sched_next_try(const struct mc_config *cfg, uint32_t attempts, int64_t now);
 
 double q_now(void);
+
+/* control.c: Q_CTL_* from the control socket (the daemon's on_ctl and on_ctl_down hooks). */
+int q_ctl_init(struct queued *q);
+void q_ctl_free(struct queued *q);
+void q_ctl_on_msg(struct queued *q, struct mc_chan *ch, struct mc_msg *m);
+void q_ctl_on_down(struct queued *q, struct mc_chan *ch);
+/* Tell watchers (postern queue watch) of an event; qid "" for the queue as a whole. */
+void q_ctl_event(struct queued *q, const char *qid, const char *rcpt, const char *what, const char *detail);
+/* A round's outcome is committed: its recipients' new states, to watchers. */
+void q_ctl_round_done(struct queued *q, const struct q_msg *m);
 
 #endif

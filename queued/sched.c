@@ -123,7 +123,7 @@ static void
 maybe_load(struct queued *q)
 {
 	int64_t now = (int64_t)q_now();
-	if (q->stopping || q->loading || (!q->db_pending && q->next_due > now))
+	if (q->stopping || q->paused || q->loading || (!q->db_pending && q->next_due > now))
 		return;
 	size_t inflight = q_deliver_inflight(q);
 	if (inflight >= INFLIGHT_MAX)

@@ -367,6 +367,7 @@ batch_done(struct q_job *j, int status)
 				q_sanitize(client, sizeof(client), s->env.client));
 			if (ch)
 				mc_queue_reply_commit(ch, s->commit_reqid);
+			q_ctl_event(q, s->qid, NULL, "queued", s->env.sender);
 			struct q_msg *m = q_msg_new(&s->env, b->now);
 			if (!q_deliver_add(q, m)) {
 				q_msg_free(m);
