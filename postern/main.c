@@ -38,6 +38,7 @@ static const struct command commands[] = {
 	{ "user", cmd_user, "user add|del|passwd|list [ADDRESS]", "mail users (--password-stdin)" },
 	{ "alias", cmd_alias, "alias add|del|list [SOURCE] [TARGET]", "aliases" },
 	{ "mailbox", cmd_mailbox, "mailbox reindex USER", "rebuild a mailbox index from its Maildir" },
+	{ "queue", cmd_queue, "queue list|show|summary|flush|hold|...", "the mail queue (postern queue help)" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
