@@ -1,31 +1,29 @@
 /*
- * main.c - pop3d: the POP3 server's main (RFC 1939; 995 implicit TLS, RFC 8314).
+ * main.c - pop3d's thin main: config, the network front, privilege drop,
+ * resolverd, loop (RFC 1939 POP3; 995 implicit TLS, RFC 8314).
  *
- * This first version serves [pop3d] through the shared network front
- * (mail/netsvc: listen, listen_tls, max_connections, TLS reload, stop),
- * runs as [global] mail_user, and tells every client that the service is
- * not available yet (RFC 3206 SYS/TEMP), then closes.
- * Mailbox access comes with the POP3 session state machine.
+ * The listeners of [pop3d] (listen, with STLS; listen_tls, implicit TLS),
+ * the TLS context, max_connections, the count for `postern status`,
+ * reload and stop are mail/netsvc's; sessions (session.c) take each
+ * client from it. Runs as [global] mail_user, the mail store's owner, and
+ * opens the channel to resolverd (AUTH) after the drop.
  *
- * Owns nothing but the greeting; never touches a mailbox or a password.
+ * Owns the daemon, the server struct and the resolverd client. Never:
+ * accept a connection before the drop.
  */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "mail/daemon.h"
 #include "mail/netsvc.h"
-#include "util/conn.h"
+#include "mail/resolver_client.h"
+#include "pop3d/pop3d.h"
 #include "util/log.h"
 
-#define GREETING "-ERR [SYS/TEMP] POP3 service is not available yet, try again later\r\n"
-/* Enough for a client that talks before the greeting; nothing is read here. */
-#define IN_MAX 1024
+#define STATE_POLL_MS 1000
 
 static struct mc_daemon daemon_;
-
-struct session {
-	char id[16];
-};
+static struct pop3_server srv;
+static uv_timer_t state_timer;
 
 static void
 conf(const struct mc_config *cfg, struct mc_netsvc_conf *c)
@@ -36,57 +34,45 @@ conf(const struct mc_config *cfg, struct mc_netsvc_conf *c)
 }
 
 static void
-on_read(struct mc_conn *c, void *arg)
+update_state(uv_timer_t *t)
 {
-	/* Whatever the client sends before the close is not acted on. */
-	mc_buf_reset(mc_conn_in(c));
-	(void)arg;
+	(void)t;
+	mc_daemon_set_state(&daemon_, "%s", srv.res && mc_resolver_is_up(srv.res) ? "running" : "resolverd unreachable");
 }
 
-static void
-on_timeout(struct mc_conn *c, void *arg)
+static int
+on_reload(struct mc_netsvc *svc, const struct mc_config *n, char *err, size_t errsz)
 {
-	mc_conn_abort(c);
-	(void)arg;
-}
-
-static void
-on_close(struct mc_conn *c, void *arg, const char *why)
-{
-	struct session *s = arg;
-	mc_debug("%s: closed: %s", s->id, why);
-	free(s);
-	(void)c;
-}
-
-static const struct mc_conn_cbs session_cbs = {
-	.on_read = on_read,
-	.on_timeout = on_timeout,
-	.on_close = on_close,
-};
-
-static void *
-on_client(struct mc_netsvc *svc, const struct mc_netsvc_client *cl, void *arg)
-{
-	struct session *s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		return NULL;
-	snprintf(s->id, sizeof(s->id), "%s", cl->id);
-	mc_info("%s: refused from=%s tls=%s: service not available yet", s->id, cl->ip, cl->tls ? "yes" : "no");
-	mc_conn_writes(cl->conn, GREETING);
-	mc_conn_close(cl->conn);
 	(void)svc;
-	(void)arg;
-	return s;
+	(void)err;
+	(void)errsz;
+	pop3_server_limits(&srv, n);
+	return 0;
+}
+
+static void
+on_stop(struct mc_netsvc *svc)
+{
+	(void)svc;
+	uv_timer_stop(&state_timer);
+	uv_close((uv_handle_t *)&state_timer, NULL);
+	if (srv.res) {
+		mc_resolver_close(srv.res);
+		srv.res = NULL;
+	}
 }
 
 static const struct mc_netsvc_ops ops = {
 	.conf = conf,
-	.in_max = IN_MAX,
+	.in_max = MC_SASL_LINE_MAX + 4096,
 	.id_prefix = 'P',
 	.busy_reply = "-ERR [SYS/TEMP] Too many connections, try again later\r\n",
-	.cbs = &session_cbs,
-	.on_client = on_client,
+	.cbs = &pop3_session_cbs,
+	.on_client = pop3_session_new,
+	.on_shutdown = pop3_session_shutdown,
+	.on_reload = on_reload,
+	.on_stop = on_stop,
+	.arg = &srv,
 };
 
 int
@@ -96,8 +82,15 @@ main(int argc, char **argv)
 	char err[1024];
 
 	mc_daemon_init(d, "pop3d", MC_ROLE_POP3D, argc, argv);
-	if (mc_netsvc_open(d, &ops, err, sizeof(err)) == NULL)
+	pop3_server_init(&srv, d->loop, &d->cfg);
+	srv.svc = mc_netsvc_open(d, &ops, err, sizeof(err));
+	if (srv.svc == NULL)
 		mc_fatal("[pop3d] %s", err);
 	mc_daemon_drop(d, d->cfg.global.mail_user, NULL);
+	mc_proto_set_identities(&d->cfg);
+	srv.res = mc_resolver_open(d->loop, &d->cfg, MC_ROLE_POP3D, "pop3d");
+	uv_timer_init(d->loop, &state_timer);
+	uv_timer_start(&state_timer, update_state, STATE_POLL_MS, STATE_POLL_MS);
+	mc_daemon_set_state(d, "starting");
 	return mc_daemon_run(d);
 }

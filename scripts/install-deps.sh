@@ -12,10 +12,13 @@ set -eu
 BUILD_PKGS="meson ninja-build pkg-config gcc libuv1-dev libssl-dev libsqlite3-dev libc-ares-dev libinih-dev
 libcrypt-dev openssl"
 # clang + its runtime for the libFuzzer build; swaks (and its TLS module), Python's test
-# packages, dnsmasq as a real DNS server, curl; procps/passwd/util-linux for ps, useradd, runuser.
+# packages, dnsmasq as a real DNS server, curl; procps/passwd/util-linux for ps, useradd, runuser;
+# fetchmail as a third POP3 client.
 TEST_PKGS="$BUILD_PKGS clang libclang-rt-14-dev libcmocka-dev sqlite3 swaks libnet-ssleay-perl python3
-python3-pytest python3-dnslib python3-aiosmtpd dnsmasq-base curl procps passwd util-linux"
-BENCH_PKGS="postfix"
+python3-pytest python3-dnslib python3-aiosmtpd dnsmasq-base curl procps passwd util-linux
+fetchmail"
+# Postfix for bench/smtp-bench.sh, Dovecot's pop3d for bench/pop3-bench.sh (neither runs as a system service).
+BENCH_PKGS="postfix dovecot-pop3d"
 
 what=${1:-test}
 case "$what" in
@@ -54,5 +57,21 @@ if [ "$what" = bench ]; then
 	echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 fi
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >&2
+# Packages must not start system services (Dovecot would take 110/143/993/995): a policy-rc.d
+# that refuses every start is in place during the install unless one already is.
+policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	policy=/usr/sbin/policy-rc.d
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+	$SUDO chmod 755 "$policy"
+fi
 # shellcheck disable=SC2086
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing </dev/null >&2
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing </dev/null >&2 || {
+	[ -n "$policy" ] && $SUDO rm -f "$policy"
+	exit 1
+}
+[ -n "$policy" ] && $SUDO rm -f "$policy"
+# Were it started anyway (systemd socket activation), stop and disable the system Dovecot.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+	$SUDO systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+fi

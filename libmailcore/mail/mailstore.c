@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -1488,4 +1489,156 @@ out:
 		free(names[i]);
 	free(names);
 	return r;
+}
+
+/* ---- the POP3 maildrop lock and expunging (pop3d, imapd) ---- */
+
+int
+mc_store_lock(const struct mc_store *s, bool exclusive)
+{
+	char path[STORE_PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/%s", s->path, MC_STORE_LOCK_NAME);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, FILE_MODE);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+void
+mc_store_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);   /* closing the descriptor releases its flock */
+}
+
+/* Remove a message file; it may have moved (new/ to cur/, flags changed) since the row was read. */
+static int
+unlink_message(const char *dir, const char *file, const char *base)
+{
+	char path[STORE_PATH_MAX + MC_MAILBOX_NAME_MAX + MC_MAILDIR_FILE_MAX + 16];
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (unlink(path) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -1;
+	snprintf(path, sizeof(path), "%s/new/%s", dir, base);
+	if (unlink(path) == 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/cur", dir);
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -1;
+	size_t bl = strlen(base);
+	struct dirent *de;
+	int rc = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, base, bl) == 0 && (de->d_name[bl] == '\0' || de->d_name[bl] == ':')) {
+			snprintf(path, sizeof(path), "%s/cur/%s", dir, de->d_name);
+			rc = unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+			break;
+		}
+	}
+	closedir(d);
+	return rc;   /* gone already: nothing left to remove */
+}
+
+int
+mc_store_expunge(struct mc_store *s, const char *mailbox, const uint32_t *uids, size_t n, char *err, size_t errsz)
+{
+	char dir[STORE_PATH_MAX + MC_MAILBOX_NAME_MAX + 8];
+	sqlite3_stmt *sel = NULL, *del = NULL, *ins = NULL;
+	int done = 0;
+
+	mailbox = norm_mailbox(mailbox);
+	if (mc_store_mailbox_dir(s, mailbox, dir, sizeof(dir)) < 0) {
+		set_err(err, errsz, "bad mailbox name");
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	if (exec(s->db, "BEGIN IMMEDIATE") != SQLITE_OK)
+		goto fail;
+	sqlite3_reset(s->st_mbox);
+	sqlite3_bind_text(s->st_mbox, 1, mailbox, -1, SQLITE_STATIC);
+	if (sqlite3_step(s->st_mbox) != SQLITE_ROW) {
+		sqlite3_reset(s->st_mbox);
+		exec(s->db, "ROLLBACK");
+		set_err(err, errsz, "no mailbox %s", mailbox);
+		return -1;
+	}
+	int64_t id = sqlite3_column_int64(s->st_mbox, 0);
+	int64_t uidnext = sqlite3_column_int64(s->st_mbox, 1);
+	int64_t modseq = sqlite3_column_int64(s->st_mbox, 2);
+	sqlite3_reset(s->st_mbox);
+	if (sqlite3_prepare_v2(s->db, "SELECT file, base FROM messages WHERE mailbox = ? AND uid = ?", -1, &sel,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "DELETE FROM messages WHERE mailbox = ? AND uid = ?", -1, &del, NULL) !=
+		    SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO expunged(mailbox, uid, modseq) VALUES(?, ?, ?)", -1, &ins,
+			       NULL) != SQLITE_OK)
+		goto rollback;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(sel);
+		sqlite3_bind_int64(sel, 1, id);
+		sqlite3_bind_int64(sel, 2, uids[i]);
+		int rc = sqlite3_step(sel);
+		if (rc == SQLITE_DONE)
+			continue;   /* expunged already (by another session) */
+		if (rc != SQLITE_ROW)
+			goto rollback;
+		/*
+		 * The file goes before its row: a crash in between leaves a row
+		 * without a file (the next reindex drops it), never a file without
+		 * a row, which a reindex would bring back as a new message.
+		 */
+		if (unlink_message(dir, (const char *)sqlite3_column_text(sel, 0),
+				   (const char *)sqlite3_column_text(sel, 1)) < 0) {
+			mc_warn("%s: expunge %s uid %u: %s", s->path, mailbox, uids[i], strerror(errno));
+			continue;   /* the row stays with its file */
+		}
+		sqlite3_reset(del);
+		sqlite3_bind_int64(del, 1, id);
+		sqlite3_bind_int64(del, 2, uids[i]);
+		sqlite3_reset(ins);
+		sqlite3_bind_int64(ins, 1, id);
+		sqlite3_bind_int64(ins, 2, uids[i]);
+		sqlite3_bind_int64(ins, 3, ++modseq);
+		if (sqlite3_step(del) != SQLITE_DONE || sqlite3_step(ins) != SQLITE_DONE)
+			goto rollback;
+		done++;
+	}
+	sqlite3_reset(sel);
+	sqlite3_reset(s->st_bump);
+	sqlite3_bind_int64(s->st_bump, 1, uidnext);
+	sqlite3_bind_int64(s->st_bump, 2, modseq);
+	sqlite3_bind_int64(s->st_bump, 3, id);
+	int rc = sqlite3_step(s->st_bump);
+	sqlite3_reset(s->st_bump);
+	if (rc != SQLITE_DONE || exec(s->db, "COMMIT") != SQLITE_OK)
+		goto rollback;
+	sqlite3_finalize(sel);
+	sqlite3_finalize(del);
+	sqlite3_finalize(ins);
+	char sub[sizeof(dir) + 8];
+	snprintf(sub, sizeof(sub), "%s/cur", dir);
+	mc_fsync_dir(sub);
+	snprintf(sub, sizeof(sub), "%s/new", dir);
+	mc_fsync_dir(sub);
+	return done;
+rollback:
+	set_err(err, errsz, "%s: %s", s->index, sqlite3_errmsg(s->db));
+	sqlite3_finalize(sel);
+	sqlite3_finalize(del);
+	sqlite3_finalize(ins);
+	exec(s->db, "ROLLBACK");
+	return -1;
+fail:
+	set_err(err, errsz, "%s: %s", s->index, sqlite3_errmsg(s->db));
+	return -1;
 }

@@ -160,4 +160,38 @@ int mc_store_reindex(struct mc_store *s, struct mc_store_reindex_stats *st, char
 /* Take a Maildir file name apart. -1 when it is not one (empty, too long, starts with '.', has '/'). */
 int mc_maildir_name_parse(const char *name, struct mc_maildir_name *out);
 
+/*
+ * The POP3 maildrop lock (RFC 1939 §8: one session per maildrop) and
+ * expunging, shared by pop3d and imapd. MC_STORE_LOCK_NAME in the user's
+ * directory is flock(2)ed, never written:
+ *   - a POP3 session holds it exclusive from login to the end of its
+ *     UPDATE state (message numbers must not change under it); a second
+ *     POP3 login finds it taken and answers [IN-USE];
+ *   - an IMAP session takes it shared around each expunge (EXPUNGE,
+ *     CLOSE, UID EXPUNGE, MOVE) and, finding it taken, leaves the
+ *     messages \Deleted for a later expunge instead of removing them.
+ * Delivery and flag changes do not take it (POP3 sees new mail at its next
+ * login; a renamed file is found again by UID).
+ */
+#define MC_STORE_LOCK_NAME "pop3.lock"
+/*
+ * Take the lock without waiting: a descriptor to keep (release with
+ * mc_store_unlock), or -1 with errno EWOULDBLOCK when another session
+ * holds it (another errno: the file cannot be opened).
+ */
+int mc_store_lock(const struct mc_store *s, bool exclusive);
+void mc_store_unlock(int fd);
+
+/*
+ * Expunge uids[0..n) of mailbox (NULL: INBOX) in one IMMEDIATE
+ * transaction: each message's file is removed (wherever it moved to),
+ * its row deleted and its UID recorded in the expunged table with a new
+ * MODSEQ (so IMAP sessions and QRESYNC see it go); HIGHESTMODSEQ rises.
+ * UIDs no longer in the index are skipped; a file that cannot be removed
+ * keeps its row (logged). The caller holds the lock above. Returns the
+ * number expunged, or -1 with err (nothing changed in the index).
+ */
+int mc_store_expunge(struct mc_store *s, const char *mailbox, const uint32_t *uids, size_t n, char *err,
+		     size_t errsz);
+
 #endif

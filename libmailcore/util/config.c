@@ -74,6 +74,7 @@ static const struct key keys[] = {
 	{ "pop3d", "allow_plaintext_auth", K_PLAINAUTH, F(pop3d.allow_plaintext_auth), "loopback" },
 	{ "pop3d", "max_connections", K_UINT, F(pop3d.max_connections), "1000" },
 	{ "pop3d", "timeout", K_DURATION, F(pop3d.timeout), "10m" },
+	{ "pop3d", "max_bad_commands", K_UINT, F(pop3d.max_bad_commands), "10" },
 
 	{ "imapd", "listen", K_LISTEN, F(imapd.listen), "127.0.0.1:1143" },
 	{ "imapd", "listen_tls", K_LISTEN, F(imapd.listen_tls), "127.0.0.1:1993" },

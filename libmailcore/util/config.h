@@ -91,6 +91,7 @@ struct mc_config {
 		int allow_plaintext_auth;
 		unsigned max_connections;
 		unsigned timeout;
+		unsigned max_bad_commands;   /* 0: no limit */
 	} pop3d;
 
 	struct {
