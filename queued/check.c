@@ -76,6 +76,10 @@ clean_incoming(const char *dir, struct q_check_stats *st)
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if (strncmp(de->d_name, "spare.", 6) == 0) {
+			unlink(p);   /* an empty spare body file (spool.c): nothing to report */
+			continue;
+		}
 		char name[64];
 		mc_log_clean(name, sizeof(name), de->d_name, strlen(de->d_name));
 		if (unlink(p) == 0) {

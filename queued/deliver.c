@@ -218,8 +218,7 @@ outcome_post(struct q_job *j, int status)
 		return;
 	char p[MC_PATH_MAX + 64];
 	snprintf(p, sizeof(p), "%s/%s", o->q->active, o->m->env.qid);
-	if (unlink(p) < 0 && errno != ENOENT)
-		mc_warn("%s: cannot remove the queue file: %s", o->m->env.qid, strerror(errno));
+	q_spool_discard(o->q, p, o->m->env.qid);
 }
 
 static void

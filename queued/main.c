@@ -157,7 +157,7 @@ main(int argc, char **argv)
 
 	open_queue(q);
 	q_lane_init(&q->lane, d->loop, q->db);
-	if (q_deliver_init(q) < 0 || q_ctl_init(q) < 0)
+	if (q_deliver_init(q) < 0 || q_ctl_init(q) < 0 || q_spool_init(q) < 0)
 		mc_fatal("out of memory");
 	q->res = mc_resolver_open(d->loop, &d->cfg, MC_ROLE_QUEUED, "queued");
 	if (q->res == NULL)
@@ -173,6 +173,7 @@ main(int argc, char **argv)
 
 	q_deliver_free(q);
 	q_ctl_free(q);
+	q_spool_free(q);
 	qdb_close(q->db);
 	if (q->qdir_fd >= 0)
 		close(q->qdir_fd);

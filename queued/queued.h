@@ -9,6 +9,7 @@
  *   sched.c    when a recipient is tried: the due-work timer, retries, expiry
  *   check.c    the start-up check of files against envelopes
  *   control.c  the queue control socket (postern queue ...); qview.c its queries
+ *   spool.c    body files: made for a submission, kept as spares after delivery
  *
  * Threads: everything here runs on the loop thread except the functions
  * marked "worker", which run on the libuv threadpool and touch only what
@@ -186,6 +187,7 @@ int q_check_run(const char *queue_dir, struct qdb *db, struct q_check_stats *st,
 struct q_sub;
 struct q_deliver;
 struct q_ctl;
+struct q_spool;
 
 struct queued {
 	struct mc_daemon *d;
@@ -195,6 +197,7 @@ struct queued {
 	char active[MC_PATH_MAX + 16];
 	char mail_root[MC_PATH_MAX + 16];   /* state_dir/mail: every Maildir must be under it */
 	int qdir_fd;
+	struct q_spool *spool;
 	struct qdb *db;
 	struct q_lane lane;
 	struct mc_resolver *res;
@@ -221,6 +224,14 @@ struct queued {
 	bool loading;                /* a due-work query is in the lane */
 	bool res_was_up;
 };
+
+/* spool.c */
+int q_spool_init(struct queued *q);
+void q_spool_free(struct queued *q);
+/* worker: a new write-only body file incoming/<qid> (a spare when there is one); fd, or -errno (-EEXIST: take another id). */
+int q_spool_open(struct queued *q, const char *qid);
+/* worker: the body at path (of qid, for the log) is not needed any more: kept as a spare, or unlinked. */
+void q_spool_discard(struct queued *q, const char *path, const char *qid);
 
 /* submit.c */
 void q_submit_on_msg(struct queued *q, struct mc_chan *ch, struct mc_msg *m);

@@ -46,7 +46,8 @@ struct q_sub {
 	char qid[MC_QID_MAX];
 	uint32_t begin_reqid;
 	uint32_t commit_reqid;
-	uv_fs_t fsreq;               /* the O_EXCL open */
+	uv_work_t openreq;           /* the body file's creation (spool.c) */
+	int open_result;             /* its fd, or -errno */
 	int tries;                   /* ids left to try when one exists already */
 
 	/* the commit */
@@ -161,15 +162,22 @@ reply_error(struct mc_chan *ch, uint32_t reqid, uint16_t type, unsigned code, co
 
 static void begin_open(struct q_sub *s);
 
+/* worker */
 static void
-begin_opened(uv_fs_t *req)
+begin_work(uv_work_t *w)
 {
-	struct q_sub *s = req->data;
-	struct queued *q = s->q;
-	int fd = (int)req->result;
-	uv_fs_req_cleanup(req);
+	struct q_sub *s = w->data;
+	s->open_result = q_spool_open(s->q, s->qid);
+}
 
-	if (fd == UV_EEXIST && s->tries > 0 && s->peer) {
+static void
+begin_opened(uv_work_t *w, int status)
+{
+	struct q_sub *s = w->data;
+	struct queued *q = s->q;
+	int fd = status < 0 ? status : s->open_result;
+
+	if (fd == -EEXIST && s->tries > 0 && s->peer) {
 		/* ids are never reused: an existing file means take the next id */
 		mc_qid_new(s->qid);
 		begin_open(s);
@@ -186,7 +194,7 @@ begin_opened(uv_fs_t *req)
 	}
 	struct mc_chan *ch = s->peer->ch;
 	if (fd < 0) {
-		mc_error("%s: cannot create queue file: %s", s->qid, uv_strerror(fd));
+		mc_error("%s: cannot create queue file: %s", s->qid, strerror(-fd));
 		reply_error(ch, s->begin_reqid, MC_MSG_Q_SUBMIT_BEGIN, 451, "4.3.0 Cannot create queue file");
 		sub_free(s);
 		return;
@@ -203,16 +211,13 @@ begin_opened(uv_fs_t *req)
 static void
 begin_open(struct q_sub *s)
 {
-	char p[MC_PATH_MAX + 64];
-	snprintf(p, sizeof(p), "%s/%s", s->q->incoming, s->qid);
 	s->tries--;
-	memset(&s->fsreq, 0, sizeof(s->fsreq));
-	s->fsreq.data = s;
-	int r = uv_fs_open(s->q->loop, &s->fsreq, p, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600, begin_opened);
+	s->openreq.data = s;
+	int r = uv_queue_work(s->q->loop, &s->openreq, begin_work, begin_opened);
 	if (r < 0) {
-		s->fsreq.result = r;
 		s->tries = 0;
-		begin_opened(&s->fsreq);
+		s->open_result = r;
+		begin_opened(&s->openreq, 0);
 	}
 }
 

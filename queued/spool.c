@@ -1,0 +1,171 @@
+/*
+ * spool.c - queue body files: made for a submission, given up after delivery.
+ *
+ * Why spares: ext4 without a journal (the file system of the machines this
+ * runs on, and a common choice for spool disks) will not hand out an inode
+ * freed in the last 5-10 seconds, and finds that out by reading the inode of
+ * every such free slot, one by one, on every file it creates. A queue that
+ * unlinks a body per delivered message and creates one per accepted message
+ * at a thousand messages a second makes each creation walk thousands of
+ * inodes: in profiles this was the largest single cost of queued. So a body
+ * that is no longer needed is truncated to zero and kept as a spare
+ * (incoming/spare.N); a new submission renames a spare to incoming/<qid>
+ * with RENAME_NOREPLACE (as exclusive as O_CREAT|O_EXCL, and ids are still
+ * never reused) and opens it. No inode is freed or allocated on the
+ * steady path.
+ *
+ * A spare is empty, owned by queued, mode 0600, and is checked (regular
+ * file, size 0, one link) before it is handed to smtpd, who gets it
+ * write-only. There are at most SPARE_MAX; beyond that bodies are unlinked.
+ * At start-up the check removes everything in incoming/, spares included
+ * (check.c), so the pool starts empty.
+ *
+ * Called from the loop (init, free) and from threadpool workers (open,
+ * discard): the pool is under a mutex; everything else is per call.
+ */
+#include "queued/queued.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+/* Enough for a burst of concurrent submissions; empty files cost only an inode each. */
+#define SPARE_MAX 1024
+
+struct q_spool {
+	uv_mutex_t lock;
+	unsigned spares[SPARE_MAX];
+	size_t n;
+	unsigned next;               /* the number of the next spare's name */
+};
+
+int
+q_spool_init(struct queued *q)
+{
+	struct q_spool *sp = calloc(1, sizeof(*sp));
+	if (sp == NULL || uv_mutex_init(&sp->lock) != 0) {
+		free(sp);
+		return -1;
+	}
+	q->spool = sp;
+	return 0;
+}
+
+void
+q_spool_free(struct queued *q)
+{
+	if (q->spool == NULL)
+		return;
+	uv_mutex_destroy(&q->spool->lock);
+	free(q->spool);
+	q->spool = NULL;
+}
+
+static bool
+spare_pop(struct q_spool *sp, unsigned *n)
+{
+	bool got = false;
+	uv_mutex_lock(&sp->lock);
+	if (sp->n > 0) {
+		*n = sp->spares[--sp->n];
+		got = true;
+	}
+	uv_mutex_unlock(&sp->lock);
+	return got;
+}
+
+static bool
+spare_push(struct q_spool *sp, unsigned n)
+{
+	bool ok = false;
+	uv_mutex_lock(&sp->lock);
+	if (sp->n < SPARE_MAX) {
+		sp->spares[sp->n++] = n;
+		ok = true;
+	}
+	uv_mutex_unlock(&sp->lock);
+	return ok;
+}
+
+/* A spare slot and its name, or false when the pool is full. */
+static bool
+spare_reserve(struct q_spool *sp, unsigned *n)
+{
+	bool ok = false;
+	uv_mutex_lock(&sp->lock);
+	if (sp->n < SPARE_MAX) {
+		*n = sp->next++;
+		ok = true;
+	}
+	uv_mutex_unlock(&sp->lock);
+	return ok;
+}
+
+/* A renamed spare as the body file, write-only; -1 when it is not an empty regular file of ours. */
+static int
+open_spare(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -1;
+	struct stat sb;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size != 0 || sb.st_nlink != 1 ||
+	    sb.st_uid != geteuid()) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	return fd;
+}
+
+int
+q_spool_open(struct queued *q, const char *qid)
+{
+	char path[MC_PATH_MAX + 64], spare[MC_PATH_MAX + 64];
+	snprintf(path, sizeof(path), "%s/%s", q->incoming, qid);
+	unsigned n;
+	while (spare_pop(q->spool, &n)) {
+		snprintf(spare, sizeof(spare), "%s/spare.%u", q->incoming, n);
+		if (renameat2(AT_FDCWD, spare, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
+			int e = errno;
+			if (e == EEXIST) {
+				if (!spare_push(q->spool, n))
+					unlink(spare);
+				return -EEXIST;
+			}
+			if (e == EINVAL || e == ENOSYS)
+				break;   /* no RENAME_NOREPLACE here: create files instead */
+			continue;        /* that spare is gone; try the next */
+		}
+		int fd = open_spare(path);
+		if (fd >= 0)
+			return fd;
+	}
+	int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
+void
+q_spool_discard(struct queued *q, const char *path, const char *qid)
+{
+	unsigned n;
+	if (q->spool && spare_reserve(q->spool, &n)) {
+		char spare[MC_PATH_MAX + 64];
+		snprintf(spare, sizeof(spare), "%s/spare.%u", q->incoming, n);
+		if (truncate(path, 0) == 0 && rename(path, spare) == 0) {
+			if (!spare_push(q->spool, n))
+				unlink(spare);   /* the pool filled meanwhile */
+			return;
+		}
+		if (errno == ENOENT)
+			return;
+	}
+	if (unlink(path) < 0 && errno != ENOENT)
+		mc_warn("%s: cannot remove the queue file: %s", qid, strerror(errno));
+}
