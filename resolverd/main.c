@@ -1,7 +1,7 @@
 /*
  * main.c - resolverd: the one process that answers lookups for the
  * others (the directory, credentials; DNS next) and the only one that
- * reads password hashes.
+ * reads password hashes, and the one that asks DNS.
  *
  * Thin: load the config, listen on run_dir/resolverd.sock (mode 0666: the
  * HELLO role check with SO_PEERCRED is the security) while still root,
@@ -26,6 +26,7 @@ static const struct {
 	{ MC_MSG_RES_RCPT, lookup_rcpt },
 	{ MC_MSG_RES_EXPAND, lookup_expand },
 	{ MC_MSG_RES_AUTH, auth_request },
+	{ MC_MSG_RES_MX, dns_request },
 };
 
 static struct mc_daemon daemon_;
@@ -68,6 +69,7 @@ on_down(struct mc_chan *ch, void *arg)
 {
 	struct resolverd *rd = arg;
 	auth_chan_down(rd, ch);
+	dns_chan_down(rd, ch);
 	if (mc_chan_get_data(ch) == rd && rd->d->connections > 0)
 		rd->d->connections--;
 	mc_debug("peer down name=%s", mc_chan_peer_name(ch));
@@ -80,6 +82,8 @@ on_reload(struct mc_daemon *d, const struct mc_config *newcfg, char *err, size_t
 	if (strcmp(newcfg->global.state_dir, d->cfg.global.state_dir) != 0)
 		mc_warn("state_dir changed: the directory stays %s/%s until resolverd restarts",
 			d->cfg.global.state_dir, MC_DIR_FILE);
+	if (dns_reload(rd, newcfg, err, errsz) < 0)
+		return -1;
 	auth_reload(rd, newcfg);
 	mc_info("auth limits delay_after=%u block_after=%u block_time=%us", newcfg->resolverd.auth_delay_after,
 		newcfg->resolverd.auth_block_after, newcfg->resolverd.auth_block_time);
@@ -91,6 +95,7 @@ on_stop(struct mc_daemon *d)
 {
 	struct resolverd *rd = d->data;
 	auth_stop(rd);
+	dns_stop(rd);
 	if (rd->srv != NULL) {
 		mc_chan_server_close(rd->srv);
 		rd->srv = NULL;
@@ -127,12 +132,15 @@ main(int argc, char **argv)
 		mc_fatal("out of memory");
 	if (auth_init(rd, err, sizeof(err)) < 0)
 		mc_fatal("%s", err);
+	if (dns_init(rd, err, sizeof(err)) < 0)
+		mc_fatal("[resolverd] %s", err);
 	mc_info("directory %s/%s open; listening on %s", d->cfg.global.state_dir, MC_DIR_FILE, path);
 
 	int rc = mc_daemon_run(d);
 
 	mc_dir_close(rd->dir);
 	guard_free(rd->guard);
+	dns_free(rd);
 	free(rd->dests);
 	return rc;
 }

@@ -10,6 +10,8 @@
  *   auth.c     RES_AUTH: password checks on the libuv threadpool, held and
  *              refused by the guard
  *   guard.c    failure counting (guard.h)
+ *   dns.c      RES_MX: DNS with c-ares on the loop (dns.h), reading answers
+ *              in dnsmsg.c, the TTL cache in dnscache.c
  * Everything runs on the one event loop except the password hashing that
  * auth.c hands to the threadpool.
  */
@@ -27,6 +29,7 @@
 #include "util/msg.h"
 
 struct auth_req;
+struct dns;
 
 struct resolverd {
 	struct mc_daemon *d;
@@ -42,6 +45,9 @@ struct resolverd {
 
 	/* lookup.c */
 	struct mc_dest *dests;           /* MC_DIR_EXPAND_MAX, reused by every expansion */
+
+	/* dns.c */
+	struct dns *dns;
 };
 
 /* lookup.c */
@@ -58,6 +64,19 @@ void auth_chan_down(struct resolverd *rd, struct mc_chan *ch);
 void auth_reload(struct resolverd *rd, const struct mc_config *cfg);
 /* Stop: cancel what can be cancelled, close the timers; the rest ends as it finishes. */
 void auth_stop(struct resolverd *rd);
+
+/* dns.c */
+/* Start c-ares on the loop with the [resolverd] nameservers (or the system's); -1 with err. */
+int dns_init(struct resolverd *rd, char *err, size_t errsz);
+void dns_request(struct resolverd *rd, struct mc_chan *ch, struct mc_msg *m);
+/* The channel is gone: its lookups finish unheard. */
+void dns_chan_down(struct resolverd *rd, struct mc_chan *ch);
+/* New nameservers and cache bounds; -1 with err when the new nameservers cannot be used (nothing changed). */
+int dns_reload(struct resolverd *rd, const struct mc_config *newcfg, char *err, size_t errsz);
+/* Stop: every lookup ends (unheard), the handles close. */
+void dns_stop(struct resolverd *rd);
+/* After the loop has ended. */
+void dns_free(struct resolverd *rd);
 
 /* main.c: answer a request whose payload was malformed (logged; the peer gets an error reply). */
 void resolverd_bad_request(struct mc_chan *ch, struct mc_msg *m, const char *why);

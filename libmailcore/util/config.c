@@ -19,7 +19,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum ktype { K_STR, K_PATH, K_BOOL, K_UINT, K_PORT, K_SIZE, K_DURATION, K_LISTEN, K_LOGLEVEL, K_PLAINAUTH };
+enum ktype { K_STR, K_PATH, K_BOOL, K_UINT, K_PORT, K_SIZE, K_DURATION, K_LISTEN, K_LOGLEVEL, K_PLAINAUTH,
+	     K_NAMESERVERS };
 
 struct key {
 	const char *section;
@@ -63,7 +64,10 @@ static const struct key keys[] = {
 	{ "queued", "delivery_workers", K_UINT, F(queued.delivery_workers), "8" },
 	{ "queued", "user", K_STR, F(queued.user), "postern-queue" },
 
-	{ "resolverd", "nameservers", K_STR, F(resolverd.nameservers), "" },
+	{ "resolverd", "nameservers", K_NAMESERVERS, F(resolverd.nameservers), "" },
+	{ "resolverd", "dns_timeout", K_DURATION, F(resolverd.dns_timeout), "5s" },
+	{ "resolverd", "dns_cache_size", K_UINT, F(resolverd.dns_cache_size), "10000" },
+	{ "resolverd", "dns_negative_ttl_max", K_DURATION, F(resolverd.dns_negative_ttl_max), "15m" },
 	{ "resolverd", "auth_delay_after", K_UINT, F(resolverd.auth_delay_after), "3" },
 	{ "resolverd", "auth_block_after", K_UINT, F(resolverd.auth_block_after), "10" },
 	{ "resolverd", "auth_block_time", K_DURATION, F(resolverd.auth_block_time), "15m" },
@@ -226,6 +230,43 @@ mc_parse_listen_addr(const char *s, struct mc_listen_addr *out)
 }
 
 int
+mc_parse_nameservers(const char *s, struct mc_listen_list *out)
+{
+	char one[128], form[140];
+	out->n = 0;
+	while (*s) {
+		while (*s == ' ' || *s == '\t' || *s == ',')
+			s++;
+		if (*s == '\0')
+			break;
+		size_t n = strcspn(s, ",");
+		while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+			n--;
+		if (n >= sizeof(one) || out->n >= MC_LISTEN_MAX)
+			return -1;
+		memcpy(one, s, n);
+		one[n] = '\0';
+		s += n;
+		while (*s && *s != ',')
+			s++;
+		const char *colon = strchr(one, ':');
+		/* No port: 53. A bare IPv6 address has two colons or more and no brackets. */
+		if (one[0] == '[')
+			snprintf(form, sizeof(form), "%s", one);
+		else if (colon == NULL)
+			snprintf(form, sizeof(form), "%s:53", one);
+		else if (strchr(colon + 1, ':') != NULL)
+			snprintf(form, sizeof(form), "[%s]:53", one);
+		else
+			snprintf(form, sizeof(form), "%s", one);
+		if (form[0] == '*' || form[0] == ':' || mc_parse_listen_addr(form, &out->a[out->n]) < 0)
+			return -1;
+		out->n++;
+	}
+	return 0;
+}
+
+int
 mc_parse_listen_list(const char *s, struct mc_listen_list *out)
 {
 	out->n = 0;
@@ -313,6 +354,13 @@ setkey(struct mc_config *cfg, const struct key *k, const char *v, const char *ba
 			return "not a duration (such as 30s, 5m, 1h, 5d)";
 		*(unsigned *)field = u;
 		return NULL;
+	case K_NAMESERVERS: {
+		struct mc_listen_list l;
+		if (strlen(v) >= k->size || mc_parse_nameservers(v, &l) < 0)
+			return "not a list of name servers (such as 127.0.0.1:5353, [::1]:53, 192.0.2.53)";
+		snprintf((char *)field, k->size, "%s", v);
+		return NULL;
+	}
 	case K_LISTEN:
 		if (mc_parse_listen_list(v, (struct mc_listen_list *)field) < 0)
 			return "not a list of addresses (such as 127.0.0.1:25, [::1]:25)";

@@ -79,6 +79,9 @@ struct mc_config {
 
 	struct {
 		char nameservers[512];       /* "" : the system resolver configuration */
+		unsigned dns_timeout;        /* seconds for one try of one query (c-ares tries twice per server) */
+		unsigned dns_cache_size;     /* answers kept (entries) */
+		unsigned dns_negative_ttl_max; /* seconds, the longest a "does not exist" answer is kept */
 		unsigned auth_delay_after;   /* failures before answers are slowed */
 		unsigned auth_block_after;   /* failures before answers are refused */
 		unsigned auth_block_time;    /* seconds a blocked address or account stays blocked */
@@ -118,6 +121,9 @@ int mc_parse_duration(const char *s, unsigned *seconds);  /* 30s, 5m, 1h, 5d, 90
 int mc_parse_bool(const char *s, bool *out);              /* yes/no, true/false, on/off, 1/0 */
 /* One address "127.0.0.1:2525", "[::1]:2525", "*:25" (any IPv4+IPv6 is not implied). */
 int mc_parse_listen_addr(const char *s, struct mc_listen_addr *out);
+/* [resolverd] nameservers: "192.0.2.53, 127.0.0.1:5353, [::1]:5353, 2001:db8::53" (port 53 when
+ * none is given); empty value = empty list (the system's resolver). -1 when an entry is not one. */
+int mc_parse_nameservers(const char *s, struct mc_listen_list *out);
 /* Comma-separated list; empty value = empty list. */
 int mc_parse_listen_list(const char *s, struct mc_listen_list *out);
 
