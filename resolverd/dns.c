@@ -21,11 +21,11 @@
  * went down (the job finishes unheard).
  */
 #include "mail/resolver_client.h"
-#include "resolverd/dns.h"
 #include "resolverd/dnscache.h"
 #include "resolverd/resolverd.h"
 #include "util/log.h"
 
+#include <ares.h>
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,36 +107,6 @@ struct dns {
 	unsigned timeout;              /* dns_timeout the channel was made with */
 	char servers_cfg[512];         /* the setting they came from */
 };
-
-/* ---- pure helpers (dns.h) ---- */
-
-void
-dns_mx_order(struct dns_rr *rr, unsigned n, uint32_t (*rnd)(uint32_t bound))
-{
-	/* Insertion sort: stable, and n is at most DNS_RR_MAX. */
-	for (unsigned i = 1; i < n; i++) {
-		struct dns_rr t = rr[i];
-		unsigned j = i;
-		for (; j > 0 && rr[j - 1].pref > t.pref; j--)
-			rr[j] = rr[j - 1];
-		rr[j] = t;
-	}
-	for (unsigned s = 0; s < n;) {
-		unsigned e = s + 1;
-		while (e < n && rr[e].pref == rr[s].pref)
-			e++;
-		/* Fisher-Yates within [s, e). */
-		for (unsigned i = e - 1; i > s; i--) {
-			unsigned j = s + rnd(i - s + 1);
-			if (j != i) {
-				struct dns_rr t = rr[i];
-				rr[i] = rr[j];
-				rr[j] = t;
-			}
-		}
-		s = e;
-	}
-}
 
 static uint32_t
 random_below(uint32_t bound)

@@ -110,8 +110,8 @@ read_rdata_name(const uint8_t *msg, const struct rec *r, size_t off, char out[DN
 	return 0;
 }
 
-bool
-dns_name_check(const char *in, char *out)
+static bool
+name_check(const char *in, char *out)
 {
 	size_t len = strlen(in), label = 0;
 	bool digits = true;
@@ -136,12 +136,19 @@ dns_name_check(const char *in, char *out)
 			digits = false;
 		out[i] = (char)tolower((unsigned char)c);
 	}
-	if (in[len - 1] == '-' || digits) {
-		out[0] = '\0';
+	if (in[len - 1] == '-' || digits)
 		return false;
-	}
 	out[len] = '\0';
 	return true;
+}
+
+bool
+dns_name_check(const char *in, char *out)
+{
+	if (name_check(in, out))
+		return true;
+	out[0] = '\0';
+	return false;
 }
 
 const char *
@@ -224,7 +231,7 @@ negative_ttl(const uint8_t *msg, size_t len, size_t off, unsigned nscount)
 
 /* Take one record of the asked type into out->rr; false when its data is malformed. */
 static bool
-take_rr(const uint8_t *msg, size_t len, const struct rec *r, uint16_t qtype, struct dns_rr *rr)
+take_rr(const uint8_t *msg, const struct rec *r, uint16_t qtype, struct dns_rr *rr)
 {
 	char name[DNS_NAME_LEN];
 	size_t p;
@@ -337,7 +344,7 @@ dns_parse(const uint8_t *msg, size_t len, const char *qname, uint16_t qtype, str
 			ignore(out, "too many records");
 			continue;
 		}
-		if (!take_rr(msg, len, r, qtype, &out->rr[out->n])) {
+		if (!take_rr(msg, r, qtype, &out->rr[out->n])) {
 			ignore(out, qtype == DNS_T_MX ? "MX target is not a host name" : "malformed record");
 			continue;
 		}
@@ -354,4 +361,32 @@ dns_parse(const uint8_t *msg, size_t len, const char *qname, uint16_t qtype, str
 	out->status = DNS_OK;
 	out->ttl = out->n > 0 ? ttl : 0;
 	return out->status;
+}
+
+void
+dns_mx_order(struct dns_rr *rr, unsigned n, uint32_t (*rnd)(uint32_t bound))
+{
+	/* Insertion sort: stable, and n is at most DNS_RR_MAX. */
+	for (unsigned i = 1; i < n; i++) {
+		struct dns_rr t = rr[i];
+		unsigned j = i;
+		for (; j > 0 && rr[j - 1].pref > t.pref; j--)
+			rr[j] = rr[j - 1];
+		rr[j] = t;
+	}
+	for (unsigned s = 0; s < n;) {
+		unsigned e = s + 1;
+		while (e < n && rr[e].pref == rr[s].pref)
+			e++;
+		/* Fisher-Yates within [s, e). */
+		for (unsigned i = e - 1; i > s; i--) {
+			unsigned j = s + rnd(i - s + 1);
+			if (j != i) {
+				struct dns_rr t = rr[i];
+				rr[i] = rr[j];
+				rr[j] = t;
+			}
+		}
+		s = e;
+	}
 }

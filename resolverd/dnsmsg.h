@@ -5,7 +5,8 @@
  * parsers give no TTLs for MX, no SOA for negative caching and do not
  * check each record's owner against the question and its CNAME chain.
  *
- * No I/O, no allocation, no clock: bytes in, a struct dns_result out.
+ * No I/O, no allocation, no clock: bytes in, a struct dns_result out;
+ * and the ordering of MX records, with the random source passed in.
  * Everything is bounded (names, records kept, compression jumps) and the
  * parser is fuzzed (tests/fuzz/fuzz_dnsmsg.c).
  */
@@ -68,6 +69,13 @@ enum dns_status dns_parse(const uint8_t *msg, size_t len, const char *qname, uin
  * Returns false with out = "" for anything refused.
  */
 bool dns_name_check(const char *in, char *out);
+
+/*
+ * Put MX records in the order to try: preference ascending, records of
+ * equal preference in a random order (RFC 5321 §5.1), drawn with
+ * rnd(bound) in [0, bound) so tests can fix it.
+ */
+void dns_mx_order(struct dns_rr *rr, unsigned n, uint32_t (*rnd)(uint32_t bound));
 
 /* "MX", "A", "AAAA", or "TYPE<n>". The result is static for the known ones, else in buf[16]. */
 const char *dns_type_name(uint16_t type, char *buf);

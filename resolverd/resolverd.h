@@ -10,8 +10,8 @@
  *   auth.c     RES_AUTH: password checks on the libuv threadpool, held and
  *              refused by the guard
  *   guard.c    failure counting (guard.h)
- *   dns.c      RES_MX: DNS with c-ares on the loop (dns.h), reading answers
- *              in dnsmsg.c, the TTL cache in dnscache.c
+ *   dns.c      RES_MX: DNS with c-ares on the loop; answers read (and MX
+ *              records ordered) by dnsmsg.c, kept by dnscache.c
  * Everything runs on the one event loop except the password hashing that
  * auth.c hands to the threadpool.
  */
