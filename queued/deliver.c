@@ -15,7 +15,8 @@
  *
  * A message leaves memory once its round's outcome is committed; a
  * message whose recipients are all delivered or bounced is deleted with
- * its body in the same lane transaction as its last outcome.
+ * its body in the same lane transaction as its last outcome. What the
+ * sender is told of a round (bounce.c) is queued in that transaction too.
  */
 #include "queued/queued.h"
 
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "mail/mailstore.h"
@@ -151,6 +153,12 @@ q_deliver_has(struct queued *q, const char *qid)
 	return *msg_slot(q->dl, qid) != NULL;
 }
 
+struct q_msg *
+q_deliver_find(struct queued *q, const char *qid)
+{
+	return *msg_slot(q->dl, qid);
+}
+
 size_t
 q_deliver_inflight(struct queued *q)
 {
@@ -198,13 +206,26 @@ struct outcome_job {
 	struct q_job job;
 	struct queued *q;
 	struct q_msg *m;
+	struct q_report *rep;        /* what the sender is told, NULL: nothing */
 	double now;
 };
+
+/* worker: the sender's report is made durable before the transaction that marks its recipients */
+static int
+outcome_pre(struct q_job *j)
+{
+	struct outcome_job *o = (struct outcome_job *)j;
+	if (o->rep)
+		q_bounce_pre(o->rep);
+	return 0;
+}
 
 static int
 outcome_run(struct qdb *db, struct q_job *j)
 {
 	struct outcome_job *o = (struct outcome_job *)j;
+	if (o->rep && q_bounce_run(db, o->rep) < 0)
+		return -1;
 	if (o->m->all_final)
 		return qdb_delete(db, o->m->env.qid);
 	return qdb_save_rcpts(db, o->m, o->now);
@@ -214,6 +235,8 @@ static void
 outcome_post(struct q_job *j, int status)
 {
 	struct outcome_job *o = (struct outcome_job *)j;
+	if (o->rep)
+		q_bounce_post(o->rep, status);
 	if (status != 0 || !o->m->all_final)
 		return;
 	char p[MC_PATH_MAX + 64];
@@ -236,21 +259,30 @@ outcome_done(struct q_job *j, int status)
 	for (uint32_t i = 0; status == 0 && i < m->env.nrcpt; i++)
 		if (m->rs[i].state == Q_R_DEFERRED && m->rs[i].changed)
 			q_sched_note_due(o->q, m->rs[i].next_try);
+	if (o->rep)
+		q_bounce_done(o->rep, status);
+	/* an administrator's bounce that came while the outcome was written starts again */
+	struct q_bounce_req *again = m->bounce_req;
+	m->bounce_req = NULL;
 	m->in_lane = false;
 	release(o->q, m);
+	if (again)
+		q_bounce_again(o->q, again);
 	free(o);
 }
 
 static void
 finish_round(struct queued *q, struct q_msg *m)
 {
+	double now = q_now();
+	struct q_report *rep = q_bounce_plan(q, m, now);
 	bool changed = false, final = true;
 	for (uint32_t i = 0; i < m->env.nrcpt; i++) {
 		changed |= m->rs[i].changed;
 		if (m->rs[i].state != Q_R_DELIVERED && m->rs[i].state != Q_R_BOUNCED)
 			final = false;
 	}
-	if (!changed && !final) {
+	if (!changed && !final && rep == NULL) {
 		release(q, m);
 		return;
 	}
@@ -261,7 +293,9 @@ finish_round(struct queued *q, struct q_msg *m)
 		mc_panic("out of memory");
 	o->q = q;
 	o->m = m;
-	o->now = q_now();
+	o->rep = rep;
+	o->now = now;
+	o->job.pre = outcome_pre;
 	o->job.run = outcome_run;
 	o->job.post = outcome_post;
 	o->job.done = outcome_done;
@@ -285,9 +319,6 @@ bounce(struct queued *q, struct q_rcpt *r, const char *why, const char *relay)
 	r->changed = true;
 	mc_info("%s: to=<%s> relay=%s delay=%.2f status=bounced (%s)", m->env.qid, m->env.rcpt[r - m->rs].addr, relay,
 		delay_of(m), why);
-	if (m->env.sender[0])
-		mc_notice("%s: sender=<%s> is not told of this bounce: delivery status notifications are not available"
-			  " in this version", m->env.qid, m->env.sender);
 	(void)q;
 }
 
@@ -308,6 +339,7 @@ expire(struct queued *q, struct q_rcpt *r, const char *last)
 	else
 		snprintf(why, sizeof(why), "message expired after %us in the queue: %.180s",
 			 q->d->cfg.queued.max_queue_lifetime, last);
+	snprintf(r->status, sizeof(r->status), "4.4.7");   /* RFC 3463: delivery time expired */
 	bounce(q, r, why, "none");
 }
 
@@ -336,6 +368,8 @@ rcpt_conclude(struct queued *q, struct q_rcpt *r)
 		r->last_error[0] = '\0';
 		r->changed = true;
 	} else {
+		if (r->n_unknown && r->status[0] == '\0')
+			snprintf(r->status, sizeof(r->status), "5.1.1");
 		bounce(q, r, r->reason[0] ? r->reason : "user unknown", "local");
 	}
 	r->in_round = false;
@@ -569,8 +603,10 @@ on_expand(void *arg, int err, const struct mc_dest *dests, unsigned n)
 			break;
 		case MC_DEST_UNKNOWN:
 			r->n_unknown++;
-			if (r->reason[0] == '\0')
+			if (r->reason[0] == '\0' && strcasecmp(dest, addr) == 0)
 				set_reason(r, "user unknown");
+			else if (r->reason[0] == '\0')
+				snprintf(r->reason, sizeof(r->reason), "user unknown: %.200s", dest);
 			break;
 		default:
 			r->n_temp++;
@@ -611,7 +647,7 @@ q_deliver_add(struct queued *q, struct q_msg *m)
 	if (q->stopping || q->paused || dl->inflight >= MAX_INFLIGHT)
 		return false;
 	struct q_msg **slot = msg_slot(dl, m->env.qid);
-	if (*slot)
+	if (*slot || q_bounce_busy(q, m->env.qid))
 		return false;
 	*slot = m;
 	m->hnext = NULL;
@@ -625,7 +661,8 @@ q_deliver_add(struct queued *q, struct q_msg *m)
 		struct q_rcpt *r = &m->rs[i];
 		r->changed = r->abandoned = false;
 		r->n_ok = r->n_unknown = r->n_temp = 0;
-		r->reason[0] = '\0';
+		r->reason[0] = r->status[0] = '\0';
+		r->remote = r->remote_dsn = false;
 		bool due = r->state == Q_R_PENDING || (r->state == Q_R_DEFERRED && r->next_try <= now);
 		if (!due)
 			continue;
@@ -644,6 +681,27 @@ q_deliver_add(struct queued *q, struct q_msg *m)
 		finish_round(q, m);
 	else
 		resolve_dispatch(q);
+	return true;
+}
+
+bool
+q_deliver_adopt(struct queued *q, struct q_msg *m)
+{
+	struct q_deliver *dl = q->dl;
+	struct q_msg **slot = msg_slot(dl, m->env.qid);
+	if (q->stopping || *slot)
+		return false;
+	*slot = m;
+	m->hnext = NULL;
+	m->q = q;
+	dl->inflight++;
+	m->round_left = 0;
+	for (uint32_t i = 0; i < m->env.nrcpt; i++) {
+		struct q_rcpt *r = &m->rs[i];
+		r->changed = r->abandoned = r->in_round = false;
+		r->reason[0] = r->status[0] = '\0';
+	}
+	finish_round(q, m);
 	return true;
 }
 

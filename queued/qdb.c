@@ -97,6 +97,7 @@ q_msg_free(struct q_msg *m)
 	for (uint32_t i = 0; i < m->env.nrcpt; i++)
 		free(m->rs[i].done_dests);
 	free(m->rs);
+	free(m->bounce_req);   /* an administrator's bounce never applied (the daemon stops) */
 	mc_envelope_free(&m->env);
 	free(m);
 }
@@ -147,6 +148,7 @@ enum {
 	ST_SET_STATE,
 	ST_GET_MSG,
 	ST_GET_RCPTS,
+	ST_SET_WARNED,
 	ST_COUNT
 };
 
@@ -160,10 +162,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_DEL_MSG] = "DELETE FROM messages WHERE qid = ?",
 	[ST_DEL_EVENTS] = "DELETE FROM events WHERE qid = ?",
 	[ST_SET_STATE] = "UPDATE messages SET state = ? WHERE qid = ?",
-	[ST_GET_MSG] = "SELECT sender, envid, flags, size, arrival, auth_user, client, state FROM messages"
+	[ST_GET_MSG] = "SELECT sender, envid, flags, size, arrival, auth_user, client, state, warned FROM messages"
 		       " WHERE qid = ?",
 	[ST_GET_RCPTS] = "SELECT idx, address, orcpt, notify, state, attempts, next_try, last_error, done_dests"
 			 " FROM recipients WHERE qid = ? ORDER BY idx",
+	[ST_SET_WARNED] = "UPDATE messages SET warned = ? WHERE qid = ?",
 };
 
 static const char schema_sql[] =
@@ -176,7 +179,8 @@ static const char schema_sql[] =
 	" arrival INTEGER NOT NULL,"
 	" auth_user TEXT NOT NULL DEFAULT '',"
 	" client TEXT NOT NULL DEFAULT '',"
-	" state TEXT NOT NULL DEFAULT 'active'"     /* active, held, corrupt */
+	" state TEXT NOT NULL DEFAULT 'active',"    /* active, held, corrupt */
+	" warned INTEGER NOT NULL DEFAULT 0"        /* when the sender was told of a delay (version 2) */
 	") WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS recipients("
 	" qid TEXT NOT NULL REFERENCES messages(qid) ON DELETE CASCADE,"
@@ -235,10 +239,16 @@ qdb_open(const char *path, char *err, size_t errsz)
 			version = (long)sqlite3_column_int64(st, 0);
 		sqlite3_finalize(st);
 	}
-	if (version == 0 && (exec(q, schema_sql) < 0 || exec(q, "PRAGMA user_version=1") < 0)) {
+	/* a new database gets the whole schema; an older one its migrations, in the same transaction */
+	bool made = version == 0 && (exec(q, schema_sql) < 0 || exec(q, "PRAGMA user_version=2") < 0);
+	bool v1 = version == 1 && (exec(q, "ALTER TABLE messages ADD COLUMN warned INTEGER NOT NULL DEFAULT 0") < 0 ||
+				   exec(q, "PRAGMA user_version=2") < 0);
+	if (made || v1) {
 		exec(q, "ROLLBACK");
 		goto fail;
 	}
+	if (version == 0 || version == 1)
+		version = Q_SCHEMA_VERSION;
 	if (exec(q, "COMMIT") < 0)
 		goto fail;
 	if (version < 0 || version > Q_SCHEMA_VERSION) {
@@ -411,6 +421,15 @@ qdb_save_rcpts(struct qdb *q, const struct q_msg *m, double now)
 }
 
 int
+qdb_set_warned(struct qdb *q, const char *qid, int64_t when)
+{
+	sqlite3_stmt *st = q->st[ST_SET_WARNED];
+	sqlite3_bind_int64(st, 1, when);
+	sqlite3_bind_text(st, 2, qid, -1, SQLITE_STATIC);
+	return step_done(st);
+}
+
+int
 qdb_delete(struct qdb *q, const char *qid)
 {
 	sqlite3_bind_text(q->st[ST_DEL_EVENTS], 1, qid, -1, SQLITE_STATIC);
@@ -463,6 +482,7 @@ qdb_load(struct qdb *q, const char *qid, int *err)
 	snprintf(e.auth_user, sizeof(e.auth_user), "%s", col_text(st, 5));
 	snprintf(e.client, sizeof(e.client), "%s", col_text(st, 6));
 	int mstate = q_mstate_parse(col_text(st, 7));
+	int64_t warned = sqlite3_column_int64(st, 8);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 
@@ -502,6 +522,7 @@ qdb_load(struct qdb *q, const char *qid, int *err)
 	if (rc == SQLITE_DONE && n == e.nrcpt) {
 		m = q_msg_new(&e, (double)e.arrival);
 		m->state = mstate < 0 ? Q_M_CORRUPT : (enum q_mstate)mstate;
+		m->warned = warned;
 		for (size_t i = 0; i < n; i++) {
 			struct q_rcpt *r = &m->rs[i];
 			r->idx = rows[i].idx;

@@ -7,6 +7,8 @@
  *   deliver.c  one delivery round per message: expansion by resolverd, local
  *              delivery into Maildirs on the threadpool, outcomes recorded
  *   sched.c    when a recipient is tried: the due-work timer, retries, expiry
+ *   bounce.c   what a sender is told (RFC 3464 reports: failures, delays,
+ *              successes), double bounces held, q_bounce_now
  *   check.c    the start-up check of files against envelopes
  *   control.c  the queue control socket (postern queue ...); qview.c its queries
  *   spool.c    body files: made for a submission, kept as spares after delivery
@@ -28,7 +30,7 @@
 #include "mail/envelope.h"
 #include "mail/resolver_client.h"
 
-#define Q_SCHEMA_VERSION 1
+#define Q_SCHEMA_VERSION 2
 #define Q_ERR_MAX 256
 
 /* Recipient states, as stored (text) in recipients.state. */
@@ -55,6 +57,7 @@ const char *q_mstate_name(enum q_mstate s);
 int q_mstate_parse(const char *s);
 
 struct q_msg;
+struct q_bounce_req;
 
 /* A recipient's scheduling state (recipients table), and its work in the current round. */
 struct q_rcpt {
@@ -73,6 +76,16 @@ struct q_rcpt {
 	unsigned dests_left;         /* local deliveries queued or running */
 	unsigned n_ok, n_unknown, n_temp;
 	char reason[Q_ERR_MAX];      /* why it is deferred or bounced */
+	/*
+	 * What the sender's report says of this round's outcome (bounce.c).
+	 * A remote failure's reason reads as Postfix's, "host mx.example[192.0.2.1]
+	 * said: 550 5.1.1 <x>: unknown (in reply to RCPT TO command)": bounce.c
+	 * takes Remote-MTA and Diagnostic-Code from that form, and the status from
+	 * status[] or else from a code at the start of the reason or of the reply.
+	 */
+	char status[12];             /* enhanced status code ("5.1.1"), "" : from the reason */
+	bool remote;                 /* concluded at a remote MTA (relay) */
+	bool remote_dsn;             /* that MTA took NOTIFY/ORCPT: success is its to report */
 	uint32_t res_handle;         /* pending resolverd call, 0 when none */
 	struct q_rcpt *rq_next;      /* in the queue waiting for resolverd */
 	double rq_since;
@@ -88,6 +101,8 @@ struct q_msg {
 	unsigned round_left;         /* recipients of the round still working */
 	bool in_lane;                /* its outcome is being written */
 	bool all_final;              /* every recipient delivered or bounced: the message goes */
+	int64_t warned;              /* when the sender was told of a delay (messages.warned), 0: never */
+	struct q_bounce_req *bounce_req; /* an administrator's "bounce now", applied at the round's end */
 	struct q_msg *hnext;         /* in-flight table */
 };
 
@@ -116,6 +131,8 @@ void qdb_rollback_to(struct qdb *db);
 int qdb_insert(struct qdb *db, const struct mc_envelope *e, double now);
 /* Write the changed recipients of m (state, attempts, next_try, last_error, done_dests) and an event each. */
 int qdb_save_rcpts(struct qdb *db, const struct q_msg *m, double now);
+/* Remember that m's sender was told of a delay (messages.warned). */
+int qdb_set_warned(struct qdb *db, const char *qid, int64_t when);
 /* Forget a message: its rows and events. */
 int qdb_delete(struct qdb *db, const char *qid);
 int qdb_set_state(struct qdb *db, const char *qid, enum q_mstate state, const char *why, double now);
@@ -217,6 +234,9 @@ struct queued {
 	/* deliver.c */
 	struct q_deliver *dl;
 
+	/* bounce.c: administrators' bounces waiting for their message to be read */
+	struct q_bounce_req *bouncing;
+
 	/* sched.c */
 	uv_timer_t tick;
 	int64_t next_due;            /* earliest next_try known to be waiting in the database */
@@ -249,6 +269,10 @@ bool q_deliver_has(struct queued *q, const char *qid);
 size_t q_deliver_inflight(struct queued *q);
 /* The qids in flight, sorted, into a malloc'd array (for qdb_due's skip list). */
 size_t q_deliver_snapshot(struct queued *q, char (**out)[MC_QID_MAX]);
+/* The message qid in flight, or NULL. */
+struct q_msg *q_deliver_find(struct queued *q, const char *qid);
+/* Take m into the in-flight table with no recipient to try, so its round ends at once (q_bounce_now). */
+bool q_deliver_adopt(struct queued *q, struct q_msg *m);
 /* Called by the tick: resolverd waits, idle stores. */
 void q_deliver_tick(struct queued *q, double now);
 void q_deliver_stop(struct queued *q);
@@ -260,8 +284,52 @@ void q_sched_stop(struct queued *q);
 /* New work is waiting in the database, or a deferral set an earlier next_try. */
 void q_sched_kick(struct queued *q);
 void q_sched_note_due(struct queued *q, int64_t next_try);
-/* When attempt number attempts (1 = the first failure) is retried: retry_min doubling to retry_max. */
+/*
+ * When attempt number attempts (1 = the first failure) is retried:
+ * retry_min doubling to retry_max, with jitter (q_sched_backoff).
+ */
 int64_t q_sched_next_try(const struct mc_config *cfg, uint32_t attempts, int64_t now);
+/*
+ * The delay before retry number attempts: d = min doubling (attempts - 1)
+ * times, capped at max; then d spread by rnd over [d - d/4, d + d/4] and
+ * kept within [min, max], so a queue of thousands that failed together
+ * does not retry in one burst. Pure: rnd is any 32-bit random number.
+ */
+uint64_t q_sched_backoff(uint64_t min, uint64_t max, uint32_t attempts, uint32_t rnd);
+
+/* bounce.c */
+struct q_report;
+struct q_bounce_req;
+/*
+ * At the end of m's round (loop): apply an administrator's bounce, hold an
+ * undeliverable report (a double bounce), and decide what m's sender must
+ * be told of the recipients of this round: NULL when nothing. May change
+ * recipients' states, so it runs before the round's outcome is counted.
+ */
+struct q_report *q_bounce_plan(struct queued *q, struct q_msg *m, double now);
+/* worker, before the outcome's transaction: the report's body file made durable in active/ */
+void q_bounce_pre(struct q_report *rep);
+/* worker, inside the outcome's transaction: the report's envelope, the hold, the delay mark */
+int q_bounce_run(struct qdb *db, struct q_report *rep);
+/* worker, after the transaction: a report whose envelope did not commit loses its file */
+void q_bounce_post(struct q_report *rep, int status);
+/* loop: log, hand the report to delivery, free it */
+void q_bounce_done(struct q_report *rep, int status);
+/* Is an administrator's bounce of qid under way (delivery must not take the message)? */
+bool q_bounce_busy(struct queued *q, const char *qid);
+/* An administrator's bounce of a message in flight came after its round's plan: start it again. */
+void q_bounce_again(struct queued *q, struct q_bounce_req *req);
+/*
+ * Return every recipient of qid that is not yet delivered or bounced to
+ * its sender now (postern queue bounce): one report, the recipients marked
+ * bounced, the message removed once all are final. Asynchronous: 0 when
+ * under way (the outcome is logged), -1 for a malformed qid or while
+ * stopping. The _cb form calls cb once with the number of recipients
+ * bounced, or -1 when there is no such message or it failed.
+ */
+int q_bounce_now(struct queued *q, const char *qid, const char *reason);
+int q_bounce_now_cb(struct queued *q, const char *qid, const char *reason,
+		    void (*cb)(void *arg, const char *qid, int n), void *arg);
 
 double q_now(void);
 

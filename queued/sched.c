@@ -10,9 +10,12 @@
  * comes back, recipients deferred only because it was away are retried
  * at once.
  *
- * Retries: retry_min, doubling, up to retry_max (RFC 5321 §4.5.4.1); a
- * recipient still failing after max_queue_lifetime is bounced (deliver.c
- * decides that when it concludes an attempt or starts a round).
+ * Retries: retry_min, doubling, up to retry_max (RFC 5321 §4.5.4.1),
+ * each spread by a quarter either way so that messages that failed
+ * together (a destination down for an hour) come back spread out, not in
+ * one burst; a recipient still failing after max_queue_lifetime is bounced
+ * (deliver.c decides that when it concludes an attempt or starts a round,
+ * bounce.c tells the sender).
  */
 #include "queued/queued.h"
 
@@ -20,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "util/log.h"
 
@@ -35,16 +39,49 @@ q_now(void)
 	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
-int64_t
-q_sched_next_try(const struct mc_config *cfg, uint32_t attempts, int64_t now)
+uint64_t
+q_sched_backoff(uint64_t min, uint64_t max, uint32_t attempts, uint32_t rnd)
 {
-	uint64_t d = cfg->queued.retry_min ? cfg->queued.retry_min : 1;
-	uint64_t max = cfg->queued.retry_max > d ? cfg->queued.retry_max : d;
+	if (min == 0)
+		min = 1;
+	if (max < min)
+		max = min;
+	uint64_t d = min;
 	for (uint32_t i = 1; i < attempts && d < max; i++)
 		d *= 2;
 	if (d > max)
 		d = max;
-	return now + (int64_t)d;
+	/* d/4 either way, kept within [min, max], uniform over what is left */
+	uint64_t lo = d - d / 4, hi = d + d / 4;
+	if (lo < min)
+		lo = min;
+	if (hi > max)
+		hi = max;
+	return lo + (uint64_t)rnd % (hi - lo + 1);
+}
+
+/* xorshift32: jitter needs spread, not secrecy; the loop thread is its only caller */
+static uint32_t
+jitter_rand(void)
+{
+	static uint32_t x;
+	if (x == 0) {
+		struct timeval tv;
+		gettimeofday(&tv, NULL);
+		x = (uint32_t)tv.tv_usec ^ ((uint32_t)tv.tv_sec << 11) ^ (uint32_t)getpid();
+		if (x == 0)
+			x = 2463534242u;
+	}
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return x;
+}
+
+int64_t
+q_sched_next_try(const struct mc_config *cfg, uint32_t attempts, int64_t now)
+{
+	return now + (int64_t)q_sched_backoff(cfg->queued.retry_min, cfg->queued.retry_max, attempts, jitter_rand());
 }
 
 void

@@ -26,6 +26,7 @@ enum mc_env_flags {
 	MC_ENV_RET_FULL = 1u << 3,    /* RET=FULL */
 	MC_ENV_RET_HDRS = 1u << 4,    /* RET=HDRS */
 	MC_ENV_AUTHENTICATED = 1u << 5,
+	MC_ENV_DSN = 1u << 6,         /* a delivery status notification made by queued: never bounced, held */
 };
 
 enum mc_notify {

@@ -3,7 +3,8 @@
  * committed in batches through the lane (one transaction for many, one
  * failing job not undoing the others), recipient state transitions and
  * what is due when, and the check's cases (unfinished submission, body
- * without envelope, envelope without body).
+ * without envelope, envelope without body), the migration of a version 1
+ * queue.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "mail/qid.h"
 #include "queued/queued.h"
@@ -356,6 +359,59 @@ test_check(void **state)
 	assert_int_equal(st.messages, 1);
 }
 
+/* A version 1 queue (no messages.warned) is migrated in place; a newer one is refused. */
+static void
+test_migration(void **state)
+{
+	struct fx *f = *state;
+	struct mc_envelope e;
+	make_env(&e, NULL, 2, 10);
+	assert_int_equal(qdb_begin(f->db), 0);
+	assert_int_equal(qdb_insert(f->db, &e, 1.0), 0);
+	assert_int_equal(qdb_commit(f->db), 0);
+	qdb_close(f->db);
+	f->db = NULL;
+
+	sqlite3 *raw;
+	assert_int_equal(sqlite3_open(f->dbpath, &raw), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(raw, "ALTER TABLE messages DROP COLUMN warned; PRAGMA user_version=1", NULL, NULL,
+				      NULL),
+			 SQLITE_OK);
+	sqlite3_close(raw);
+
+	char err[256];
+	f->db = qdb_open(f->dbpath, err, sizeof(err));
+	assert_non_null(f->db);
+	int lerr;
+	struct q_msg *m = qdb_load(f->db, e.qid, &lerr);
+	assert_non_null(m);
+	assert_int_equal(m->env.nrcpt, 2);
+	assert_int_equal(m->warned, 0);
+	q_msg_free(m);
+	assert_int_equal(qdb_begin(f->db), 0);
+	assert_int_equal(qdb_set_warned(f->db, e.qid, 12345), 0);
+	assert_int_equal(qdb_commit(f->db), 0);
+	m = qdb_load(f->db, e.qid, &lerr);
+	assert_int_equal(m->warned, 12345);
+	q_msg_free(m);
+	qdb_close(f->db);
+	f->db = NULL;
+
+	/* opened again: nothing more to migrate */
+	f->db = qdb_open(f->dbpath, err, sizeof(err));
+	assert_non_null(f->db);
+	qdb_close(f->db);
+	f->db = NULL;
+
+	/* a queue from a newer version is not touched */
+	assert_int_equal(sqlite3_open(f->dbpath, &raw), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(raw, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(raw);
+	assert_null(qdb_open(f->dbpath, err, sizeof(err)));
+	assert_non_null(strstr(err, "schema version 99"));
+	mc_envelope_free(&e);
+}
+
 int
 main(void)
 {
@@ -364,6 +420,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lane_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rcpt_transitions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
