@@ -7,6 +7,7 @@
  *   deliver.c  one delivery round per message: expansion by resolverd, local
  *              delivery into Maildirs on the threadpool, outcomes recorded
  *   sched.c    when a recipient is tried: the due-work timer, retries, expiry
+ *   backoff.c  the delay before a retry, with its jitter
  *   bounce.c   what a sender is told (RFC 3464 reports: failures, delays,
  *              successes), double bounces held, q_bounce_now
  *   check.c    the start-up check of files against envelopes
@@ -286,16 +287,17 @@ void q_sched_kick(struct queued *q);
 void q_sched_note_due(struct queued *q, int64_t next_try);
 /*
  * When attempt number attempts (1 = the first failure) is retried:
- * retry_min doubling to retry_max, with jitter (q_sched_backoff).
+ * retry_min doubling to retry_max, with jitter (q_backoff).
  */
 int64_t q_sched_next_try(const struct mc_config *cfg, uint32_t attempts, int64_t now);
+/* backoff.c */
 /*
  * The delay before retry number attempts: d = min doubling (attempts - 1)
  * times, capped at max; then d spread by rnd over [d - d/4, d + d/4] and
  * kept within [min, max], so a queue of thousands that failed together
  * does not retry in one burst. Pure: rnd is any 32-bit random number.
  */
-uint64_t q_sched_backoff(uint64_t min, uint64_t max, uint32_t attempts, uint32_t rnd);
+uint64_t q_backoff(uint64_t min, uint64_t max, uint32_t attempts, uint32_t rnd);
 
 /* bounce.c */
 struct q_report;

@@ -39,27 +39,6 @@ q_now(void)
 	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
-uint64_t
-q_sched_backoff(uint64_t min, uint64_t max, uint32_t attempts, uint32_t rnd)
-{
-	if (min == 0)
-		min = 1;
-	if (max < min)
-		max = min;
-	uint64_t d = min;
-	for (uint32_t i = 1; i < attempts && d < max; i++)
-		d *= 2;
-	if (d > max)
-		d = max;
-	/* d/4 either way, kept within [min, max], uniform over what is left */
-	uint64_t lo = d - d / 4, hi = d + d / 4;
-	if (lo < min)
-		lo = min;
-	if (hi > max)
-		hi = max;
-	return lo + (uint64_t)rnd % (hi - lo + 1);
-}
-
 /* xorshift32: jitter needs spread, not secrecy; the loop thread is its only caller */
 static uint32_t
 jitter_rand(void)
@@ -81,7 +60,7 @@ jitter_rand(void)
 int64_t
 q_sched_next_try(const struct mc_config *cfg, uint32_t attempts, int64_t now)
 {
-	return now + (int64_t)q_sched_backoff(cfg->queued.retry_min, cfg->queued.retry_max, attempts, jitter_rand());
+	return now + (int64_t)q_backoff(cfg->queued.retry_min, cfg->queued.retry_max, attempts, jitter_rand());
 }
 
 void

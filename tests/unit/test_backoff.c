@@ -1,5 +1,5 @@
 /*
- * test_sched.c - the retry schedule: retry_min doubling up to retry_max,
+ * test_backoff.c - the retry schedule: retry_min doubling up to retry_max,
  * each delay spread by a quarter either way and never outside
  * [retry_min, retry_max], over every random value's extremes and many
  * values between; a spread that really spreads (a queue of thousands does
@@ -29,12 +29,12 @@ check_bounds(uint64_t min, uint64_t max)
 		uint64_t lo = d - d / 4 > min ? d - d / 4 : min;
 		uint64_t hi = d + d / 4 < max ? d + d / 4 : max;
 		for (size_t k = 0; k < sizeof(rnds) / sizeof(rnds[0]); k++) {
-			uint64_t v = q_sched_backoff(min, max, a, rnds[k]);
+			uint64_t v = q_backoff(min, max, a, rnds[k]);
 			assert_true(v >= lo && v <= hi);
 			assert_true(v >= min && v <= max);
 		}
 		for (uint32_t r = 0; r < 5000; r += 7) {
-			uint64_t v = q_sched_backoff(min, max, a, r * 2654435761u);
+			uint64_t v = q_backoff(min, max, a, r * 2654435761u);
 			assert_true(v >= lo && v <= hi);
 		}
 	}
@@ -58,19 +58,19 @@ test_doubling(void **state)
 	/* with the middle of the spread, the delays double to the cap */
 	uint64_t prev = 0;
 	for (uint32_t a = 1; a <= 5; a++) {
-		uint64_t lo = q_sched_backoff(300, 3600, a, 0);
+		uint64_t lo = q_backoff(300, 3600, a, 0);
 		assert_true(lo > prev || lo == 3600 * 3 / 4);
 		prev = lo;
 	}
-	assert_int_equal(q_sched_backoff(300, 3600, 1, 0), 300);     /* never under retry_min */
-	assert_int_equal(q_sched_backoff(300, 3600, 2, 0), 450);     /* 600 less a quarter */
-	assert_int_equal(q_sched_backoff(300, 3600, 2, 300), 750);   /* 600 and a quarter */
-	assert_int_equal(q_sched_backoff(300, 3600, 30, 0), 2700);
-	assert_int_equal(q_sched_backoff(300, 3600, 30, 900), 3600); /* never over retry_max */
-	assert_int_equal(q_sched_backoff(300, 3600, 1000000, 5), 2705);
+	assert_int_equal(q_backoff(300, 3600, 1, 0), 300);     /* never under retry_min */
+	assert_int_equal(q_backoff(300, 3600, 2, 0), 450);     /* 600 less a quarter */
+	assert_int_equal(q_backoff(300, 3600, 2, 300), 750);   /* 600 and a quarter */
+	assert_int_equal(q_backoff(300, 3600, 30, 0), 2700);
+	assert_int_equal(q_backoff(300, 3600, 30, 900), 3600); /* never over retry_max */
+	assert_int_equal(q_backoff(300, 3600, 1000000, 5), 2705);
 	/* nonsense settings still give a delay of at least a second */
-	assert_int_equal(q_sched_backoff(0, 0, 1, 12345), 1);
-	assert_int_equal(q_sched_backoff(10, 5, 3, 12345), 10);
+	assert_int_equal(q_backoff(0, 0, 1, 12345), 1);
+	assert_int_equal(q_backoff(10, 5, 3, 12345), 10);
 }
 
 static void
@@ -84,7 +84,7 @@ test_spread(void **state)
 		x ^= x << 13;
 		x ^= x >> 17;
 		x ^= x << 5;
-		uint64_t v = q_sched_backoff(300, 3600, 4, x);
+		uint64_t v = q_backoff(300, 3600, 4, x);
 		lo = v < lo ? v : lo;
 		hi = v > hi ? v : hi;
 	}
