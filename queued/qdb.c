@@ -230,7 +230,8 @@ qdb_open(const char *path, char *err, size_t errsz)
 		goto fail;
 	sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS);
 	if (exec(q, "PRAGMA journal_mode=WAL") < 0 || exec(q, "PRAGMA synchronous=FULL") < 0 ||
-	    exec(q, "PRAGMA foreign_keys=ON") < 0 || exec(q, "BEGIN IMMEDIATE") < 0)
+	    exec(q, "PRAGMA foreign_keys=ON") < 0 || exec(q, "PRAGMA temp_store=MEMORY") < 0 ||
+	    exec(q, "BEGIN IMMEDIATE") < 0)
 		goto fail;
 	sqlite3_stmt *st;
 	long version = -1;

@@ -259,7 +259,7 @@ open_index(struct mc_store *s, bool *fresh, char *err, size_t errsz)
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
 	if ((rc = exec(s->db, "PRAGMA journal_mode=WAL")) != SQLITE_OK ||
-	    (rc = exec(s->db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")) != SQLITE_OK)
+	    (rc = exec(s->db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY")) != SQLITE_OK)
 		goto fail;
 
 	sqlite3_stmt *st;
