@@ -63,6 +63,7 @@ struct rep_rcpt {
 	char reason[Q_ERR_MAX];
 	char remote[256];
 	char diag[Q_ERR_MAX];
+	bool smtp;                   /* diag is an SMTP reply */
 	int64_t last_attempt, retry_until;
 };
 
@@ -102,29 +103,53 @@ rep_get(struct q_report **rp, struct queued *q, struct q_msg *m, double now)
 	return *rp;
 }
 
-/* "host NAME[addr] said: REPLY": the remote MTA and its reply, as relay.c words a remote failure. */
+/*
+ * The remote MTA and its reply from a remote failure's reason, in either
+ * form deliver.c's relay accounting or a Postfix-minded reader writes:
+ *   "host=NAME[addr]:port dsn=5.1.1 reply=550 5.1.1 <x>: unknown"
+ *   "host NAME[addr] said: 550 5.1.1 <x>: unknown (in reply to RCPT TO command)"
+ * diag is the reply (an SMTP reply starts with three digits; anything else,
+ * such as "lost connection ...", is the client's own words: *smtp false).
+ */
 static void
-remote_of(const char *why, char *host, size_t hostsz, char *diag, size_t diagsz)
+remote_of(const char *why, char *host, size_t hostsz, char *status, size_t statussz, char *diag, size_t diagsz,
+	  bool *smtp)
 {
 	host[0] = diag[0] = '\0';
-	const char *h = strstr(why, "host ");
-	const char *said = h ? strstr(h, " said: ") : NULL;
-	if (said == NULL)
+	*smtp = false;
+	const char *h = NULL, *reply = NULL;
+	const char *eq = strstr(why, "host=");
+	if (eq && (eq == why || eq[-1] == ' ')) {
+		h = eq + 5;
+		const char *d = strstr(h, " dsn=");
+		if (d)
+			mc_dsn_status_of(d + 5, status, statussz);
+		const char *rp = strstr(h, " reply=");
+		reply = rp ? rp + 7 : NULL;
+	} else if ((h = strstr(why, "host ")) != NULL) {
+		h += 5;
+		const char *said = strstr(h, " said: ");
+		reply = said ? said + 7 : NULL;
+	}
+	if (h == NULL || reply == NULL)
 		return;
-	h += 5;
-	size_t n = strcspn(h, "[ ");
-	if (n == 0 || n >= hostsz || h + n > said)
+	size_t n = strcspn(h, "[ :");
+	if (n == 0 || n >= hostsz || h + n > reply)
 		return;
 	memcpy(host, h, n);
 	host[n] = '\0';
-	snprintf(diag, diagsz, "%s", said + 7);
+	snprintf(diag, diagsz, "%s", reply);
+	*smtp = reply[0] >= '2' && reply[0] <= '5' && reply[1] >= '0' && reply[1] <= '9' && reply[2] >= '0' &&
+		reply[2] <= '9' && (reply[3] == ' ' || reply[3] == '-' || reply[3] == '\0');
 }
 
-/* The status: the recipient's own, a code at the start of the reason, or in the remote's reply. */
+/* The status: the recipient's own, the relay's, a code at the start of the reason, or in the reply. */
 static void
-status_of(const struct q_rcpt *r, const char *why, const char *diag, const char *dflt, char *out, size_t outsz)
+status_of(const struct q_rcpt *r, const char *why, const char *relay_status, const char *diag, const char *dflt,
+	  char *out, size_t outsz)
 {
-	if (mc_dsn_status_of(r->status, out, outsz) || mc_dsn_status_of(why, out, outsz))
+	if (mc_dsn_status_of(r->status, out, outsz) || mc_dsn_status_of(relay_status, out, outsz) ||
+	    mc_dsn_status_of(why, out, outsz))
 		return;
 	/* "550 5.1.1 text": the enhanced code after the reply code */
 	if (strlen(diag) > 4 && diag[3] == ' ' && mc_dsn_status_of(diag + 4, out, outsz))
@@ -155,9 +180,11 @@ rep_add(struct q_report *rep, const struct q_rcpt *r, enum mc_dsn_action action,
 			 action == MC_DSN_DELIVERED ? "delivered to the mailbox" : "relayed to a system that does not report");
 		return;
 	}
+	char relay_status[12] = "";
 	snprintf(x->reason, sizeof(x->reason), "%s", r->last_error);
-	remote_of(r->last_error, x->remote, sizeof(x->remote), x->diag, sizeof(x->diag));
-	status_of(r, r->last_error, x->diag, dflt_status, x->status, sizeof(x->status));
+	remote_of(r->last_error, x->remote, sizeof(x->remote), relay_status, sizeof(relay_status), x->diag,
+		  sizeof(x->diag), &x->smtp);
+	status_of(r, r->last_error, relay_status, x->diag, dflt_status, x->status, sizeof(x->status));
 }
 
 static bool
@@ -323,7 +350,7 @@ write_report(struct q_report *rep)
 		dr[i].status = x->status;
 		dr[i].reason = x->reason;
 		dr[i].remote_mta = x->remote[0] ? x->remote : NULL;
-		dr[i].diag_type = x->diag[0] ? "smtp" : NULL;
+		dr[i].diag_type = x->smtp ? "smtp" : "X-Postern";
 		dr[i].diag = x->diag[0] ? x->diag : NULL;
 		dr[i].last_attempt = x->last_attempt;
 		dr[i].retry_until = x->retry_until;
