@@ -953,7 +953,7 @@ next_field(struct ev *e, const char *name, size_t *pos)
 }
 
 static const char *const field_names[ISF_COUNT] = {
-	"Subject", "From", "To", "Cc", "Bcc", "Message-ID", "In-Reply-To", "References",
+	"Subject", "From", "To", "Cc", "Bcc", "Message-ID", "In-Reply-To", "References", NULL, NULL, NULL,
 };
 
 /* HEADER name str: any field of that name whose value holds str ("" = the field is there). */
@@ -1063,7 +1063,7 @@ eval(struct ev *e, const struct imap_search_node *n)
 		return header_has(e, field_names[n->field], n->str, n->strlen);
 	case ISK_HEADER: {
 		for (int f = 0; e->src->field && f < ISF_COUNT; f++)
-			if (strcasecmp(n->hname, field_names[f]) == 0) {
+			if (field_names[f] && strcasecmp(n->hname, field_names[f]) == 0) {
 				const char *v = e->src->field(e->src->arg, m, (enum imap_search_field)f);
 				return v && imap_search_contains(v, strlen(v), n->str, n->strlen);
 			}

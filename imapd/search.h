@@ -71,6 +71,8 @@ enum imap_search_kind {
 enum imap_search_field {
 	ISF_SUBJECT, ISF_FROM, ISF_TO, ISF_CC, ISF_BCC,
 	ISF_MESSAGE_ID, ISF_IN_REPLY_TO, ISF_REFERENCES,
+	/* SORT: the addr-mailbox of the first address (RFC 5256); NULL: sort.c takes it from ISF_FROM... */
+	ISF_FROM_SORT, ISF_TO_SORT, ISF_CC_SORT,
 	ISF_COUNT
 };
 

@@ -354,6 +354,7 @@ imap_sort_run(const struct imap_sort_crit *crit, size_t ncrit, const struct imap
 	struct mc_buf b;
 	mc_buf_init(&b, SUBJECT_MAX + 1);
 	static const enum imap_search_field fields[S_N] = { ISF_SUBJECT, ISF_CC, ISF_FROM, ISF_TO };
+	static const enum imap_search_field sortfields[S_N] = { ISF_SUBJECT, ISF_CC_SORT, ISF_FROM_SORT, ISF_TO_SORT };
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		k[i].m = &msgs[i];
@@ -361,14 +362,20 @@ imap_sort_run(const struct imap_sort_crit *crit, size_t ncrit, const struct imap
 		if (date)
 			k[i].date = imap_sort_sent_date(src, &msgs[i]);
 		for (int s = 0; s < S_N && rc == 0; s++) {
-			const char *v = want[s] && src->field ? src->field(src->arg, &msgs[i], fields[s]) : NULL;
 			char mb[256] = "";
-			if (s == S_SUBJECT && want[s]) {
-				imap_base_subject(v, &b);
+			if (!want[s] || src->field == NULL) {
+				k[i].str[s] = strdup("");
+			} else if (s == S_SUBJECT) {
+				imap_base_subject(src->field(src->arg, &msgs[i], ISF_SUBJECT), &b);
 				k[i].str[s] = strdup(b.data ? b.data : "");
 			} else {
-				if (want[s])
-					imap_sort_first_mailbox(v, mb, sizeof(mb));
+				/* the index's addr-mailbox when it keeps one, else taken from the address list */
+				const char *v = src->field(src->arg, &msgs[i], sortfields[s]);
+				if (v == NULL)
+					imap_sort_first_mailbox(src->field(src->arg, &msgs[i], fields[s]), mb, sizeof(mb));
+				else
+					for (size_t j = 0; v[j] && j + 1 < sizeof(mb); j++)
+						mb[j] = v[j] >= 'A' && v[j] <= 'Z' ? (char)(v[j] + 32) : v[j], mb[j + 1] = '\0';
 				k[i].str[s] = strdup(mb);
 			}
 			if (k[i].str[s] == NULL)

@@ -389,6 +389,34 @@ test_expunge_status(void **state)
 	assert_int_equal(nout, 2);
 	free(out);
 	assert_int_equal(mc_store_deleted_uids(s, "Nope", NULL, 0, &out, &nout), MC_STORE_ENOMAILBOX);
+
+	/* a POP3 session holds the maildrop: the IMAP expunge cannot take the lock (NO [INUSE]) */
+	struct mc_store *pop = open_store(f);
+	int pl = mc_store_lock(pop, true);
+	assert_true(pl >= 0);
+	assert_int_equal(mc_store_lock(s, false), -1);
+	mc_store_unlock(pl);
+	mc_store_close(pop);
+
+	/* then the expunge: files gone, rows gone, UIDs recorded for VANISHED at a higher MODSEQ */
+	assert_int_equal(mc_store_status(s, "INBOX", &st), 0);
+	uint64_t before = st.highestmodseq;
+	assert_int_equal(mc_store_deleted_uids(s, "INBOX", set, 3, &out, &nout), 0);
+	int lk = mc_store_lock(s, false);
+	assert_true(lk >= 0);
+	assert_int_equal(mc_store_expunge(s, "INBOX", out, nout, err, sizeof(err)), 2);
+	mc_store_unlock(lk);
+	free(out);
+	assert_int_equal(mc_store_status(s, "INBOX", &st), 0);
+	assert_int_equal(st.messages, 2);
+	assert_int_equal(st.deleted, 0);
+	assert_true(st.highestmodseq > before);
+	assert_int_equal(count_files(f, "cur") + count_files(f, "new"), 2);
+	struct seen ex = { 0 };
+	assert_int_equal(mc_store_changes_since(s, "INBOX", before, NULL, excb, &ex), 0);
+	assert_int_equal(ex.n, 2);
+	assert_int_equal(ex.uid[0], 2);
+	assert_int_equal(ex.uid[1], 3);
 	mc_store_close(s);
 }
 
