@@ -16,7 +16,7 @@
 #include <string.h>
 
 /* Answer records looked at in one message; the rest are counted as ignored. */
-#define ANSWER_MAX 64
+#define ANSWER_MAX 128
 #define DNS_C_IN 1
 #define HDR_LEN 12
 /* RFC 2181 §8: a TTL with the top bit set is read as zero. */
@@ -340,17 +340,24 @@ dns_parse(const uint8_t *msg, size_t len, const char *qname, uint16_t qtype, str
 			continue;
 		}
 		any = true;
-		if (out->n >= DNS_RR_MAX) {
-			ignore(out, "too many records");
-			continue;
-		}
-		if (!take_rr(msg, r, qtype, &out->rr[out->n])) {
+		struct dns_rr rr;
+		if (!take_rr(msg, r, qtype, &rr)) {
 			ignore(out, qtype == DNS_T_MX ? "MX target is not a host name" : "malformed record");
 			continue;
 		}
-		out->n++;
 		if (r->ttl < ttl)
 			ttl = r->ttl;
+		if (out->n < DNS_RR_MAX) {
+			out->rr[out->n++] = rr;
+			continue;
+		}
+		/* Full: a more preferred MX takes the place of the least preferred kept; extra addresses are dropped. */
+		unsigned worst = 0;
+		for (unsigned k = 1; k < out->n; k++)
+			if (out->rr[k].pref > out->rr[worst].pref)
+				worst = k;
+		if (qtype == DNS_T_MX && rr.pref < out->rr[worst].pref)
+			out->rr[worst] = rr;
 	}
 	if (!any) {
 		out->status = DNS_NODATA;

@@ -2,7 +2,8 @@
 dnsmasq.py - a real DNS server for the tests: dnsmasq (Debian dnsmasq-base)
 on 127.0.0.1 and a free port, authoritative for the zones it is given.
 
-    dm = Dnsmasq(tmpdir, zones=["relay.test"], ttl=300, args=["--mx-host=relay.test,mx.relay.test,10", ...])
+    dm = Dnsmasq(tmpdir, zones=["relay.test"], ttl=300, args=["--mx-host=relay.test,mx.relay.test,10", ...],
+                 ipv6=False)   # True: on [::1] too
     dm.start(); ...; dm.queries("mx.relay.test")  # what resolverd asked, from --log-queries
     dm.stop()
 
@@ -24,7 +25,7 @@ DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 
 
 def free_udp_tcp_port():
-    """A port free for both UDP and TCP on 127.0.0.1."""
+    """A port free for both UDP and TCP on 127.0.0.1 (and on ::1, when it exists)."""
     while True:
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         t.bind(("127.0.0.1", 0))
@@ -32,6 +33,10 @@ def free_udp_tcp_port():
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             u.bind(("127.0.0.1", port))
+            if has_ipv6_loopback():
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    with socket.socket(socket.AF_INET6, kind) as s6:
+                        s6.bind(("::1", port))
             return port
         except OSError:
             continue
@@ -40,21 +45,32 @@ def free_udp_tcp_port():
             t.close()
 
 
+def has_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 class Dnsmasq:
-    def __init__(self, tmpdir, zones, args, ttl=300):
+    def __init__(self, tmpdir, zones, args, ttl=300, ipv6=False):
         self.dir = Path(tmpdir)
         self.port = free_udp_tcp_port()
         self.log_path = self.dir / "dnsmasq.log"
         self.zones = zones
         self.args = args
         self.ttl = ttl
+        self.ipv6 = ipv6
         self.proc = None
 
     def command(self):
-        cmd = [DNSMASQ, "-k", "-C", "/dev/null", f"--port={self.port}", "--listen-address=127.0.0.1",
+        listen = "127.0.0.1,::1" if self.ipv6 else "127.0.0.1"
+        cmd = [DNSMASQ, "-k", "-C", "/dev/null", f"--port={self.port}", f"--listen-address={listen}",
                "--bind-interfaces", "--no-resolv", "--no-hosts", "--no-negcache", "--cache-size=0",
                f"--pid-file={self.dir / 'dnsmasq.pid'}", "--log-queries", f"--log-facility={self.log_path}",
-               f"--auth-server=ns.{self.zones[0]},127.0.0.1", f"--auth-ttl={self.ttl}",
+               f"--auth-server=ns.{self.zones[0]},{listen}", f"--auth-ttl={self.ttl}",
                f"--auth-soa=1,hostmaster.{self.zones[0]},1200,120,1209600"]
         cmd += [f"--auth-zone={z}" for z in self.zones]
         if os.geteuid() == 0:

@@ -11,6 +11,8 @@ mc_resolver_mx() on run_dir/resolverd.sock and prints each answer as JSON.
 """
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -21,7 +23,7 @@ from pathlib import Path
 import pytest
 from dnslib import CNAME, MX, QTYPE, RCODE, RR, A, DNSLabel, DNSRecord
 
-from dnsmasq import Dnsmasq, free_udp_tcp_port
+from dnsmasq import Dnsmasq, free_udp_tcp_port, has_ipv6_loopback
 from harness import BUILD, POSTERN, Instance
 
 MXASK = BUILD / "tests" / "mxask"
@@ -50,6 +52,9 @@ DNSMASQ_RECORDS = [
     "--mx-host=merged.dns.test,mx.merged.dns.test,10", "--host-record=mx.merged.dns.test,192.0.2.31",
     "--host-record=v4only.dns.test,192.0.2.40",
 ]
+# sixty exchangers: the answer is too big for UDP (c-ares asks again over TCP), and only the 32 best are kept
+DNSMASQ_RECORDS += [f"--mx-host=big.dns.test,exchanger-{i:02}.big.dns.test,{i}" for i in range(1, 61)]
+DNSMASQ_RECORDS += [f"--host-record=exchanger-{i:02}.big.dns.test,192.0.2.{100 + i}" for i in range(1, 61)]
 
 
 def mxask(inst, *domains, family=0, repeat=1, timeout=60):
@@ -163,7 +168,7 @@ def dm():
     if not MXASK.exists():
         pytest.fail(f"{MXASK} not found: build first")
     with tempfile.TemporaryDirectory(prefix="postern-dns-") as tmp:
-        server = Dnsmasq(tmp, ["dns.test"], DNSMASQ_RECORDS, ttl=300).start()
+        server = Dnsmasq(tmp, ["dns.test"], DNSMASQ_RECORDS, ttl=300, ipv6=has_ipv6_loopback()).start()
         inst = _instance(tmp, server.port)
         try:
             yield server, inst
@@ -324,6 +329,45 @@ def test_address_literal_domain(dm):
 def test_trailing_dot_and_case(dm):
     _, inst = dm
     assert hosts(ask1(inst, "DUAL.Dns.Test.")) == [("mx.dual.dns.test", 5, ["2001:db8::10", "192.0.2.10"])]
+
+
+def test_large_answer_over_tcp(dm):
+    server, inst = dm
+    a = ask1(inst, "big.dns.test")
+    assert a["result"] == "ok", a
+    got = hosts(a)
+    assert [p for _, p, _ in got] == list(range(1, 33))
+    assert got[0] == ("exchanger-01.big.dns.test", 1, ["192.0.2.101"])
+    # asked over UDP, truncated, asked again over TCP
+    assert len(server.queries("big.dns.test", "MX")) == 2, server.queries("big.dns.test")
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no ::1 on this machine")
+def test_ipv6_nameserver(dm):
+    server, _ = dm
+    tmp = tempfile.mkdtemp(prefix="postern-dns6-")
+    inst = _instance(tmp, server.port, {"resolverd": {"nameservers": f"[::1]:{server.port}"}})
+    try:
+        assert hosts(ask1(inst, "dual.dns.test")) == [("mx.dual.dns.test", 5, ["2001:db8::10", "192.0.2.10"])]
+        assert re.search(r"dns: nameservers \[::1\]:%d " % server.port, inst.log())
+    finally:
+        inst.stop(check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_reload_changes_nameservers(dm, stub):
+    server, _ = dm
+    tmp = tempfile.mkdtemp(prefix="postern-dnsr-")
+    inst = _instance(tmp, stub[0].port)
+    try:
+        # the scripted server knows nothing of dns.test (and its NXDOMAIN has no SOA: not cached)
+        assert ask1(inst, "implicit.dns.test")["result"] == "nxdomain"
+        inst.write_config({"resolverd": {"nameservers": f"127.0.0.1:{server.port}", "dns_timeout": "1s"}})
+        inst.tool("reload")
+        assert hosts(ask1(inst, "implicit.dns.test")) == [("implicit.dns.test", 0, ["2001:db8::20", "192.0.2.20"])]
+    finally:
+        inst.stop(check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ---- the scripted server ----

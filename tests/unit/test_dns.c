@@ -177,6 +177,27 @@ test_parse_bad_targets_ignored(void **state)
 }
 
 static void
+test_parse_many_mx_keeps_the_best(void **state)
+{
+	struct wire w;
+	start(&w, "example.org", DNS_T_MX, 0, 40, 0);
+	for (unsigned i = 0; i < 40; i++) {
+		char t[32];
+		snprintf(t, sizeof(t), "h%02u.example.org", i);
+		rr_mx(&w, "example.org", 40 - i, t, 300);
+	}
+	assert_int_equal(dns_parse(w.b, w.n, "example.org", DNS_T_MX, &res), DNS_OK);
+	assert_int_equal(res.n, DNS_RR_MAX);
+	assert_int_equal(res.ignored, 0);
+	unsigned seen = 0;
+	for (unsigned i = 0; i < res.n; i++) {
+		assert_true(res.rr[i].pref >= 1 && res.rr[i].pref <= 32);
+		seen |= 1u << (res.rr[i].pref - 1);
+	}
+	assert_int_equal(seen, 0xffffffffu);
+}
+
+static void
 test_parse_null_mx(void **state)
 {
 	struct wire w;
@@ -515,6 +536,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_mx),
 		cmocka_unit_test(test_parse_bad_targets_ignored),
+		cmocka_unit_test(test_parse_many_mx_keeps_the_best),
 		cmocka_unit_test(test_parse_null_mx),
 		cmocka_unit_test(test_parse_cname_chain),
 		cmocka_unit_test(test_parse_negative),
