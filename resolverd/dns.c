@@ -37,6 +37,8 @@
 /* Distinct questions in flight at once. */
 #define QUERIES_MAX 4096
 #define TRIES 2
+/* A job not done by then is answered TEMPFAIL (well before the client's own 90 s) and ends unheard. */
+#define JOB_DEADLINE_MS 60000
 #define EDNS_SIZE 1232
 #define DETAIL_LEN 1024    /* cut to MC_RES_DETAIL_MAX by the reply */
 
@@ -97,6 +99,7 @@ struct dns {
 	ares_channel ch;
 	bool ch_open;
 	uv_timer_t timer;
+	uv_timer_t sweep;              /* runs while jobs exist: their deadline */
 	struct dns_sock *socks;
 	struct dns_cache *cache;
 	struct query *queries;
@@ -363,6 +366,25 @@ job_finish(struct mx_job *j, enum mc_mx_result res, const char *detail, const st
 	free(j);
 }
 
+static void
+on_sweep(uv_timer_t *t)
+{
+	struct dns *d = t->data;
+	uint64_t now = uv_now(d->loop);
+	char detail[DETAIL_LEN];
+	for (struct mx_job *j = d->jobs; j != NULL; j = j->next) {
+		if (j->ch == NULL || now - j->started_ms < JOB_DEADLINE_MS)
+			continue;
+		snprintf(detail, sizeof(detail), "DNS lookups for %s took longer than %u s (nameservers %s)", j->domain,
+			 JOB_DEADLINE_MS / 1000, d->servers);
+		mc_info("dns: %s", detail);
+		mc_resolver_reply_mx(j->ch, j->reqid, MC_MX_TEMPFAIL, detail, NULL, 0);
+		j->ch = NULL;
+	}
+	if (d->jobs == NULL)
+		uv_timer_stop(&d->sweep);
+}
+
 /* The addresses of host h in the order to try, at most MC_RESOLVER_MX_ADDRS_MAX: IPv6 first, but with
  * both families some of each, so a host with many AAAA records still shows its IPv4 ones. */
 static unsigned
@@ -623,6 +645,8 @@ dns_request(struct resolverd *rd, struct mc_chan *ch, struct mc_msg *m)
 		d->jobs->prev = j;
 	d->jobs = j;
 	d->njobs++;
+	if (!uv_is_active((uv_handle_t *)&d->sweep))
+		uv_timer_start(&d->sweep, on_sweep, 1000, 1000);
 	j->pending = 1;
 	lookup(d, name, DNS_T_MX, on_mx, j);
 }
@@ -742,6 +766,8 @@ dns_init(struct resolverd *rd, char *err, size_t errsz)
 	}
 	uv_timer_init(d->loop, &d->timer);
 	d->timer.data = d;
+	uv_timer_init(d->loop, &d->sweep);
+	d->sweep.data = d;
 	d->cache = dns_cache_new(cfg->resolverd.dns_cache_size, cfg->resolverd.dns_negative_ttl_max);
 	if (open_channel(d, cfg, err, errsz) < 0)
 		return -1;
@@ -796,6 +822,7 @@ dns_stop(struct resolverd *rd)
 	}
 	d->socks = NULL;
 	uv_close((uv_handle_t *)&d->timer, NULL);
+	uv_close((uv_handle_t *)&d->sweep, NULL);
 }
 
 void

@@ -140,6 +140,7 @@ main(int argc, char **argv)
 	mc_resolver_close(r);
 	uv_close((uv_handle_t *)&t, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
 	free(asks);
 	return answered == total ? 0 : 1;
 }
