@@ -42,206 +42,33 @@ while getopts "m:r:s:l:ko:" opt; do
 		;;
 	esac
 done
-if [ "$(id -u)" != 0 ]; then
-	echo "smtp-bench.sh: run as root (Postfix's master must start as root)" >&2
-	exit 1
-fi
-
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-BUILD=${POSTERN_BUILD:-build}
-PY=/usr/bin/python3
-
-./scripts/install-deps.sh build >&2
-./scripts/install-deps.sh bench >&2
-if [ "$ONLY" != postfix ]; then
-	[ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" >&2
-	ninja -C "$BUILD" >&2
-fi
-POSTERN="$ROOT/$BUILD/postern/postern"
-
-W=$(mktemp -d /var/tmp/postern-bench.XXXXXX)
-chmod 755 "$W"
-read -r P_SMTP P_SUB P_SUBS P_POP P_POPS P_IMAP P_IMAPS PF_SMTP < <("$PY" -c '
-import socket
-ss = [socket.socket() for _ in range(8)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
-
-# ---- cgroups, one per system, for CPU accounting ----
-CPU_KIND=procstat
-CG_BASE=""
-v2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-v1=$(awk '$3 == "cgroup" && $4 ~ /(^|,)cpuacct(,|$)/ { print $2; exit }' /proc/mounts)
-if [ -n "$v2" ] && mkdir "$v2/postern-bench-$$" 2>/dev/null; then
-	CPU_KIND=v2
-	CG_BASE="$v2/postern-bench-$$"
-elif [ -n "$v1" ] && mkdir "$v1/postern-bench-$$" 2>/dev/null; then
-	CPU_KIND=v1
-	CG_BASE="$v1/postern-bench-$$"
-fi
-CG_POSTERN=/nonexistent
-CG_POSTFIX=/nonexistent
-if [ -n "$CG_BASE" ]; then
-	CG_POSTERN="$CG_BASE/postern"
-	CG_POSTFIX="$CG_BASE/postfix"
-	mkdir "$CG_POSTERN" "$CG_POSTFIX"
-fi
-# in_cgroup DIR CMD...: run CMD as a member of cgroup DIR (children follow).
-in_cgroup() {
-	local cg=$1
-	shift
-	(
-		if [ -d "$cg" ]; then echo "$BASHPID" >"$cg/cgroup.procs"; fi
-		exec "$@"
-	)
-}
-
-PF="$W/postfix"
-POSTERN_PID=""
-cleanup() {
-	set +e
-	if [ -f "$PF/spool/pid/master.pid" ]; then postfix -c "$PF/etc" stop >/dev/null 2>&1; fi
-	if [ -n "$POSTERN_PID" ]; then
-		# SIGINT as Ctrl-C would, then SIGTERM, then SIGKILL, each given 10 s.
-		for sig in INT TERM KILL; do
-			kill -"$sig" "$POSTERN_PID" 2>/dev/null || break
-			for _ in $(seq 100); do
-				kill -0 "$POSTERN_PID" 2>/dev/null || break 2
-				sleep 0.1
-			done
-			echo "postern up did not stop on SIG$sig" >&2
-		done
-		wait "$POSTERN_PID" 2>/dev/null
-	fi
-	# Wait for the last processes to leave the cgroups, then remove them.
-	for _ in $(seq 100); do
-		busy=0
-		for cg in "$CG_POSTERN" "$CG_POSTFIX"; do
-			# (cgroup files report size 0: read them)
-			[ -f "$cg/cgroup.procs" ] && [ -n "$(cat "$cg/cgroup.procs")" ] && busy=1
-		done
-		[ $busy = 0 ] && break
-		sleep 0.1
-	done
-	[ -n "$CG_BASE" ] && rmdir "$CG_POSTERN" "$CG_POSTFIX" "$CG_BASE" 2>/dev/null
-	if [ "$KEEP" = 1 ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib/common.sh"
+bench_init
+read -r P_SMTP P_SUB P_SUBS P_POP P_POPS P_IMAP P_IMAPS PF_SMTP < <(bench_ports 8)
+bench_cgroups
+trap bench_cleanup EXIT
 
 want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 SYSTEMS=()
 
 # ---- Postfix ----
+PF="$W/postfix"
 if want postfix; then
-mkdir -p "$PF/etc" "$PF/spool" "$PF/data" "$PF/vmail"
-VUID=$(id -u nobody)
-VGID=$(id -g nobody)
-chown "$VUID:$VGID" "$PF/vmail"
-chown postfix "$PF/data"
-cat >"$PF/etc/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $PF/spool
-data_directory = $PF/data
-mail_owner = postfix
-myhostname = postfix-bench.example.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
-alias_maps =
-alias_database =
-local_recipient_maps =
-append_dot_mydomain = no
-biff = no
-virtual_mailbox_domains = example.test
-virtual_mailbox_base = $PF/vmail
-virtual_mailbox_maps = texthash:$PF/etc/vmailbox
-virtual_uid_maps = static:$VUID
-virtual_gid_maps = static:$VGID
-virtual_transport = virtual
-maillog_file = $PF/postfix.log
-EOF
-echo "alice@example.test example.test/alice/" >"$PF/etc/vmailbox"
-cat >"$PF/etc/master.cf" <<EOF
-# service type private unpriv chroot wakeup maxproc command
-127.0.0.1:$PF_SMTP inet n - n - - smtpd
-pickup    unix  n - n 60 1 pickup
-cleanup   unix  n - n - 0 cleanup
-qmgr      unix  n - n 300 1 qmgr
-tlsmgr    unix  - - n 1000? 1 tlsmgr
-rewrite   unix  - - n - - trivial-rewrite
-bounce    unix  - - n - 0 bounce
-defer     unix  - - n - 0 bounce
-trace     unix  - - n - 0 bounce
-verify    unix  - - n - 1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n - - proxymap
-proxywrite unix - - n - 1 proxymap
-smtp      unix  - - n - - smtp
-relay     unix  - - n - - smtp
-showq     unix  n - n - - showq
-error     unix  - - n - - error
-retry     unix  - - n - - error
-discard   unix  - - n - - discard
-local     unix  - n n - - local
-virtual   unix  - n n - - virtual
-lmtp      unix  - - n - - lmtp
-anvil     unix  - - n - 1 anvil
-scache    unix  - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-EOF
-if ! postfix -c "$PF/etc" check >&2 || ! in_cgroup "$CG_POSTFIX" postfix -c "$PF/etc" start >&2; then
-	tail -n 20 "$PF/postfix.log" >&2
-	exit 1
-fi
-for _ in $(seq 100); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$PF_SMTP") 2>/dev/null && break
-	sleep 0.1
-done
-SYSTEMS+=(--system "postfix:$PF_SMTP:$PF/vmail/example.test/alice:$CG_POSTFIX")
+	bench_postfix_config "$PF" "$PF_SMTP"
+	bench_postfix_start "$PF"
+	SYSTEMS+=(--system "postfix:$PF_SMTP:$PF/vmail/example.test/alice:$CG_POSTFIX")
 fi
 
 # ---- Postern ----
 PD="$W/postern"
 if want postern; then
-mkdir -p "$PD"
-cat >"$PD/postern.conf" <<EOF
-[global]
-hostname = postern-bench.example.test
-state_dir = ./var
-[smtpd]
-listen = 127.0.0.1:$P_SMTP
-submission = 127.0.0.1:$P_SUB
-submissions = 127.0.0.1:$P_SUBS
-[resolverd]
-; nothing listens there: no lookup leaves the machine
-nameservers = 127.0.0.1:9
-[pop3d]
-listen = 127.0.0.1:$P_POP
-listen_tls = 127.0.0.1:$P_POPS
-[imapd]
-listen = 127.0.0.1:$P_IMAP
-listen_tls = 127.0.0.1:$P_IMAPS
-EOF
-# One subshell that becomes postern (exec), so $! is the supervisor itself.
-(
-	cd "$PD" || exit 1
-	if [ -d "$CG_POSTERN" ]; then echo "$BASHPID" >"$CG_POSTERN/cgroup.procs"; fi
-	exec "$POSTERN" -c "$PD/postern.conf" up
-) >"$PD/postern.log" 2>&1 &
-POSTERN_PID=$!
-"$POSTERN" -c "$PD/postern.conf" status --wait 30 >/dev/null
-"$POSTERN" -c "$PD/postern.conf" domain add example.test
-echo "bench-password" | "$POSTERN" -c "$PD/postern.conf" user add alice@example.test --password-stdin
-SYSTEMS=(--system "postern:$P_SMTP:$PD/var/mail/example.test/alice:$CG_POSTERN" "${SYSTEMS[@]}")
+	bench_postern_config "$PD" "$P_SMTP" "$P_SUB" "$P_SUBS" "$P_POP" "$P_POPS" "$P_IMAP" "$P_IMAPS"
+	bench_postern_start "$PD"
+	SYSTEMS=(--system "postern:$P_SMTP:$PD/var/mail/example.test/alice:$CG_POSTERN" "${SYSTEMS[@]}")
 fi
 
 # ---- the rounds ----
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)," \
-	"$(sed -n 's/^PRETTY_NAME="\(.*\)"/\1/p' /etc/os-release); Postfix $(postconf -d -h mail_version);" \
-	"Postern $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+bench_machine
 echo "command: smtp-source -s $SESSIONS -l $LENGTH -m $MESSAGES -c -f sender@example.test -t alice@example.test 127.0.0.1:PORT"
 echo "CPU accounting: $CPU_KIND${CG_BASE:+ ($CG_BASE)}"
 "$PY" "$ROOT/bench/smtp_bench.py" --rounds "$ROUNDS" --messages "$MESSAGES" --sessions "$SESSIONS" \
