@@ -304,7 +304,12 @@ act_run(struct qdb *db, struct q_job *j)
 	return 0;
 }
 
-/* worker, after the commit: the body files of removed messages */
+/*
+ * worker, after the commit: the body files of removed messages. Unlinked,
+ * not kept as spares (spool.c truncates those): a message removed while
+ * its round delivers it may have its body open in a delivery, which must
+ * read the whole body or fail, never a truncated one.
+ */
 static void
 act_post(struct q_job *j, int status)
 {
