@@ -13,6 +13,7 @@
  */
 #include "mail/mailstore.h"
 #include "mail/mailstore_int.h"
+#include "mail/mailstore_cache.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 
@@ -57,8 +58,9 @@ static const char schema_sql[] =
 	" flags INTEGER NOT NULL DEFAULT 0,"
 	" keywords TEXT NOT NULL DEFAULT '',"
 	" modseq INTEGER NOT NULL,"
-	" envelope TEXT,"                   /* cached by imapd */
+	" envelope TEXT,"                   /* the message cache (mailstore_cache.c), schema version 2 */
 	" bodystructure TEXT,"
+	MC_STORE_CACHE_COLDEFS
 	" PRIMARY KEY(mailbox, uid),"
 	" UNIQUE(mailbox, base)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox, modseq);"
@@ -291,13 +293,22 @@ open_index(struct mc_store *s, bool *fresh, char *err, size_t errsz)
 	}
 	if (version == 0) {
 		if ((rc = exec(s->db, schema_sql)) != SQLITE_OK || insert_mailbox(s->db, s->path, "INBOX", NULL, NULL) < 0 ||
-		    (rc = exec(s->db, "PRAGMA user_version=1")) != SQLITE_OK) {
+		    (rc = exec(s->db, "PRAGMA user_version=" MC_STORE_SCHEMA_VERSION_STR)) != SQLITE_OK) {
 			set_err(err, errsz, "%s: creating the schema: %s", s->index, sqlite3_errmsg(s->db));
 			exec(s->db, "ROLLBACK");
 			close_db(s);
 			return -1;
 		}
 		*fresh = true;
+	} else if (version == 1) {
+		/* 1 -> 2: the cache columns; rows get their cache on first use or at reindex */
+		if ((rc = exec(s->db, mc_store_cache_migrate_sql)) != SQLITE_OK ||
+		    (rc = exec(s->db, "PRAGMA user_version=2")) != SQLITE_OK) {
+			set_err(err, errsz, "%s: migrating the schema to version 2: %s", s->index, sqlite3_errmsg(s->db));
+			exec(s->db, "ROLLBACK");
+			close_db(s);
+			return -1;
+		}
 	}
 	if ((rc = exec(s->db, "COMMIT")) != SQLITE_OK) {
 		exec(s->db, "ROLLBACK");
@@ -313,8 +324,9 @@ open_index(struct mc_store *s, bool *fresh, char *err, size_t errsz)
 	/* A schema that lacks what we need is as good as corrupt: the files are the truth. */
 	if ((rc = prepare(s->db, "SELECT id, uidnext, highestmodseq FROM mailboxes WHERE name = ?", &s->st_mbox)) ||
 	    (rc = prepare(s->db,
-			  "INSERT INTO messages(mailbox, uid, base, file, size, vsize, internal_date, modseq)"
-			  " VALUES(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(mailbox, base) DO NOTHING",
+			  "INSERT INTO messages(mailbox, uid, base, file, size, vsize, internal_date, modseq, "
+			  MC_STORE_CACHE_COLS ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, " MC_STORE_CACHE_PARAMS ")"
+			  " ON CONFLICT(mailbox, base) DO NOTHING",
 			  &s->st_insert)) ||
 	    (rc = prepare(s->db, "SELECT uid FROM messages WHERE mailbox = ? AND base = ?", &s->st_exists)) ||
 	    (rc = prepare(s->db, "UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?", &s->st_bump)) ||
@@ -353,7 +365,7 @@ rebuild_index(struct mc_store *s, bool *salvaged, char *err, size_t errsz)
 	int rc = sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
 					      SQLITE_OPEN_URI, NULL);
 	if (rc != SQLITE_OK || exec(db, "BEGIN") != SQLITE_OK || exec(db, schema_sql) != SQLITE_OK ||
-	    exec(db, "PRAGMA user_version=1") != SQLITE_OK || exec(db, "COMMIT") != SQLITE_OK) {
+	    exec(db, "PRAGMA user_version=" MC_STORE_SCHEMA_VERSION_STR) != SQLITE_OK || exec(db, "COMMIT") != SQLITE_OK) {
 		set_err(err, errsz, "%s: %s", tmp, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 		sqlite3_close_v2(db);
 		unlink(tmp);
@@ -694,6 +706,7 @@ struct conv {
 	char last;         /* last byte written */
 	uint64_t size;
 	uint64_t lone_lf;  /* LFs on disk not preceded by CR: each is one more byte as CRLF */
+	struct mc_mime_parser *mime;   /* delivery: parses what is written, for the cache (NULL: no cache) */
 	size_t outlen;
 	char out[COPY_BUF];
 };
@@ -703,6 +716,11 @@ conv_flush(struct conv *c)
 {
 	if (c->outlen && mc_write_all(c->fd, c->out, c->outlen) < 0)
 		return -1;
+	/* The parser sees exactly the file's bytes, so its offsets are the file's. */
+	if (c->mime && c->outlen && mc_mime_parser_feed(c->mime, c->out, c->outlen) < 0) {
+		mc_mime_parser_free(c->mime);
+		c->mime = NULL;   /* out of memory: deliver without a cache, it is filled later */
+	}
 	c->outlen = 0;
 	return 0;
 }
@@ -768,7 +786,7 @@ mc_store_int_unique(char *out, size_t outsz, int64_t when)
 
 static int
 write_item(struct conv *c, char *inbuf, const char *dir, struct mc_store_item *it, int64_t when, char *base,
-	   size_t basesz, char *file, size_t filesz, uint64_t *size, uint64_t *vsize)
+	   size_t basesz, char *file, size_t filesz, uint64_t *size, uint64_t *vsize, struct mc_store_cache *cache)
 {
 	char uniq[256], tmp[STORE_PATH_MAX + MC_MAILBOX_NAME_MAX + 320], dst[sizeof(tmp)];
 	mc_store_int_unique(uniq, sizeof(uniq), when);
@@ -781,6 +799,8 @@ write_item(struct conv *c, char *inbuf, const char *dir, struct mc_store_item *i
 	}
 	memset(c, 0, offsetof(struct conv, out));
 	c->fd = fd;
+	/* single pass: the message is parsed for the cache as it is written (cache NULL: not wanted) */
+	c->mime = cache ? mc_mime_parser_new() : NULL;
 	const char *why = NULL;
 	int e = 0;
 	if (conv_feed(c, it->prefix ? it->prefix : "", it->prefixlen) < 0) {
@@ -835,7 +855,15 @@ write_item(struct conv *c, char *inbuf, const char *dir, struct mc_store_item *i
 	if (why) {
 		snprintf(it->err, sizeof(it->err), "%s tmp/%.64s: %s", why, uniq, strerror(e));
 		unlink(tmp);
+		mc_mime_parser_free(c->mime);
+		c->mime = NULL;
 		return -1;
+	}
+	if (c->mime) {
+		if (mc_store_int_cache_build(mc_mime_parser_finish(c->mime), cache) < 0)
+			memset(cache, 0, sizeof(*cache));   /* no cache: filled on first use */
+		mc_mime_parser_free(c->mime);
+		c->mime = NULL;
 	}
 	return 0;
 }
@@ -850,7 +878,7 @@ mc_store_int_write(const char *dir, struct mc_store_item *it, int64_t when, char
 	if (c == NULL || inbuf == NULL)
 		snprintf(it->err, sizeof(it->err), "out of memory");
 	else
-		r = write_item(c, inbuf, dir, it, when, base, basesz, file, filesz, size, vsize);
+		r = write_item(c, inbuf, dir, it, when, base, basesz, file, filesz, size, vsize, NULL);
 	free(c);
 	free(inbuf);
 	return r;
@@ -861,7 +889,16 @@ struct written {
 	char file[MC_MAILDIR_FILE_MAX + 8];
 	uint64_t size, vsize;
 	bool ok;
+	struct mc_store_cache cache;   /* envelope NULL: none */
 };
+
+static void
+free_written(struct written *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mc_store_cache_free(&w[i].cache);
+	free(w);
+}
 
 static void
 unlink_written(const char *dir, struct mc_store_item *items, struct written *w, size_t n, const char *why)
@@ -919,6 +956,7 @@ index_items(struct mc_store *s, const char *mailbox, struct mc_store_item *items
 		sqlite3_bind_int64(st, 6, (int64_t)w[i].vsize);
 		sqlite3_bind_int64(st, 7, now);
 		sqlite3_bind_int64(st, 8, modseq + 1);
+		mc_store_int_cache_bind(st, 9, w[i].cache.envelope ? &w[i].cache : NULL);
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			sqlite3_reset(st);
 			exec(s->db, "ROLLBACK");
@@ -1000,7 +1038,7 @@ mc_store_deliver_many(struct mc_store *s, const char *mailbox, struct mc_store_i
 	size_t nw = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (write_item(c, inbuf, dir, &items[i], -1, w[i].base, sizeof(w[i].base), w[i].file, sizeof(w[i].file),
-			       &w[i].size, &w[i].vsize) == 0) {
+			       &w[i].size, &w[i].vsize, &w[i].cache) == 0) {
 			w[i].ok = true;
 			nw++;
 		}
@@ -1019,7 +1057,7 @@ mc_store_deliver_many(struct mc_store *s, const char *mailbox, struct mc_store_i
 			char why[160];
 			snprintf(why, sizeof(why), "index: %s", err && errsz ? err : "failed");
 			unlink_written(dir, items, w, n, why);
-			free(w);
+			free_written(w, n);
 			return -1;
 		}
 		for (size_t i = 0; i < n; i++)
@@ -1028,7 +1066,7 @@ mc_store_deliver_many(struct mc_store *s, const char *mailbox, struct mc_store_i
 	}
 	if (delivered == 0 && n > 0)
 		set_err(err, errsz, "%s", items[0].err[0] ? items[0].err : "nothing delivered");
-	free(w);
+	free_written(w, n);
 	return delivered;
 }
 
@@ -1346,6 +1384,7 @@ reindex_mailbox(struct rx *x, const char *name)
 			const char *oldfile = (const char *)sqlite3_column_text(x->find, 1);
 			uint32_t oldflags = (uint32_t)sqlite3_column_int64(x->find, 2);
 			bool same = oldfile && strcmp(oldfile, file) == 0;
+			bool cached = sqlite3_column_int(x->find, 3) == MC_STORE_CACHE_VERSION;
 			sqlite3_reset(x->find);
 			sqlite3_bind_int64(x->seen, 1, mb.id);
 			sqlite3_bind_int64(x->seen, 2, uid);
@@ -1355,6 +1394,11 @@ reindex_mailbox(struct rx *x, const char *name)
 				continue;
 			}
 			x->st->kept++;
+			if (!cached) {
+				snprintf(p, sizeof(p), "%s/%s", dir, file);
+				if (mc_store_int_cache_file(db, p, mb.id, (uint32_t)uid) < 0)
+					mc_warn("store %s: no cache for %s: %s", dir, file, strerror(errno));
+			}
 			uint32_t flags = e[i].p.has_info ? e[i].p.flags : oldflags;
 			if (same && flags == oldflags)
 				continue;
@@ -1393,6 +1437,8 @@ reindex_mailbox(struct rx *x, const char *name)
 		sqlite3_bind_int64(x->ins, 9, ++modseq);
 		if ((r = step_done(x->ins)) < 0)
 			break;
+		if (mc_store_int_cache_file(db, p, mb.id, (uint32_t)uidnext) < 0)
+			mc_warn("store %s: no cache for %s: %s", dir, file, strerror(errno));
 		sqlite3_bind_int64(x->seen, 1, mb.id);
 		sqlite3_bind_int64(x->seen, 2, uidnext);
 		r = step_done(x->seen);
@@ -1452,7 +1498,7 @@ mc_store_reindex(struct mc_store *s, struct mc_store_reindex_stats *st, char *er
 	if (exec(s->db, "CREATE TEMP TABLE IF NOT EXISTS seen(mailbox INTEGER, uid INTEGER,"
 			" PRIMARY KEY(mailbox, uid)) WITHOUT ROWID; DELETE FROM temp.seen;"
 			" CREATE TEMP TABLE IF NOT EXISTS ondisk(name TEXT PRIMARY KEY); DELETE FROM temp.ondisk") != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "SELECT uid, file, flags FROM messages WHERE mailbox = ? AND base = ?", -1,
+	    sqlite3_prepare_v2(s->db, "SELECT uid, file, flags, cache_ver FROM messages WHERE mailbox = ? AND base = ?", -1,
 			       &x.find, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db, "UPDATE messages SET file = ?, flags = ?, modseq = ? WHERE mailbox = ? AND uid = ?",
 			       -1, &x.upd, NULL) != SQLITE_OK ||

@@ -31,7 +31,8 @@
 #include <stdint.h>
 
 /* PRAGMA user_version of index.sqlite that this code writes and reads. */
-#define MC_STORE_SCHEMA_VERSION 1
+#define MC_STORE_SCHEMA_VERSION 2   /* 2: the message cache columns (mailstore_cache.c) */
+#define MC_STORE_SCHEMA_VERSION_STR "2"
 #define MC_STORE_INDEX_NAME "index.sqlite"
 #define MC_MAILBOX_NAME_MAX 255
 #define MC_MAILDIR_FILE_MAX 255
@@ -159,6 +160,48 @@ int mc_store_reindex(struct mc_store *s, struct mc_store_reindex_stats *st, char
 
 /* Take a Maildir file name apart. -1 when it is not one (empty, too long, starts with '.', has '/'). */
 int mc_maildir_name_parse(const char *name, struct mc_maildir_name *out);
+
+/*
+ * The message cache (mailstore_cache.c): what imapd needs to answer
+ * FETCH ENVELOPE/BODYSTRUCTURE/BODY, BODY[section] seeks, SEARCH on
+ * headers and SORT/THREAD without opening the message file. Parsed once
+ * by the streaming MIME parser: at delivery (mc_store_deliver_many, while
+ * the file is written), by mc_store_reindex for files without a cache,
+ * and on demand (mc_store_cache_fill after APPEND or COPY, or by
+ * mc_store_msg_cache itself when a row has none). Columns of the messages
+ * table, schema version 2.
+ */
+#define MC_STORE_CACHE_VERSION 1   /* bump when the parser's answers change: older rows are refilled */
+
+struct mc_store_cache {
+	char *envelope;        /* ENVELOPE, IMAP syntax (may hold literals) */
+	char *bodystructure;   /* BODYSTRUCTURE, extensible form */
+	char *body;            /* BODY, non-extensible */
+	void *parts;           /* the part-offset table: mc_mime_section_find (mime.h) */
+	size_t partslen;
+	bool has_date;
+	int64_t date;          /* Date: header as UTC seconds (SENTBEFORE/SENTON/SENTSINCE, SORT DATE) */
+	int date_tz;           /* its zone, minutes east */
+	char *subject;         /* decoded to UTF-8 (RFC 2047), unfolded; "" when absent */
+	char *from, *to, *cc, *bcc;            /* the header text decoded, for SEARCH FROM/TO/CC/BCC */
+	char *from_sort, *to_sort, *cc_sort;   /* RFC 5256: addr-mailbox of the first address, "" if none */
+	char *message_id, *in_reply_to, *references;   /* raw, unfolded; "" when absent (THREAD) */
+};
+
+/*
+ * The cache of message uid in mailbox into *out (free with
+ * mc_store_cache_free). A row without a cache (or with one from an older
+ * parser) is filled from its file first. 0; -2 when there is no such
+ * mailbox or message; -1 with err on an index or file error.
+ */
+int mc_store_msg_cache(struct mc_store *s, const char *mailbox, uint32_t uid, struct mc_store_cache *out, char *err,
+		       size_t errsz);
+/* Parse message uid's file and store its cache (imapd after APPEND and COPY). 0, -2 no such message, -1 with err. */
+int mc_store_cache_fill(struct mc_store *s, const char *mailbox, uint32_t uid, char *err, size_t errsz);
+/* Parse length bytes of fd from offset (a stored file: LF line ends) into *out. 0, or -1 with errno. */
+int mc_store_cache_parse_fd(int fd, uint64_t offset, uint64_t length, struct mc_store_cache *out);
+/* Free what a cache holds; the struct itself is the caller's. NULL is a no-op. */
+void mc_store_cache_free(struct mc_store_cache *c);
 
 /*
  * The POP3 maildrop lock (RFC 1939 §8: one session per maildrop) and
