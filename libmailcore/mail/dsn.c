@@ -373,6 +373,10 @@ copy_original(struct out *o, int fd, uint64_t size, bool headers_only, uint64_t 
 			if (c == '\n') {
 				if (ll && line[ll - 1] == '\r')
 					ll--;
+				/* a bare CR inside a line would end it for some readers: never pass one on */
+				for (size_t k = 0; k < ll; k++)
+					if (line[k] == '\r')
+						line[k] = ' ';
 				if (headers_only && ll == 0) {
 					done = true;    /* the empty line: the header block ends */
 					break;
@@ -393,6 +397,9 @@ copy_original(struct out *o, int fd, uint64_t size, bool headers_only, uint64_t 
 	}
 	if (!done && ll && written + ll + 2 <= max) {
 		/* a last line without a line end */
+		for (size_t k = 0; k < ll; k++)
+			if (line[k] == '\r')
+				line[k] = ' ';
 		put(o, line, ll);
 		put(o, "\r\n", 2);
 	}

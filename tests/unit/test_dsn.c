@@ -82,10 +82,13 @@ report(const struct mc_dsn *d, const char *orig, struct mc_buf *b)
 	assert_int_equal(mc_dsn_write(d, fd, orig ? strlen(orig) : 0, to_buf, b), 0);
 	if (fd >= 0)
 		close(fd);
-	/* every line ends in CRLF */
-	for (size_t i = 0; i < b->len; i++)
+	/* every line ends in CRLF, and no CR stands alone */
+	for (size_t i = 0; i < b->len; i++) {
 		if (b->data[i] == '\n')
 			assert_true(i > 0 && b->data[i - 1] == '\r');
+		if (b->data[i] == '\r')
+			assert_true(i + 1 < b->len && b->data[i + 1] == '\n');
+	}
 	return b->data;
 }
 
@@ -158,8 +161,8 @@ test_header_bound_and_line_ends(void **state)
 	d.max_headers = 40;
 	struct mc_buf b;
 	/* bare LF line ends, and a header block bigger than the bound */
-	const char *s = report(&d, "A: 1\nB: 2222222222\nC: 3333333333333333333333\n\nbody\n", &b);
-	assert_non_null(strstr(s, "text/rfc822-headers\r\n\r\nA: 1\r\nB: 2222222222\r\n\r\n--"));
+	const char *s = report(&d, "A: 1\nB: 22222\r22222\nC: 3333333333333333333333\n\nbody\n", &b);
+	assert_non_null(strstr(s, "text/rfc822-headers\r\n\r\nA: 1\r\nB: 22222 22222\r\n\r\n--"));
 	assert_null(strstr(s, "C: 333"));
 	mc_buf_free(&b);
 
