@@ -1,32 +1,31 @@
 /*
- * main.c - imapd: the IMAP server's main (RFC 9051 / 3501; 993 implicit TLS, RFC 8314).
+ * main.c - imapd's thin main: config, the network front, privilege drop,
+ * peers, loop (RFC 3501 / 9051; 993 implicit TLS, RFC 8314).
  *
- * This first version serves [imapd] through the shared network front
- * (mail/netsvc: listen, listen_tls, max_connections, TLS reload, stop),
- * runs as [global] mail_user, and tells every client that the service is
- * not available yet (an untagged BYE with the UNAVAILABLE response code of
- * RFC 5530), then closes. Mailbox access comes with the IMAP session
- * state machine in its own file.
+ * The shared front (mail/netsvc) binds [imapd] listen and listen_tls and
+ * loads the TLS key while still root, counts connections, refuses past
+ * max_connections and handles reload and stop; the sessions (session.c)
+ * are the protocol. After the drop to [global] mail_user (the owner of the
+ * mail store) imapd opens its resolverd client (logins) and its notice
+ * socket run_dir/imapd.sock (queued's MBOX_CHANGED, for IDLE).
  *
- * Owns nothing but the greeting; never touches a mailbox or a password.
+ * Owns the daemon and the server struct. Never: accept a client before
+ * the drop.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "imapd/imapd.h"
 #include "mail/daemon.h"
 #include "mail/netsvc.h"
-#include "util/conn.h"
+#include "mail/resolver_client.h"
 #include "util/log.h"
 
-#define GREETING "* BYE [UNAVAILABLE] IMAP service is not available yet, try again later\r\n"
-/* Enough for a client that talks before the greeting; nothing is read here. */
-#define IN_MAX 1024
+#define STATE_POLL_MS 1000
 
 static struct mc_daemon daemon_;
-
-struct session {
-	char id[16];
-};
+static struct imapd_server srv;
+static uv_timer_t state_timer;
 
 static void
 conf(const struct mc_config *cfg, struct mc_netsvc_conf *c)
@@ -36,58 +35,47 @@ conf(const struct mc_config *cfg, struct mc_netsvc_conf *c)
 	c->max_connections = cfg->imapd.max_connections;
 }
 
-static void
-on_read(struct mc_conn *c, void *arg)
+static int
+on_reload(struct mc_netsvc *svc, const struct mc_config *n, char *err, size_t errsz)
 {
-	/* Whatever the client sends before the close is not acted on. */
-	mc_buf_reset(mc_conn_in(c));
-	(void)arg;
-}
-
-static void
-on_timeout(struct mc_conn *c, void *arg)
-{
-	mc_conn_abort(c);
-	(void)arg;
-}
-
-static void
-on_close(struct mc_conn *c, void *arg, const char *why)
-{
-	struct session *s = arg;
-	mc_debug("%s: closed: %s", s->id, why);
-	free(s);
-	(void)c;
-}
-
-static const struct mc_conn_cbs session_cbs = {
-	.on_read = on_read,
-	.on_timeout = on_timeout,
-	.on_close = on_close,
-};
-
-static void *
-on_client(struct mc_netsvc *svc, const struct mc_netsvc_client *cl, void *arg)
-{
-	struct session *s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		return NULL;
-	snprintf(s->id, sizeof(s->id), "%s", cl->id);
-	mc_info("%s: refused from=%s tls=%s: service not available yet", s->id, cl->ip, cl->tls ? "yes" : "no");
-	mc_conn_writes(cl->conn, GREETING);
-	mc_conn_close(cl->conn);
+	imapd_server_limits(&srv, n);
 	(void)svc;
-	(void)arg;
-	return s;
+	(void)err;
+	(void)errsz;
+	return 0;
+}
+
+static void
+on_stop(struct mc_netsvc *svc)
+{
+	uv_timer_stop(&state_timer);
+	uv_close((uv_handle_t *)&state_timer, NULL);
+	imapd_notices_stop(&srv);
+	if (srv.res) {
+		mc_resolver_close(srv.res);
+		srv.res = NULL;
+	}
+	(void)svc;
+}
+
+static void
+update_state(uv_timer_t *t)
+{
+	mc_daemon_set_state(&daemon_, "%s", mc_resolver_is_up(srv.res) ? "running" : "resolverd unreachable");
+	(void)t;
 }
 
 static const struct mc_netsvc_ops ops = {
 	.conf = conf,
-	.in_max = IN_MAX,
+	.in_max = IMAPD_IN_MAX,
 	.id_prefix = 'I',
 	.busy_reply = "* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
-	.cbs = &session_cbs,
-	.on_client = on_client,
+	.cbs = &imapd_session_cbs,
+	.on_client = imapd_server_client,
+	.on_shutdown = imapd_session_shutdown,
+	.on_reload = on_reload,
+	.on_stop = on_stop,
+	.arg = &srv,
 };
 
 int
@@ -97,8 +85,18 @@ main(int argc, char **argv)
 	char err[1024];
 
 	mc_daemon_init(d, "imapd", MC_ROLE_IMAPD, argc, argv);
-	if (mc_netsvc_open(d, &ops, err, sizeof(err)) == NULL)
+	imapd_server_init(&srv, d->loop, &d->cfg);
+	srv.svc = mc_netsvc_open(d, &ops, err, sizeof(err));
+	if (srv.svc == NULL)
 		mc_fatal("[imapd] %s", err);
+	/* run_dir may not be writable after the drop: the notice socket is made before it, as queued's is. */
+	mc_proto_set_identities(&d->cfg);
+	imapd_notices_start(&srv, &d->cfg);
 	mc_daemon_drop(d, d->cfg.global.mail_user, NULL);
+	mc_proto_set_identities(&d->cfg);
+	srv.res = mc_resolver_open(d->loop, &d->cfg, MC_ROLE_IMAPD, "imapd");
+	uv_timer_init(d->loop, &state_timer);
+	uv_timer_start(&state_timer, update_state, STATE_POLL_MS, STATE_POLL_MS);
+	mc_daemon_set_state(d, "starting");
 	return mc_daemon_run(d);
 }

@@ -82,6 +82,7 @@ struct q_deliver {
 	unsigned workers_busy;
 	struct q_rcpt *rq_head, **rq_tail;
 	unsigned resolving;
+	struct mc_chan *imapd;       /* change notices for IDLE sessions (run_dir/imapd.sock) */
 };
 
 static void rcpt_finish(struct queued *q, struct q_rcpt *r);
@@ -485,9 +486,30 @@ local_work(uv_work_t *w)
 	}
 }
 
+/*
+ * Tell imapd that the mailbox at path got mail, so IDLE sessions see it at
+ * once (MBOX_CHANGED: address, mailbox name, store path). A hint only:
+ * dropped silently while imapd is away; its sessions still see the mail at
+ * their next command.
+ */
+static void
+notify_imapd(struct queued *q, const char *addr, const char *path)
+{
+	struct mc_msg m;
+	if (q->dl->imapd == NULL || !mc_chan_is_up(q->dl->imapd))
+		return;
+	mc_msg_init(&m, MC_MSG_MBOX_CHANGED);
+	mc_msg_put_str(&m, addr);
+	mc_msg_put_str(&m, "INBOX");
+	mc_msg_put_str(&m, path);
+	mc_chan_send(q->dl->imapd, &m);
+}
+
 static void
 local_after(uv_work_t *w, int status)
 {
+	bool delivered = false;
+	char addr[MC_ADDR_MAX] = "";
 	struct lwork *lw = w->data;
 	struct queued *q = lw->q;
 	struct mbox *mb = lw->mb;
@@ -500,6 +522,9 @@ local_after(uv_work_t *w, int status)
 		struct q_msg *m = r->msg;
 		const char *orig = m->env.rcpt[r - m->rs].addr;
 		if (status == 0 && j->uid) {
+			if (!delivered)
+				snprintf(addr, sizeof(addr), "%s", j->dest);
+			delivered = true;
 			mc_info("%s: to=<%s> orig_to=<%s> relay=local delay=%.2f status=sent (delivered to maildir uid=%u)",
 				m->env.qid, j->dest, orig, delay_of(m), j->uid);
 			if (q_rcpt_done_add(r, j->dest) < 0)
@@ -517,6 +542,8 @@ local_after(uv_work_t *w, int status)
 		if (--r->dests_left == 0 && r->res_handle == 0)
 			rcpt_finish(q, r);
 	}
+	if (delivered)
+		notify_imapd(q, addr, mb->path);
 	free(lw);
 	if (!q->stopping)
 		mbox_make_ready(q->dl, mb);
@@ -714,6 +741,10 @@ q_deliver_init(struct queued *q)
 	dl->ready_tail = &dl->ready_head;
 	dl->rq_tail = &dl->rq_head;
 	q->dl = dl;
+	char sock[MC_PATH_MAX + 32];
+	static const struct mc_chan_cbs notice_cbs = { 0 };
+	mc_config_sock(&q->d->cfg, sock, sizeof(sock), MC_SOCK_IMAPD);
+	dl->imapd = mc_chan_connect(q->loop, sock, &mc_proto, MC_ROLE_QUEUED, "queued", &notice_cbs, NULL);
 	return 0;
 }
 
@@ -783,6 +814,10 @@ void
 q_deliver_stop(struct queued *q)
 {
 	struct q_deliver *dl = q->dl;
+	if (dl->imapd) {
+		mc_chan_close(dl->imapd);
+		dl->imapd = NULL;
+	}
 	/* recipients waiting for resolverd */
 	while (dl->rq_head) {
 		struct q_rcpt *r = dl->rq_head;

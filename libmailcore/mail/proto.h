@@ -74,7 +74,8 @@ enum mc_role {
 	X(Q_SUBMIT_COMMIT, R(SMTPD))                                                                          \
 	/* queued: forget an unfinished submission. notice: str queue id. */                                 \
 	X(Q_SUBMIT_ABORT, R(SMTPD))                                                                           \
-	/* imapd: a mailbox changed (for IDLE). notice: str canonical address, str mailbox name. */         \
+	/* imapd: a mailbox changed (for IDLE). notice: str canonical address, str mailbox name,             \
+	 * then (optional) str the store's path as resolverd gave it, which imapd matches sessions by. */  \
 	X(MBOX_CHANGED, R(QUEUED) | R(IMAPD) | R(POP3D))                                                      \
                                                                                                                \
 	/* Every daemon's control socket. */                                                                   \

@@ -1,0 +1,112 @@
+/*
+ * idle.c - IDLE (RFC 2177) and the change notices that wake it: queued
+ * sends MBOX_CHANGED to run_dir/imapd.sock after each local delivery, and
+ * every session idling on that user's mailbox is told at once (untagged
+ * EXISTS/FETCH/EXPUNGE from the index, as imapd_view_sync computes them).
+ *
+ * Called by commands.c's table (IDLE), by session.c for the "DONE" line,
+ * and by main.c (the notice socket). The socket accepts only the roles the
+ * catalogue allows to send MBOX_CHANGED (queued, imapd, pop3d), checked
+ * by chan.c before anything here runs. A notice is a hint: a session that
+ * misses one still sees every change at its next command.
+ *
+ * Owns the notice server. Never: trust a notice's path as a place to
+ * open (it only selects sessions whose own store path is equal).
+ */
+#include "imapd/imapd.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mail/proto.h"
+#include "util/chan.h"
+#include "util/log.h"
+
+void
+imapd_cmd_idle(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	if (imap_p_end(p) < 0) {
+		imapd_done(s, "BAD", "%s", p->err);
+		return;
+	}
+	snprintf(s->idle_tag, sizeof(s->idle_tag), "%s", s->cmdtag);
+	s->wait = IMAPD_W_IDLE;
+	imapd_send(s, "+ idling");
+	/* What changed before IDLE was reported with the last command; anything new goes out now. */
+	if (s->view)
+		imapd_view_sync(s, true);
+	imapd_flush(s);
+	(void)uid;
+}
+
+void
+imapd_idle_line(struct imapd_session *s, const char *line, size_t len)
+{
+	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		len--;
+	s->wait = IMAPD_W_NONE;
+	snprintf(s->cmdtag, sizeof(s->cmdtag), "%s", s->idle_tag);
+	s->expunge_ok = true;
+	if (len == 4 && strncasecmp(line, "DONE", 4) == 0)
+		imapd_done(s, "OK", "IDLE terminated");
+	else
+		imapd_done(s, "BAD", "Expected DONE");
+}
+
+/* Wake the sessions of the store at path (and, with a mailbox name, only those on that mailbox). */
+static void
+wake(struct imapd_server *srv, const char *path, const char *mailbox)
+{
+	for (struct imapd_session *s = srv->sessions; s; s = s->next) {
+		if (s->closing || s->view == NULL || strcmp(s->home, path) != 0)
+			continue;
+		if (mailbox[0] && strcmp(mailbox, s->view->name) != 0)
+			continue;
+		if (s->wait == IMAPD_W_IDLE && !s->busy) {
+			imapd_view_sync(s, true);
+			imapd_flush(s);
+		}
+	}
+}
+
+static void
+on_msg(struct mc_chan *ch, struct mc_msg *m, void *arg)
+{
+	struct imapd_server *srv = arg;
+	char addr[MC_ADDR_MAX], mailbox[256], path[MC_PATH_MAX];
+	if (m->type != MC_MSG_MBOX_CHANGED)
+		return;
+	path[0] = '\0';
+	if (mc_msg_get_str(m, addr, sizeof(addr)) < 0 || mc_msg_get_str(m, mailbox, sizeof(mailbox)) < 0 ||
+	    (mc_msg_more(m) && mc_msg_get_str(m, path, sizeof(path)) < 0) || mc_msg_end(m) < 0) {
+		mc_warn("imapd.sock: malformed MBOX_CHANGED from %s", mc_chan_peer_name(ch));
+		return;
+	}
+	mc_info("imapd.sock: mailbox changed: %s %s %s", addr, mailbox, path);
+	if (path[0])
+		wake(srv, path, mailbox);
+}
+
+static const struct mc_chan_cbs notice_cbs = {
+	.on_msg = on_msg,
+};
+
+void
+imapd_notices_start(struct imapd_server *srv, const struct mc_config *cfg)
+{
+	char sock[MC_PATH_MAX + 32];
+	mc_config_sock(cfg, sock, sizeof(sock), MC_SOCK_IMAPD);
+	/* 0666: who may send what is checked per message against the catalogue's roles. */
+	srv->notices = mc_chan_server_start(srv->loop, sock, 0666, &mc_proto, MC_ROLE_IMAPD, "imapd", &notice_cbs, srv);
+	if (srv->notices == NULL)
+		mc_warn("cannot listen on %s: IDLE sees new mail only at the client's next command", sock);
+}
+
+void
+imapd_notices_stop(struct imapd_server *srv)
+{
+	if (srv->notices)
+		mc_chan_server_close(srv->notices);
+	srv->notices = NULL;
+}

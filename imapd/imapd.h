@@ -1,0 +1,239 @@
+/*
+ * imapd.h - imapd's internal types: the server (what every session
+ * shares), one session (a client connection), the selected mailbox's view,
+ * and the functions the files of imapd/ call in each other.
+ *
+ *   session.c   accept, greeting, the input loop (commands, literals,
+ *               continuation lines), responses, TLS, timeouts, close
+ *   commands.c  the command table and the commands of any state:
+ *               CAPABILITY, NOOP, LOGOUT, STARTTLS, LOGIN, AUTHENTICATE,
+ *               ID, ENABLE, NAMESPACE
+ *   mailbox.c   mailbox names, SELECT/EXAMINE, LIST/LSUB, STATUS, CREATE,
+ *               SUBSCRIBE, CLOSE/UNSELECT, CHECK, and the selected view
+ *               (sequence numbers <-> UIDs, untagged EXISTS/EXPUNGE/FETCH)
+ *   fetch.c     FETCH and UID FETCH, streamed from the Maildir files
+ *   idle.c      IDLE and run_dir/imapd.sock (MBOX_CHANGED from queued)
+ *   parse.c     the reader and grammar cursor (parse.h)
+ *   main.c      the thin main
+ *
+ * Not installed, not used outside imapd/ (and its tests).
+ */
+#ifndef IMAPD_IMAPD_H
+#define IMAPD_IMAPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "imapd/parse.h"
+#include "mail/envelope.h"
+#include "util/buf.h"
+#include "util/config.h"
+#include "util/conn.h"
+#include "util/tls.h"
+
+struct mc_daemon;
+struct mc_netsvc;
+struct mc_netsvc_client;
+struct mc_resolver;
+struct mc_store;
+struct mc_chan_server;
+
+/* Before login only credentials travel: small literals and lines (RFC 7888 LITERAL- bound). */
+#define IMAPD_PRE_LITERAL_MAX 4096
+#define IMAPD_PRE_LINE_MAX 8192
+#define IMAPD_PRE_COMMAND_MAX 16384
+/* After login: command lines and literals other than APPEND's. */
+#define IMAPD_LINE_MAX (64 * 1024)
+#define IMAPD_LITERAL_MAX (64 * 1024)
+#define IMAPD_COMMAND_MAX (256 * 1024)
+/* Before login the idle timeout is short; after it, RFC 3501 §5.4 asks for at least 30 minutes. */
+#define IMAPD_PRE_TIMEOUT_MS (60 * 1000)
+/* BAD answers before the session is closed. */
+#define IMAPD_MAX_ERRORS 20
+
+/* What a reload may change without a restart. */
+struct imapd_limits {
+	char hostname[256];
+	unsigned max_connections;
+	unsigned timeout_ms;        /* after login */
+	int plain_auth;             /* enum mc_plain_auth */
+	char sep;                   /* hierarchy separator shown to clients: '.' or '/' */
+};
+
+struct imapd_session;
+
+struct imapd_server {
+	uv_loop_t *loop;
+	struct imapd_limits lim;
+	struct mc_netsvc *svc;      /* listeners, TLS context, connection count */
+	struct mc_resolver *res;
+	struct imapd_session *sessions;
+	struct mc_chan_server *notices;   /* run_dir/imapd.sock */
+	char mail_root[MC_PATH_MAX + 8];  /* state_dir/mail/: every user's store lies below */
+};
+
+enum imapd_state {
+	IMAPD_NOTAUTH = 1u << 0,
+	IMAPD_AUTH = 1u << 1,
+	IMAPD_SELECTED = 1u << 2,
+	IMAPD_LOGOUT = 1u << 3,
+};
+
+/* What reads the next line instead of the command dispatcher. */
+enum imapd_wait {
+	IMAPD_W_NONE = 0,
+	IMAPD_W_TLS,                /* a TLS handshake runs */
+	IMAPD_W_SASL,               /* AUTHENTICATE: the client's response line */
+	IMAPD_W_IDLE,               /* IDLE: "DONE" */
+};
+
+/* One message as the selected view keeps it: 16 bytes, no strings. */
+struct imapd_msg {
+	uint32_t uid;
+	uint32_t flags;             /* enum mc_store_flag as last reported */
+	uint64_t modseq;
+};
+
+/* The selected mailbox: what the client has been told. */
+struct imapd_view {
+	char name[256];             /* internal name ("INBOX", "Lists.pg") */
+	int64_t id;
+	bool readonly;              /* EXAMINE */
+	uint32_t uidvalidity;
+	uint32_t uidnext;           /* next UID the client knows of */
+	uint64_t modseq;            /* changes up to this one were reported */
+	struct imapd_msg *msgs;     /* in sequence order */
+	uint32_t n, cap;
+};
+
+struct imapd_fetch;
+
+struct imapd_session {
+	struct imapd_session *prev, *next;
+	struct imapd_server *srv;
+	struct mc_conn *conn;
+	char id[16];
+	char ip[64];
+	enum imapd_state state;
+	enum imapd_wait wait;
+	bool tls;
+	bool greeted;
+	bool busy;                  /* waiting for resolverd or streaming output: input paused */
+	bool closing;
+	unsigned errors;
+	bool expunge_ok;            /* the running command may be answered with EXPUNGE (RFC 3501 §7.4.1) */
+	struct imap_reader rd;
+	struct mc_buf out;
+	char cmdtag[IMAP_TAG_MAX + 1];   /* the tag being answered */
+	char cmdname[IMAP_ATOM_MAX + 1];
+	/* after login */
+	char user[MC_ADDR_MAX];
+	char home[1024];
+	struct mc_store *store;
+	uint32_t res_call;
+	bool utf8;                  /* ENABLE UTF8=ACCEPT */
+	bool rev2;                  /* ENABLE IMAP4rev2 */
+	bool condstore;
+	struct imapd_view *view;    /* SELECTED */
+	struct imapd_fetch *fetch;  /* a FETCH streaming out */
+	/* AUTHENTICATE waiting for its response */
+	char sasl_tag[IMAP_TAG_MAX + 1];
+	/* IDLE */
+	char idle_tag[IMAP_TAG_MAX + 1];
+	bool idle_dirty;            /* a change notice came in */
+	/* counters for the disconnect line */
+	unsigned ncommands;
+};
+
+/* ---- session.c ---- */
+
+void imapd_server_init(struct imapd_server *srv, uv_loop_t *loop, const struct mc_config *cfg);
+void imapd_server_limits(struct imapd_server *srv, const struct mc_config *cfg);
+/* netsvc's on_client: a new client (TLS already up on listen_tls); returns the session. */
+void *imapd_server_client(struct mc_netsvc *svc, const struct mc_netsvc_client *cl, void *arg);
+/* netsvc's on_shutdown: BYE and close. */
+void imapd_session_shutdown(void *session);
+/* The session callbacks netsvc hands each conn. */
+extern const struct mc_conn_cbs imapd_session_cbs;
+/* Plaintext input bound of a conn. */
+#define IMAPD_IN_MAX (64 * 1024)
+
+/* Queue a response line (CRLF added). */
+void imapd_send(struct imapd_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Queue bytes as they are. */
+void imapd_send_raw(struct imapd_session *s, const void *p, size_t n);
+/* Queue a string as a quoted string, or as a literal when it cannot be quoted. */
+void imapd_send_string(struct imapd_session *s, const char *str, size_t len);
+/* The tagged answer of the current command ("OK", "NO", "BAD"); mailbox updates go first for OK/NO. */
+void imapd_done(struct imapd_session *s, const char *status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Send queued output now. */
+void imapd_flush(struct imapd_session *s);
+/* Say BYE (text) and close once the output is out. */
+void imapd_session_close(struct imapd_session *s, const char *bye, const char *why);
+/* Waiting for another daemon or for output to drain: stop reading input. */
+void imapd_session_wait(struct imapd_session *s);
+/* Go on with the input already buffered. */
+void imapd_session_go(struct imapd_session *s);
+/* Is LOGIN/AUTHENTICATE allowed now (TLS, or plaintext permitted)? */
+bool imapd_session_auth_allowed(const struct imapd_session *s);
+/* Logged in as user with the mail store at home: open it, switch limits and state. 0, or -1 (NO sent). */
+int imapd_session_login(struct imapd_session *s, const char *user, const char *home);
+
+/* ---- commands.c ---- */
+
+/* Run one complete command (cmd[0..len), writable). */
+void imapd_cmd_run(struct imapd_session *s, char *cmd, size_t len);
+/* A line while wait is IMAPD_W_SASL. */
+void imapd_auth_line(struct imapd_session *s, char *line, size_t len);
+/* The CAPABILITY list for this session's state ("IMAP4rev1 ..."). */
+void imapd_capabilities(const struct imapd_session *s, char *out, size_t outsz);
+
+/* ---- mailbox.c ---- */
+
+void imapd_cmd_select(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_examine(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_create(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_list(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_lsub(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_status(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_close(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_unselect(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_check(struct imapd_session *s, struct imap_p *p, bool uid);
+/* Ensure Sent, Drafts, Trash, Junk and Archive exist with their SPECIAL-USE (first login). */
+void imapd_mailbox_defaults(struct imapd_session *s);
+/* Forget the selected mailbox. */
+void imapd_view_free(struct imapd_session *s);
+/*
+ * Tell the client what changed in the selected mailbox since it was last
+ * told: EXPUNGE (only when expunge_ok), EXISTS, FETCH FLAGS. Queued, not flushed.
+ */
+void imapd_view_sync(struct imapd_session *s, bool expunge_ok);
+/* "\\Seen \\Answered $Label": a message's flags and keywords as FLAGS shows them. */
+void imapd_flags_text(char *out, size_t outsz, uint32_t flags, const char *keywords);
+/* Sequence number (1-based) of uid in the view, 0 if absent. */
+uint32_t imapd_view_seq(const struct imapd_view *v, uint32_t uid);
+/* A client name (modified UTF-7 or UTF-8) to the store's name; -1 when refused (why). */
+int imapd_mailbox_from_client(const struct imapd_session *s, const char *in, char *out, size_t outsz,
+			      const char **why);
+
+/* ---- fetch.c ---- */
+
+void imapd_cmd_fetch(struct imapd_session *s, struct imap_p *p, bool uid);
+/* Output drained below the mark: stream more of the FETCH in progress. */
+void imapd_fetch_resume(struct imapd_session *s);
+/* The session ends: drop the FETCH in progress. */
+void imapd_fetch_free(struct imapd_session *s);
+
+/* ---- idle.c ---- */
+
+void imapd_cmd_idle(struct imapd_session *s, struct imap_p *p, bool uid);
+/* A line while wait is IMAPD_W_IDLE. */
+void imapd_idle_line(struct imapd_session *s, const char *line, size_t len);
+/* Listen on run_dir/imapd.sock for MBOX_CHANGED. */
+void imapd_notices_start(struct imapd_server *srv, const struct mc_config *cfg);
+void imapd_notices_stop(struct imapd_server *srv);
+
+#endif

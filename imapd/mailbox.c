@@ -1,0 +1,773 @@
+/*
+ * mailbox.c - mailboxes as IMAP shows them, and the selected mailbox's
+ * view (RFC 3501 §6.3, §7.2-7.4; RFC 3348 CHILDREN; RFC 6154 SPECIAL-USE;
+ * RFC 3691 UNSELECT).
+ *
+ * Names: the hierarchy separator is '.', as Dovecot's Maildir++ layout
+ * has it (a folder "Lists.pg" is the directory ".Lists.pg"); names travel
+ * in modified UTF-7 and are stored as they travel, as Dovecot stores
+ * them. A name that could leave the user's store (a '/', "..", a leading
+ * '.', control characters, 8-bit bytes, a broken "&...-" sequence) is
+ * refused before the store sees it. INBOX is case-insensitive.
+ *
+ * The view is what the client has been told: UIDs (sequence number =
+ * index + 1), flags and MODSEQ per message, UIDVALIDITY, UIDNEXT and the
+ * highest MODSEQ reported. imapd_view_sync compares it with the index
+ * (which the other sessions, queued and the store operations change) and
+ * reports the difference with untagged EXPUNGE, FETCH FLAGS and EXISTS;
+ * EXPUNGE only where RFC 3501 §7.4.1 allows it, so an expunged message
+ * stays in the view (a "ghost") until then and numbers never shift under
+ * a FETCH, STORE or SEARCH. Everything comes from index.sqlite: no message
+ * file is opened here.
+ *
+ * Called by commands.c's table and by imapd_done before each tagged
+ * OK/NO. Owns the view. Never opens a message file, never expunges.
+ */
+#include "imapd/imapd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mail/mailstore.h"
+#include "util/log.h"
+
+/* The most mailboxes one LIST considers (a user with more gets the first ones, and a log line). */
+#define LIST_MAX 10000
+
+static const struct {
+	const char *name;
+	const char *use;
+} defaults[] = {
+	{ "Sent", "\\Sent" }, { "Drafts", "\\Drafts" }, { "Trash", "\\Trash" },
+	{ "Junk", "\\Junk" }, { "Archive", "\\Archive" },
+};
+
+/* ---- names ---- */
+
+/* Modified UTF-7 (RFC 3501 §5.1.3) as far as its form goes: "&-" or "&" base64 "-". */
+static bool
+mutf7_ok(const char *s)
+{
+	for (; *s; s++) {
+		if (*s != '&')
+			continue;
+		s++;
+		if (*s == '-')
+			continue;
+		const char *b = s;
+		while ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '+' ||
+		       *s == ',')
+			s++;
+		if (s == b || *s != '-')
+			return false;
+	}
+	return true;
+}
+
+int
+imapd_mailbox_from_client(const struct imapd_session *s, const char *in, char *out, size_t outsz, const char **why)
+{
+	size_t n = strlen(in);
+	char sep = s->srv->lim.sep;
+	*why = "Invalid mailbox name";
+	if (n == 0 || n >= outsz || n > MC_MAILBOX_NAME_MAX) {
+		*why = n == 0 ? "Empty mailbox name" : "Mailbox name too long";
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c < 0x20 || c == 0x7f || c >= 0x80 || c == '/' || c == '\\' || c == '~' || c == '*' || c == '%')
+			return -1;
+	}
+	if (in[0] == sep || in[n - 1] == sep || strstr(in, "..") || !mutf7_ok(in))
+		return -1;
+	memcpy(out, in, n + 1);
+	/* INBOX in any case, and as the first level of a longer name. */
+	if (strncasecmp(out, "INBOX", 5) == 0 && (out[5] == '\0' || out[5] == sep))
+		memcpy(out, "INBOX", 5);
+	if (!mc_store_mailbox_name_ok(out))
+		return -1;
+	return 0;
+}
+
+/* ---- the view ---- */
+
+void
+imapd_view_free(struct imapd_session *s)
+{
+	if (s->view == NULL)
+		return;
+	free(s->view->msgs);
+	free(s->view);
+	s->view = NULL;
+	if (s->state == IMAPD_SELECTED)
+		s->state = IMAPD_AUTH;
+}
+
+uint32_t
+imapd_view_seq(const struct imapd_view *v, uint32_t uid)
+{
+	uint32_t lo = 0, hi = v->n;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (v->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->n && v->msgs[lo].uid == uid ? lo + 1 : 0;
+}
+
+static int
+msgs_push(struct imapd_msg **a, uint32_t *n, uint32_t *cap, const struct imapd_msg *m)
+{
+	if (*n == *cap) {
+		uint32_t nc = *cap ? *cap * 2 : 64;
+		struct imapd_msg *na = realloc(*a, (size_t)nc * sizeof(**a));
+		if (na == NULL)
+			return -1;
+		*a = na;
+		*cap = nc;
+	}
+	(*a)[(*n)++] = *m;
+	return 0;
+}
+
+/* "\Seen \Answered $Label" for a message's flags and keywords. */
+static void
+flags_text(char *out, size_t outsz, uint32_t flags, const char *keywords)
+{
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} names[] = {
+		{ MC_FLAG_SEEN, "\\Seen" },     { MC_FLAG_ANSWERED, "\\Answered" }, { MC_FLAG_FLAGGED, "\\Flagged" },
+		{ MC_FLAG_DELETED, "\\Deleted" }, { MC_FLAG_DRAFT, "\\Draft" },   { MC_FLAG_FORWARDED, "$Forwarded" },
+	};
+	size_t n = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!(flags & names[i].bit))
+			continue;
+		int k = snprintf(out + n, outsz - n, "%s%s", n ? " " : "", names[i].name);
+		if (k > 0 && (size_t)k < outsz - n)
+			n += (size_t)k;
+	}
+	if (keywords && keywords[0]) {
+		int k = snprintf(out + n, outsz - n, "%s%s", n ? " " : "", keywords);
+		if (k > 0 && (size_t)k < outsz - n)
+			n += (size_t)k;
+	}
+}
+
+void
+imapd_flags_text(char *out, size_t outsz, uint32_t flags, const char *keywords)
+{
+	flags_text(out, outsz, flags, keywords);
+}
+
+struct sync {
+	struct imapd_session *s;
+	struct imapd_view *v;
+	bool expunge_ok;
+	struct imapd_msg *na;       /* the new view */
+	uint32_t nn, ncap;
+	uint32_t j;                 /* next old entry */
+	uint32_t removed;           /* EXPUNGEs reported so far */
+	uint32_t added;
+	bool fail;
+};
+
+/* Old entry v->msgs[x->j] is gone from the index: report it, or keep it as a ghost. */
+static void
+gone(struct sync *x)
+{
+	struct imapd_msg *m = &x->v->msgs[x->j];
+	if (x->expunge_ok) {
+		imapd_send(x->s, "* %u EXPUNGE", x->j + 1 - x->removed);
+		x->removed++;
+	} else if (msgs_push(&x->na, &x->nn, &x->ncap, m) < 0) {
+		x->fail = true;
+	}
+	x->j++;
+}
+
+static int
+sync_msg(void *arg, const struct mc_store_msg *m)
+{
+	struct sync *x = arg;
+	struct imapd_view *v = x->v;
+	while (x->j < v->n && v->msgs[x->j].uid < m->uid)
+		gone(x);
+	struct imapd_msg e = { m->uid, m->flags, m->modseq };
+	if (x->j < v->n && v->msgs[x->j].uid == m->uid) {
+		const struct imapd_msg *old = &v->msgs[x->j];
+		if (old->modseq != m->modseq || old->flags != m->flags) {
+			char fl[1024];
+			flags_text(fl, sizeof(fl), m->flags, m->keywords);
+			imapd_send(x->s, "* %u FETCH (FLAGS (%s))", x->j + 1 - x->removed, fl);
+		}
+		x->j++;
+	} else if (x->j < v->n) {
+		/* A UID between known ones that the view never had: cannot be shown without renumbering. */
+		return 0;
+	} else {
+		if (m->uid < v->uidnext && v->n && m->uid <= v->msgs[v->n - 1].uid)
+			return 0;
+		x->added++;
+	}
+	if (msgs_push(&x->na, &x->nn, &x->ncap, &e) < 0) {
+		x->fail = true;
+		return 1;
+	}
+	return 0;
+}
+
+void
+imapd_view_sync(struct imapd_session *s, bool expunge_ok)
+{
+	struct imapd_view *v = s->view;
+	struct mc_store_mailbox mb;
+	if (v == NULL || s->store == NULL)
+		return;
+	if (mc_store_mailbox_get(s->store, v->name, &mb) < 0 || mb.id != v->id || mb.uidvalidity != v->uidvalidity) {
+		/* Deleted or renamed under us: nothing sensible is left to show. */
+		imapd_send(s, "* BYE Selected mailbox no longer exists");
+		imapd_view_free(s);
+		imapd_session_close(s, NULL, "selected mailbox vanished");
+		return;
+	}
+	if (mb.highestmodseq == v->modseq && mb.uidnext == v->uidnext)
+		return;
+	struct sync x = { .s = s, .v = v, .expunge_ok = expunge_ok };
+	if (mc_store_messages(s->store, v->name, 1, sync_msg, &x) < 0 || x.fail) {
+		mc_warn("%s: cannot read the index of %s for user=%s", s->id, v->name, s->user);
+		free(x.na);
+		return;
+	}
+	while (x.j < v->n)
+		gone(&x);
+	if (x.fail) {
+		free(x.na);
+		return;
+	}
+	free(v->msgs);
+	v->msgs = x.na;
+	v->n = x.nn;
+	v->cap = x.ncap;
+	if (x.added || x.removed)
+		imapd_send(s, "* %u EXISTS", v->n);
+	v->uidnext = mb.uidnext;
+	/* With ghosts kept, changes are asked again next time (their EXPUNGE is still owed). */
+	if (x.removed == 0 && v->n > 0 && !expunge_ok && x.nn > mb.messages)
+		v->modseq = 0;
+	else
+		v->modseq = mb.highestmodseq;
+}
+
+static int
+load_msg(void *arg, const struct mc_store_msg *m)
+{
+	struct imapd_view *v = arg;
+	struct imapd_msg e = { m->uid, m->flags, m->modseq };
+	return msgs_push(&v->msgs, &v->n, &v->cap, &e) < 0 ? 1 : 0;
+}
+
+/* ---- SELECT, EXAMINE ---- */
+
+static void
+select_mailbox(struct imapd_session *s, struct imap_p *p, bool readonly)
+{
+	char arg[MC_MAILBOX_NAME_MAX * 2 + 1], name[MC_MAILBOX_NAME_MAX + 1];
+	const char *why;
+	struct mc_store_mailbox mb;
+
+	if (imap_p_sp(p) < 0 || imap_p_astring(p, arg, sizeof(arg)) < 0 || imap_p_end(p) < 0) {
+		imapd_done(s, "BAD", "%s", p->err);
+		return;
+	}
+	/* RFC 3501 §6.3.1: a SELECT deselects first, even when it then fails. */
+	if (s->view) {
+		imapd_view_free(s);
+		imapd_send(s, "* OK [CLOSED] Previous mailbox closed");
+	}
+	s->state = IMAPD_AUTH;
+	if (imapd_mailbox_from_client(s, arg, name, sizeof(name), &why) < 0) {
+		imapd_done(s, "NO", "%s", why);
+		return;
+	}
+	if (mc_store_mailbox_get(s->store, name, &mb) < 0) {
+		imapd_done(s, "NO", "[NONEXISTENT] Mailbox does not exist");
+		return;
+	}
+	struct imapd_view *v = calloc(1, sizeof(*v));
+	if (v == NULL) {
+		imapd_done(s, "NO", "[SERVERBUG] Out of memory");
+		return;
+	}
+	snprintf(v->name, sizeof(v->name), "%s", mb.name);
+	v->id = mb.id;
+	v->readonly = readonly;
+	v->uidvalidity = mb.uidvalidity;
+	v->uidnext = mb.uidnext;
+	v->modseq = mb.highestmodseq;
+	if (mc_store_messages(s->store, mb.name, 1, load_msg, v) < 0) {
+		free(v->msgs);
+		free(v);
+		mc_warn("%s: cannot read the index of %s for user=%s", s->id, mb.name, s->user);
+		imapd_done(s, "NO", "[UNAVAILABLE] Cannot read the mailbox now");
+		return;
+	}
+	s->view = v;
+	s->state = IMAPD_SELECTED;
+	uint32_t unseen = 0;
+	for (uint32_t i = 0; i < v->n && unseen == 0; i++)
+		if (!(v->msgs[i].flags & MC_FLAG_SEEN))
+			unseen = i + 1;
+	imapd_send(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded)");
+	if (readonly)
+		imapd_send(s, "* OK [PERMANENTFLAGS ()] Read-only mailbox");
+	else
+		imapd_send(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded \\*)] "
+			      "Flags permitted");
+	imapd_send(s, "* %u EXISTS", v->n);
+	/* \Recent is not kept (IMAP4rev2 dropped it): no message is recent to this session. */
+	imapd_send(s, "* 0 RECENT");
+	if (unseen)
+		imapd_send(s, "* OK [UNSEEN %u] First unseen", unseen);
+	imapd_send(s, "* OK [UIDVALIDITY %u] UIDs valid", v->uidvalidity);
+	imapd_send(s, "* OK [UIDNEXT %u] Predicted next UID", v->uidnext);
+	imapd_done(s, "OK", "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE", readonly ? "EXAMINE" : "SELECT");
+}
+
+void
+imapd_cmd_select(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	select_mailbox(s, p, false);
+	(void)uid;
+}
+
+void
+imapd_cmd_examine(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	select_mailbox(s, p, true);
+	(void)uid;
+}
+
+void
+imapd_cmd_close(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	if (imap_p_end(p) < 0) {
+		imapd_done(s, "BAD", "%s", p->err);
+		return;
+	}
+	/* Nothing is reported after a CLOSE: the view goes before the tagged OK. */
+	imapd_view_free(s);
+	imapd_done(s, "OK", "CLOSE completed");
+	(void)uid;
+}
+
+void
+imapd_cmd_unselect(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	if (imap_p_end(p) < 0) {
+		imapd_done(s, "BAD", "%s", p->err);
+		return;
+	}
+	imapd_view_free(s);
+	imapd_done(s, "OK", "UNSELECT completed");
+	(void)uid;
+}
+
+void
+imapd_cmd_check(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	/* The index commits every change as it is made: nothing is left to checkpoint. */
+	if (imap_p_end(p) < 0)
+		imapd_done(s, "BAD", "%s", p->err);
+	else
+		imapd_done(s, "OK", "CHECK completed");
+	(void)uid;
+}
+
+/* ---- CREATE ---- */
+
+void
+imapd_cmd_create(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	char arg[MC_MAILBOX_NAME_MAX * 2 + 1], name[MC_MAILBOX_NAME_MAX + 1], err[256];
+	const char *why;
+	struct mc_store_mailbox mb;
+
+	if (imap_p_sp(p) < 0 || imap_p_astring(p, arg, sizeof(arg)) < 0 || imap_p_end(p) < 0) {
+		imapd_done(s, "BAD", "%s", p->err);
+		return;
+	}
+	/* RFC 3501 §6.3.3: a trailing separator only says the name will have children. */
+	size_t n = strlen(arg);
+	if (n > 1 && arg[n - 1] == s->srv->lim.sep)
+		arg[n - 1] = '\0';
+	if (imapd_mailbox_from_client(s, arg, name, sizeof(name), &why) < 0) {
+		imapd_done(s, "NO", "%s", why);
+		return;
+	}
+	if (strcmp(name, "INBOX") == 0 || mc_store_mailbox_get(s->store, name, &mb) == 0) {
+		imapd_done(s, "NO", "[ALREADYEXISTS] Mailbox already exists");
+		return;
+	}
+	if (mc_store_mailbox_create(s->store, name, NULL, err, sizeof(err)) < 0) {
+		mc_warn("%s: create %s for user=%s: %s", s->id, name, s->user, err);
+		imapd_done(s, "NO", "[SERVERBUG] Cannot create the mailbox");
+		return;
+	}
+	mc_info("%s: created mailbox=%s user=%s", s->id, name, s->user);
+	imapd_done(s, "OK", "CREATE completed");
+	(void)uid;
+}
+
+struct has_special {
+	unsigned found;
+};
+
+static int
+note_special(void *arg, const struct mc_store_mailbox *mb)
+{
+	struct has_special *h = arg;
+	if (mb->special_use[0])
+		h->found++;
+	return 0;
+}
+
+void
+imapd_mailbox_defaults(struct imapd_session *s)
+{
+	/*
+	 * On the first login (no mailbox has a special use yet) the five
+	 * usual folders are made; later logins leave the user's choice alone,
+	 * so a deleted Junk stays deleted.
+	 */
+	struct has_special h = { 0 };
+	char err[256];
+	struct mc_store_mailbox mb;
+	if (mc_store_mailbox_list(s->store, note_special, &h) < 0 || h.found)
+		return;
+	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+		if (mc_store_mailbox_get(s->store, defaults[i].name, &mb) == 0)
+			continue;
+		if (mc_store_mailbox_create(s->store, defaults[i].name, defaults[i].use, err, sizeof(err)) < 0)
+			mc_warn("%s: create %s for user=%s: %s", s->id, defaults[i].name, s->user, err);
+	}
+}
+
+/* ---- LIST, LSUB ---- */
+
+struct entry {
+	char name[MC_MAILBOX_NAME_MAX + 1];
+	char special[32];
+	bool exists;
+	bool subscribed;
+	bool children;
+};
+
+struct collect {
+	struct entry *e;
+	size_t n, cap;
+	bool truncated;
+};
+
+static int
+add_entry(struct collect *c, const char *name, size_t len, const struct mc_store_mailbox *mb)
+{
+	if (c->n == LIST_MAX) {
+		c->truncated = true;
+		return 1;
+	}
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 32;
+		struct entry *ne = realloc(c->e, nc * sizeof(*ne));
+		if (ne == NULL)
+			return 1;
+		c->e = ne;
+		c->cap = nc;
+	}
+	struct entry *e = &c->e[c->n++];
+	memset(e, 0, sizeof(*e));
+	memcpy(e->name, name, len);
+	e->name[len] = '\0';
+	if (mb) {
+		e->exists = true;
+		e->subscribed = mb->subscribed;
+		snprintf(e->special, sizeof(e->special), "%s", mb->special_use);
+	}
+	return 0;
+}
+
+static int
+collect_mb(void *arg, const struct mc_store_mailbox *mb)
+{
+	return add_entry(arg, mb->name, strlen(mb->name), mb);
+}
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	int r = strcmp(x->name, y->name);
+	if (r)
+		return r;
+	return (int)y->exists - (int)x->exists;   /* the real one first */
+}
+
+/* Every mailbox, with the parents that exist only as levels of a name ("a" of "a.b"), sorted. */
+static int
+collect_all(struct imapd_session *s, struct collect *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (mc_store_mailbox_list(s->store, collect_mb, c) < 0)
+		return -1;
+	size_t real = c->n;
+	char sep = s->srv->lim.sep;
+	for (size_t i = 0; i < real && !c->truncated; i++) {
+		char name[MC_MAILBOX_NAME_MAX + 1];
+		snprintf(name, sizeof(name), "%s", c->e[i].name);
+		for (char *q = strchr(name, sep); q; q = strchr(q + 1, sep))
+			add_entry(c, name, (size_t)(q - name), NULL);
+	}
+	if (c->n)
+		qsort(c->e, c->n, sizeof(*c->e), entry_cmp);
+	size_t w = 0;
+	for (size_t i = 0; i < c->n; i++)
+		if (w == 0 || strcmp(c->e[w - 1].name, c->e[i].name) != 0)
+			c->e[w++] = c->e[i];
+	c->n = w;
+	/* Sorted by name: a child follows its parent closely, but not always next ("a.b" < "a b"): search on. */
+	for (size_t i = 0; i < c->n; i++) {
+		size_t len = strlen(c->e[i].name);
+		for (size_t k = i + 1; k < c->n; k++) {
+			if (strncmp(c->e[k].name, c->e[i].name, len) != 0)
+				break;
+			if (c->e[k].name[len] == sep) {
+				c->e[i].children = true;
+				break;
+			}
+		}
+	}
+	if (c->truncated)
+		mc_warn("%s: user=%s has more than %d mailboxes; LIST shows the first", s->id, s->user, LIST_MAX);
+	return 0;
+}
+
+/*
+ * RFC 3501 §6.3.8: '*' matches anything, '%' anything but the separator.
+ * Dynamic programming over (pattern, name) prefixes: time bounded by
+ * their lengths, no backtracking a hostile pattern could blow up.
+ */
+static bool
+match(const char *pat, const char *name, char sep)
+{
+	size_t nl = strlen(name);
+	bool row[MC_MAILBOX_NAME_MAX + 2], next[MC_MAILBOX_NAME_MAX + 2];
+	if (nl > MC_MAILBOX_NAME_MAX)
+		return false;
+	memset(row, 0, sizeof(row));
+	row[0] = true;
+	for (const char *q = pat; *q; q++) {
+		bool any = false;
+		memset(next, 0, sizeof(next));
+		for (size_t j = 0; j <= nl; j++) {
+			if (*q == '*') {
+				any |= row[j];
+				next[j] = any;
+			} else if (*q == '%') {
+				if (j > 0 && name[j - 1] == sep)
+					any = false;
+				any |= row[j];
+				next[j] = any;
+			} else {
+				next[j] = j > 0 && row[j - 1] && name[j - 1] == *q;
+			}
+		}
+		memcpy(row, next, sizeof(row));
+	}
+	return row[nl];
+}
+
+static bool
+match_name(const char *pat, const char *name, char sep)
+{
+	/* Only the INBOX part compares without case. */
+	if (strncmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == sep) &&
+	    strncasecmp(pat, "INBOX", 5) == 0) {
+		char p2[1024];
+		snprintf(p2, sizeof(p2), "INBOX%s", pat + 5);
+		return match(p2, name, sep);
+	}
+	return match(pat, name, sep);
+}
+
+static void
+list_run(struct imapd_session *s, const char *ref, const char *pat, bool lsub)
+{
+	char sep = s->srv->lim.sep;
+	const char *verb = lsub ? "LSUB" : "LIST";
+	if (pat[0] == '\0') {
+		/* RFC 3501 §6.3.8: the separator and the root of the reference. */
+		if (lsub)
+			imapd_done(s, "OK", "LSUB completed");
+		else {
+			imapd_send(s, "* LIST (\\Noselect) \"%c\" \"\"", sep);
+			imapd_done(s, "OK", "LIST completed");
+		}
+		return;
+	}
+	char full[1024];
+	if (ref[0] && pat[0] != sep)
+		snprintf(full, sizeof(full), "%s%s", ref, pat);
+	else
+		snprintf(full, sizeof(full), "%s", pat);
+	struct collect c;
+	if (collect_all(s, &c) < 0) {
+		free(c.e);
+		imapd_done(s, "NO", "[UNAVAILABLE] Cannot read the mailbox list now");
+		return;
+	}
+	for (size_t i = 0; i < c.n; i++) {
+		const struct entry *e = &c.e[i];
+		if (!match_name(full, e->name, sep))
+			continue;
+		if (lsub && !e->subscribed) {
+			/* RFC 3501 §6.3.9: an unsubscribed parent of subscribed children, for '%', shows \Noselect. */
+			continue;
+		}
+		char attrs[128];
+		snprintf(attrs, sizeof(attrs), "%s%s%s%s", e->exists ? "" : "\\Noselect ",
+			 e->children ? "\\HasChildren" : "\\HasNoChildren", e->special[0] ? " " : "", e->special);
+		imapd_send_raw(s, "* ", 2);
+		imapd_send_raw(s, verb, 4);
+		char head[160];
+		int k = snprintf(head, sizeof(head), " (%s) \"%c\" ", attrs, sep);
+		imapd_send_raw(s, head, (size_t)k);
+		imapd_send_string(s, e->name, strlen(e->name));
+		imapd_send_raw(s, "\r\n", 2);
+	}
+	free(c.e);
+	imapd_done(s, "OK", "%s completed", verb);
+}
+
+static void
+list_parse(struct imapd_session *s, struct imap_p *p, bool lsub)
+{
+	char ref[MC_MAILBOX_NAME_MAX * 2 + 1], pat[512];
+	if (imap_p_sp(p) < 0 || imap_p_astring(p, ref, sizeof(ref)) < 0 || imap_p_sp(p) < 0 ||
+	    imap_p_list_mailbox(p, pat, sizeof(pat)) < 0 || imap_p_end(p) < 0) {
+		imapd_done(s, "BAD", "%s", p->err);
+		return;
+	}
+	list_run(s, ref, pat, lsub);
+}
+
+void
+imapd_cmd_list(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	list_parse(s, p, false);
+	(void)uid;
+}
+
+void
+imapd_cmd_lsub(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	list_parse(s, p, true);
+	(void)uid;
+}
+
+/* ---- STATUS ---- */
+
+struct counts {
+	uint32_t messages, unseen;
+	uint64_t size;
+};
+
+static int
+count_msg(void *arg, const struct mc_store_msg *m)
+{
+	struct counts *c = arg;
+	c->messages++;
+	if (!(m->flags & MC_FLAG_SEEN))
+		c->unseen++;
+	c->size += m->vsize;
+	return 0;
+}
+
+void
+imapd_cmd_status(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	enum { A_MESSAGES = 1, A_RECENT = 2, A_UIDNEXT = 4, A_UIDVALIDITY = 8, A_UNSEEN = 16, A_SIZE = 32 };
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} atts[] = { { "MESSAGES", A_MESSAGES }, { "RECENT", A_RECENT },   { "UIDNEXT", A_UIDNEXT },
+		     { "UIDVALIDITY", A_UIDVALIDITY }, { "UNSEEN", A_UNSEEN }, { "SIZE", A_SIZE } };
+	char arg[MC_MAILBOX_NAME_MAX * 2 + 1], name[MC_MAILBOX_NAME_MAX + 1], att[IMAP_ATOM_MAX + 1];
+	unsigned want[8], nwant = 0;
+	const char *why;
+
+	if (imap_p_sp(p) < 0 || imap_p_astring(p, arg, sizeof(arg)) < 0 || imap_p_sp(p) < 0 || imap_p_list_open(p) < 0)
+		goto bad;
+	do {
+		if (imap_p_atom_upper(p, att, sizeof(att)) < 0)
+			goto bad;
+		size_t i;
+		for (i = 0; i < sizeof(atts) / sizeof(atts[0]); i++)
+			if (strcmp(att, atts[i].name) == 0)
+				break;
+		if (i == sizeof(atts) / sizeof(atts[0])) {
+			imap_p_fail(p, "unknown STATUS item");
+			goto bad;
+		}
+		if (nwant < sizeof(want) / sizeof(want[0]))
+			want[nwant++] = (unsigned)i;
+	} while (imap_p_accept(p, ' '));
+	if (imap_p_list_close(p) < 0 || imap_p_end(p) < 0)
+		goto bad;
+	if (imapd_mailbox_from_client(s, arg, name, sizeof(name), &why) < 0) {
+		imapd_done(s, "NO", "%s", why);
+		return;
+	}
+	struct mc_store_mailbox mb;
+	struct counts c = { 0 };
+	if (mc_store_mailbox_get(s->store, name, &mb) < 0) {
+		imapd_done(s, "NO", "[NONEXISTENT] Mailbox does not exist");
+		return;
+	}
+	if (mc_store_messages(s->store, mb.name, 1, count_msg, &c) < 0) {
+		imapd_done(s, "NO", "[UNAVAILABLE] Cannot read the mailbox now");
+		return;
+	}
+	char items[512];
+	size_t n = 0;
+	items[0] = '\0';
+	for (unsigned i = 0; i < nwant; i++) {
+		unsigned long long v = 0;
+		switch (atts[want[i]].bit) {
+		case A_MESSAGES: v = c.messages; break;
+		case A_RECENT: v = 0; break;
+		case A_UIDNEXT: v = mb.uidnext; break;
+		case A_UIDVALIDITY: v = mb.uidvalidity; break;
+		case A_UNSEEN: v = c.unseen; break;
+		case A_SIZE: v = c.size; break;
+		}
+		int k = snprintf(items + n, sizeof(items) - n, "%s%s %llu", n ? " " : "", atts[want[i]].name, v);
+		if (k > 0 && (size_t)k < sizeof(items) - n)
+			n += (size_t)k;
+	}
+	imapd_send_raw(s, "* STATUS ", 9);
+	imapd_send_string(s, mb.name, strlen(mb.name));
+	imapd_send(s, " (%s)", items);
+	imapd_done(s, "OK", "STATUS completed");
+	(void)uid;
+	return;
+bad:
+	imapd_done(s, "BAD", "%s", p->err);
+}

@@ -1,0 +1,337 @@
+"""
+test_imap.py - imapd against a real instance with Python's imaplib (and
+curl, and raw sockets for what imaplib would never send): login, STARTTLS
+and implicit TLS, LOGINDISABLED, mailboxes, SELECT counts, FETCH byte for
+byte against what was sent over SMTP, IDLE seeing a delivery, two sessions
+seeing each other, and hostile input.
+"""
+import base64
+import email.policy
+import imaplib
+import re
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from harness import PASSWORDS
+from mailtest import client_tls_context, make_message, send_mail
+
+ALICE = "alice@example.test"
+
+
+def login(inst, user=ALICE):
+    c = imaplib.IMAP4("127.0.0.1", inst.ports["imap"], timeout=15)
+    c.login(user, PASSWORDS[user])
+    return c
+
+
+def deliver(inst, n=1, subject="test", body="Hello.\n"):
+    """n messages to alice over SMTP; waits until they are in her Maildir. Returns their bytes as sent."""
+    sent = []
+    before = len(inst.index_rows())
+    for i in range(n):
+        msg = make_message(subject=f"{subject} {i}", body=body)
+        raw = msg.as_bytes(policy=email.policy.SMTP)   # CRLF, as SMTP carries it
+        send_mail(inst.ports["smtp"], msg=raw)
+        sent.append(raw)
+    # The index row commits a moment after the file reaches new/: wait for the row, which IMAP shows.
+    inst.wait_for(lambda: len(inst.index_rows()) >= before + n, what=f"{before + n} index rows")
+    return sent
+
+
+class Raw:
+    """A plain socket speaking IMAP, for bytes imaplib would not send."""
+
+    def __init__(self, port, tls=False):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if tls:
+            self.s = client_tls_context().wrap_socket(self.s)
+        self.buf = b""
+        self.greeting = self.line()
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            d = self.s.recv(65536)
+            if not d:
+                raise EOFError(self.buf)
+            self.buf += d
+        ln, self.buf = self.buf.split(b"\r\n", 1)
+        return ln
+
+    def until_tagged(self, tag):
+        lines = []
+        while True:
+            ln = self.line()
+            lines.append(ln)
+            if ln.startswith(tag + b" "):
+                return lines
+
+    def closed(self):
+        try:
+            while True:
+                d = self.s.recv(65536)
+                if not d:
+                    return True
+                self.buf += d
+        except (ConnectionResetError, socket.timeout):
+            return False
+
+
+def test_greeting_capability_login_logout(inst):
+    c = imaplib.IMAP4("127.0.0.1", inst.ports["imap"], timeout=15)
+    assert c.welcome.startswith(b"* OK [CAPABILITY IMAP4rev1")
+    caps = c.capabilities
+    assert "STARTTLS" in caps and "AUTH=PLAIN" in caps and "IDLE" in caps
+    with pytest.raises(imaplib.IMAP4.error):
+        c.login(ALICE, "wrong")
+    typ, data = c.login(ALICE, PASSWORDS[ALICE])
+    assert typ == "OK"
+    typ, data = c.capability()
+    assert "STARTTLS" not in data[0].decode() and "LOGINDISABLED" not in data[0].decode()
+    assert c.logout()[0] == "BYE"
+    assert re.search(r"I[0-9A-F]+: login user=alice@example.test", inst.log())
+
+
+def test_authenticate_plain_sasl_ir(inst):
+    c = imaplib.IMAP4("127.0.0.1", inst.ports["imap"], timeout=15)
+    # imaplib sends AUTHENTICATE PLAIN and answers the "+ " continuation.
+    typ, _ = c.authenticate("PLAIN", lambda _: f"\0{ALICE}\0{PASSWORDS[ALICE]}".encode())
+    assert typ == "OK"
+    c.logout()
+    r = Raw(inst.ports["imap"])
+    ir = base64.b64encode(f"\0{ALICE}\0{PASSWORDS[ALICE]}".encode())
+    r.send(b"a AUTHENTICATE PLAIN " + ir + b"\r\n")
+    assert r.until_tagged(b"a")[-1].startswith(b"a OK")
+    r.send(b"b AUTHENTICATE PLAIN " + ir + b"\r\n")
+    assert r.until_tagged(b"b")[-1].startswith(b"b BAD")   # already logged in
+    r = Raw(inst.ports["imap"])
+    r.send(b"c AUTHENTICATE PLAIN " + base64.b64encode(f"\0{ALICE}\0nope".encode()) + b"\r\n")
+    assert r.until_tagged(b"c")[-1].startswith(b"c NO [AUTHENTICATIONFAILED]")
+    r.send(b"d AUTHENTICATE PLAIN " + base64.b64encode(f"bob@example.test\0{ALICE}\0x".encode()) + b"\r\n")
+    assert r.until_tagged(b"d")[-1].startswith(b"d NO [AUTHENTICATIONFAILED]")
+    r.send(b"e AUTHENTICATE PLAIN\r\n")
+    assert r.line() == b"+ "
+    r.send(b"*\r\n")
+    assert r.until_tagged(b"e")[-1].startswith(b"e BAD")
+
+
+def test_starttls_and_implicit_tls(inst):
+    c = imaplib.IMAP4("127.0.0.1", inst.ports["imap"], timeout=15)
+    c.starttls(ssl_context=client_tls_context())
+    typ, data = c.capability()
+    assert "STARTTLS" not in data[0].decode()
+    c.login(ALICE, PASSWORDS[ALICE])
+    c.logout()
+    s = imaplib.IMAP4_SSL("127.0.0.1", inst.ports["imaps"], timeout=15, ssl_context=client_tls_context())
+    assert "STARTTLS" not in s.capabilities
+    s.login(ALICE, PASSWORDS[ALICE])
+    assert s.select("INBOX")[0] == "OK"
+    s.logout()
+
+
+@pytest.mark.postern_config({"imapd": {"allow_plaintext_auth": "no"}})
+def test_logindisabled_before_tls(inst):
+    c = imaplib.IMAP4("127.0.0.1", inst.ports["imap"], timeout=15)
+    assert "LOGINDISABLED" in c.capabilities and "AUTH=PLAIN" not in c.capabilities
+    r = Raw(inst.ports["imap"])
+    r.send(b"a LOGIN alice@example.test x\r\n")
+    assert b"a NO [PRIVACYREQUIRED]" in r.until_tagged(b"a")[-1]
+    c.starttls(ssl_context=client_tls_context())
+    assert "LOGINDISABLED" not in c.capability()[1][0].decode()
+    assert c.login(ALICE, PASSWORDS[ALICE])[0] == "OK"
+    c.logout()
+
+
+def test_pipelined_after_starttls_discarded(inst):
+    r = Raw(inst.ports["imap"])
+    r.send(b"a STARTTLS\r\nb LOGIN alice@example.test " + PASSWORDS[ALICE].encode() + b"\r\n")
+    assert r.until_tagged(b"a")[-1].startswith(b"a OK")
+    t = client_tls_context().wrap_socket(r.s)
+    t.settimeout(3)
+    # Nothing answers "b": it was sent before TLS and must be discarded.
+    t.sendall(b"c NOOP\r\n")
+    data = b""
+    while b"c OK" not in data:
+        data += t.recv(4096)
+    assert b"b OK" not in data and b"b NO" not in data
+    t.sendall(b"d SELECT INBOX\r\n")
+    data = t.recv(4096)
+    assert data.startswith(b"d BAD")   # still not logged in
+
+
+def test_mailboxes_list_create(inst):
+    c = login(inst)
+    typ, data = c.list()
+    assert typ == "OK"
+    names = {re.search(rb'"([^"]*)"$', d).group(1) for d in data}
+    assert {b"INBOX", b"Sent", b"Drafts", b"Trash", b"Junk", b"Archive"} <= names
+    sent = [d for d in data if d.endswith(b'"Sent"')][0]
+    assert b"\\Sent" in sent
+    assert c.create("Lists.pg")[0] == "OK"
+    assert c.create("Lists.pg")[0] == "NO"
+    typ, data = c.list('""', "Lists.%")
+    assert data == [b'(\\HasNoChildren) "." Lists.pg'] or data == [b'(\\HasNoChildren) "." "Lists.pg"']
+    typ, data = c.list('""', "%")
+    lists = [d for d in data if d.endswith(b'Lists"') or d.endswith(b" Lists")]
+    assert lists and b"\\Noselect" in lists[0] and b"\\HasChildren" in lists[0]
+    # imaplib sends arguments as they are: quote them here.
+    for bad in ('"../x"', '"a..b"', '"/etc"', '".hidden"', '"x\\\\y"', '"~x"', '"a.&Jjo"'):
+        assert c.create(bad)[0] == "NO", bad
+    typ, data = c.list('""', '""')
+    assert data == [b'(\\Noselect) "." ""']
+    c.logout()
+
+
+def test_select_counts_and_status(inst):
+    deliver(inst, 3)
+    c = login(inst)
+    typ, data = c.select("INBOX")
+    assert typ == "OK" and data == [b"3"]
+    assert c.response("UIDVALIDITY")[1][0] is not None
+    assert c.response("UIDNEXT")[1] == [b"4"]
+    typ, data = c.status("INBOX", "(MESSAGES UNSEEN UIDNEXT SIZE)")
+    m = re.search(rb"MESSAGES (\d+) UNSEEN (\d+) UIDNEXT (\d+) SIZE (\d+)", data[0])
+    assert m and m.group(1) == b"3" and m.group(2) == b"3" and m.group(3) == b"4" and int(m.group(4)) > 0
+    assert c.select("Nope")[0] == "NO"
+    typ, data = c.select("INBOX", readonly=True)
+    assert typ == "OK" and data == [b"3"]
+    c.logout()
+
+
+def test_fetch_items_byte_exact(inst):
+    sent = deliver(inst, 2, body="Line one.\nLine two.\n\nLast.\n")
+    rows = inst.index_rows()
+    c = login(inst)
+    c.select("INBOX")
+    for i, raw in enumerate(sent, start=1):
+        typ, data = c.fetch(str(i), "(BODY.PEEK[])")
+        assert typ == "OK"
+        got = data[0][1]
+        # What arrives is the message as sent, below the two lines delivery prepends.
+        assert got.endswith(raw), (got, raw)
+        assert got.startswith(b"Return-Path: <sender@client.test>\r\nDelivered-To: alice@example.test\r\n")
+        head, body = got.split(b"\r\n\r\n", 1)
+        typ, data = c.fetch(str(i), "(RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT] FLAGS INTERNALDATE UID)")
+        resp = data[0][0]
+        assert re.search(rb"RFC822.SIZE %d\b" % len(got), resp)
+        assert data[0][1] == head + b"\r\n\r\n"
+        assert data[1][1] == body
+        assert b"FLAGS ()" in b"".join(x if isinstance(x, bytes) else x[0] for x in data)
+        typ, data = c.fetch(str(i), "(BODY.PEEK[HEADER.FIELDS (Subject FROM)])")
+        assert data[0][1] == b"From: sender@client.test\r\nSubject: test %d\r\n\r\n" % (i - 1)
+        typ, data = c.fetch(str(i), "(BODY.PEEK[HEADER.FIELDS.NOT (Subject From Return-Path Delivered-To "
+                                    "Received To Message-ID)])")
+        assert b"Subject" not in data[0][1] and b"Content-Type" in data[0][1]
+        typ, data = c.fetch(str(i), "(BODY.PEEK[]<5.10>)")
+        assert data[0][1] == got[5:15] and b"BODY[]<5>" in data[0][0]
+        typ, data = c.fetch(str(i), "(RFC822.HEADER)")
+        assert data[0][1] == head + b"\r\n\r\n"
+    typ, data = c.uid("FETCH", "1:*", "(FLAGS)")
+    assert typ == "OK" and len(data) == 2 and b"UID 1" in data[0] and b"UID 2" in data[1]
+    with pytest.raises(imaplib.IMAP4.error, match="Invalid message sequence"):
+        c.fetch("1:4294967295", "(UID)")
+    typ, data = c.uid("FETCH", "1:4294967295", "(UID)")
+    assert typ == "OK" and len(data) == 2
+    typ, data = c.uid("FETCH", "*:1", "(UID)")
+    assert typ == "OK" and len(data) == 2
+    c.logout()
+
+
+def test_fetch_large_message_streamed(inst):
+    body = "".join(f"line {i:06d} " + "x" * 60 + "\n" for i in range(40000))   # ~2.8 MB
+    sent = deliver(inst, 1, body=body)
+    c = login(inst)
+    c.select("INBOX")
+    typ, data = c.fetch("1", "(BODY.PEEK[])")
+    assert data[0][1].endswith(sent[0])
+    c.logout()
+
+
+def test_curl_fetch(inst):
+    sent = deliver(inst, 1)
+    out = subprocess.run(["curl", "-s", "--max-time", "20",
+                          f"imap://127.0.0.1:{inst.ports['imap']}/INBOX;UID=1",
+                          "-u", f"{ALICE}:{PASSWORDS[ALICE]}"], capture_output=True, check=True).stdout
+    assert out.endswith(sent[0])
+
+
+def test_idle_sees_delivery_within_one_second(inst):
+    deliver(inst, 1)
+    c = login(inst)
+    c.select("INBOX")
+    tag = c._new_tag()
+    c.send(tag + b" IDLE\r\n")
+    assert c.readline().startswith(b"+")
+    send_mail(inst.ports["smtp"], msg=make_message(subject="while idle"))
+    t0 = time.monotonic()
+    c.sock.settimeout(10)
+    line = c.readline()
+    assert line == b"* 2 EXISTS\r\n", line
+    # From the SMTP reply to the untagged EXISTS; the delivery itself is queued's.
+    assert time.monotonic() - t0 < 1.5
+    c.send(b"DONE\r\n")
+    assert c.readline().startswith(tag + b" OK")
+    c.logout()
+
+
+def test_two_sessions_see_each_other(inst):
+    deliver(inst, 2)
+    a = login(inst)
+    b = login(inst)
+    a.select("INBOX")
+    b.select("INBOX")
+    deliver(inst, 1)
+    # The file is in new/ a moment before its index row commits: NOOP until the row is there.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        a.noop()
+        if a.untagged_responses.get("EXISTS", [b""])[-1] == b"3":
+            break
+        time.sleep(0.05)
+    assert a.untagged_responses.get("EXISTS")[-1] == b"3"
+    typ, data = b.fetch("1:*", "(UID)")
+    assert len(data) == 2 or len(data) == 3
+    b.noop()
+    a.logout()
+    b.logout()
+
+
+def test_bad_input(inst):
+    r = Raw(inst.ports["imap"])
+    # A synchronising literal over the pre-login limit: refused before a byte is sent.
+    r.send(b"a LOGIN {999999999}\r\n")
+    assert r.line().startswith(b"a NO [TOOBIG]")
+    r.send(b"b LOGIN {4294967296}\r\n")
+    assert r.line().startswith(b"b BAD")
+    r.send(b"c LOGIN {-1}\r\n")
+    assert r.line().startswith(b"c BAD")
+    r.send(b'd LOGIN "al\x00ice" x\r\n')
+    assert r.line().startswith(b"d BAD")
+    r.send(b"e ID " + b"(" * 100 + b")" * 100 + b"\r\n")
+    assert r.line().startswith(b"e BAD")
+    r.send(b"f NOOP\r\n")
+    assert r.line().startswith(b"f OK")
+    # A literal within the limit, synchronising: "+" first.
+    r.send(b"g LOGIN {18}\r\n")
+    assert r.line().startswith(b"+ ")
+    r.send(ALICE.encode() + b" {%d+}\r\n" % len(PASSWORDS[ALICE]) + PASSWORDS[ALICE].encode() + b"\r\n")
+    assert r.until_tagged(b"g")[-1].startswith(b"g OK")
+    r.send(b"h SELECT INBOX\r\n")
+    r.until_tagged(b"h")
+    r.send(b"i FETCH 1:4294967295 (UID)\r\ni2 UID FETCH 1:4294967295 (UID)\r\n")
+    assert r.until_tagged(b"i")[-1].startswith(b"i ")
+    assert r.until_tagged(b"i2")[-1].startswith(b"i2 OK")
+    # A non-synchronising literal over the limit ends the session (nothing to resynchronise on).
+    r2 = Raw(inst.ports["imap"])
+    r2.send(b"a LOGIN {99999999+}\r\n")
+    assert r2.line().startswith(b"* BYE")
+    assert r2.closed()
+    # The daemon goes on.
+    c = login(inst)
+    c.logout()
