@@ -36,7 +36,7 @@ static const char usage_text[] =
 	"  show ID [--body]\n"
 	"  summary [FILTERS]\n"
 	"  flush [ID|DOMAIN|ALL] [FILTERS]        try now (everything when nothing is given)\n"
-	"  hold|release|delete ID|ALL|FILTERS\n"
+	"  hold|release|delete|bounce ID|ALL|FILTERS   bounce: return to the sender now, with a DSN\n"
 	"  pause | resume                         stop / restart delivery (accepting goes on)\n"
 	"  watch                                  queue events as they happen, until Ctrl-C\n"
 	"AGE: a number with s, m, h or d (1h, 30m). --json prints JSON (watch: one object per line).";
@@ -572,7 +572,7 @@ cmd_queue(struct postern_ctx *ctx, int argc, char **argv)
 		return run(ctx, &a, sub[0] == 'w' ? start_watch : start_pause);
 	}
 	uint32_t action = action_of(sub);
-	if (action == 0 || action == MC_QCTL_BOUNCE) {
+	if (action == 0) {
 		char why[160];
 		snprintf(why, sizeof(why), "unknown command '%.100s'", sub);
 		return usage(why);

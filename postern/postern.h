@@ -52,7 +52,7 @@ int cmd_trace(struct postern_ctx *ctx, int argc, char **argv);
 int cmd_loglevel(struct postern_ctx *ctx, int argc, char **argv);
 /* cmd_mailbox.c: postern mailbox reindex USER. */
 int cmd_mailbox(struct postern_ctx *ctx, int argc, char **argv);
-/* cmd_queue.c: postern queue list|show|summary|flush|hold|release|delete|pause|resume|watch. */
+/* cmd_queue.c: postern queue list|show|summary|flush|hold|release|delete|bounce|pause|resume|watch. */
 int cmd_queue(struct postern_ctx *ctx, int argc, char **argv);
 
 #endif

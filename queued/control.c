@@ -12,7 +12,10 @@
  *                        the messages and changes them in the writer's
  *                        transaction; the body files of deleted messages go
  *                        after the commit; then the log lines, the replies,
- *                        and a kick of the scheduler
+ *                        and a kick of the scheduler. bounce: the lane job
+ *                        selects, then bounce.c's q_bounce_now_cb returns
+ *                        each message to its sender, and the reply waits for
+ *                        every one of them
  *   PAUSE                q->paused: no message starts a delivery round
  *                        (sched.c loads nothing, q_deliver_add refuses);
  *                        accepting goes on and rounds already running end
@@ -68,6 +71,8 @@ struct ajob {
 	struct qv_sel *sel;
 	size_t n;
 	double now;
+	unsigned waiting;            /* bounce: q_bounce_now_cb calls not answered yet (+1 while starting them) */
+	int status;
 };
 
 struct watcher {
@@ -285,6 +290,13 @@ act_one(struct qdb *db, struct ajob *a, struct qv_sel *s)
 	case MC_QCTL_DELETE:
 		result(s, true, "removed");
 		return qdb_delete(db, s->qid);
+	case MC_QCTL_BOUNCE:
+		/* bounce.c does the work, from the loop (act_done) */
+		if (!active && !held)
+			result(s, false, "corrupt: not bounced");
+		else
+			result(s, true, "bounce requested");
+		return 0;
 	default:
 		result(s, false, "not done");
 		return 0;
@@ -358,12 +370,63 @@ act_reply(struct ajob *a, int status)
 }
 
 static void
+act_finish(struct ajob *a)
+{
+	req_end(&a->r);
+	act_reply(a, a->status);
+	free(a->sel);
+	free(a);
+}
+
+static int
+sel_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct qv_sel *)elem)->qid);
+}
+
+/* bounce.c's answer for one message: n recipients returned, or -1. */
+static void
+bounce_cb(void *arg, const char *qid, int n)
+{
+	struct ajob *a = arg;
+	struct qv_sel *s = bsearch(qid, a->sel, a->n, sizeof(*a->sel), sel_cmp);
+	if (s != NULL) {
+		if (n >= 0)
+			snprintf(s->result, sizeof(s->result), "returned to sender (%d recipient%s)", n, n == 1 ? "" : "s");
+		else
+			result(s, false, "not bounced: gone meanwhile, or the bounce failed (see queued's log)");
+	}
+	if (--a->waiting == 0)
+		act_finish(a);
+}
+
+static void
+bounce_start(struct ajob *a)
+{
+	struct queued *q = a->r.c->q;
+	a->waiting = 1;
+	for (size_t i = 0; i < a->n; i++) {
+		struct qv_sel *s = &a->sel[i];
+		if (!s->changed)
+			continue;
+		a->waiting++;
+		q_ctl_event(q, s->qid, NULL, "bounce", "requested by admin");
+		if (q_bounce_now_cb(q, s->qid, "returned to sender by the mail system administrator", bounce_cb, a) < 0) {
+			a->waiting--;
+			result(s, false, "not bounced: a bounce of it is under way, or queued is stopping");
+		}
+	}
+	if (--a->waiting == 0)
+		act_finish(a);
+}
+
+static void
 act_done(struct q_job *j, int status)
 {
 	struct ajob *a = (struct ajob *)j;
 	struct queued *q = a->r.c->q;
 	bool kick = false;
-	req_end(&a->r);
+	a->status = status;
 	for (size_t i = 0; status == 0 && i < a->n; i++) {
 		struct qv_sel *s = &a->sel[i];
 		if (!s->changed)
@@ -391,15 +454,16 @@ act_done(struct q_job *j, int status)
 	}
 	if (status != 0)
 		mc_error("queue control: %s failed; nothing was changed", mc_qctl_action_name(a->action));
-	act_reply(a, status);
 	if (kick) {
 		/* due now: the next look at the database takes them (the lane ran this after any earlier load) */
 		q_sched_note_due(q, (int64_t)a->now);
 		q->db_pending = true;
 		q_sched_kick(q);
 	}
-	free(a->sel);
-	free(a);
+	if (status == 0 && a->action == MC_QCTL_BOUNCE)
+		bounce_start(a);   /* answers once every bounce has */
+	else
+		act_finish(a);
 }
 
 static void
@@ -411,11 +475,6 @@ act_request(struct q_ctl *c, struct mc_chan *ch, struct mc_msg *m)
 	if (mc_qctl_get_act_req(m, &a->action, &a->f) < 0) {
 		free(a);
 		refuse(ch, m, MC_QCTL_E_REFUSED, "malformed request");
-		return;
-	}
-	if (a->action == MC_QCTL_BOUNCE) {
-		free(a);
-		refuse(ch, m, MC_QCTL_E_REFUSED, "bounce is not available in this version");
 		return;
 	}
 	if (mc_qctl_filter_empty(&a->f) && !a->f.all) {

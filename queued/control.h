@@ -18,7 +18,7 @@
 struct qv_sel {
 	char qid[MC_QID_MAX];
 	char state[MC_QCTL_STATE_MAX];   /* messages.state when selected */
-	char result[64];                 /* what was done: "held", "already held", ... */
+	char result[128];                /* what was done: "held", "already held", ... */
 	bool changed;
 };
 

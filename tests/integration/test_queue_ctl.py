@@ -1,7 +1,7 @@
 """
 `postern queue ...` against a real instance: list (every filter, text and
 --json), show (--body, --json), summary, flush, hold/release, delete (one
-and bulk by --to domain), pause/resume, watch, and who may use it.
+and bulk by --to domain), bounce, pause/resume, watch, and who may use it.
 
 Messages that must stay in the queue go to defer.test / slow.test, whose
 MX is 127.0.0.1 on a port where nothing listens (remote_smtp_port): they
@@ -168,7 +168,7 @@ def test_summary_by_domain_and_age(inst):
 
 
 def test_unknown_id_fails_and_usage_errors(inst):
-    for cmd in ("show", "hold", "release", "delete", "flush"):
+    for cmd in ("show", "hold", "release", "delete", "flush", "bounce"):
         r = q(inst, cmd, "0123456789ABCDEF", check=False)
         assert r.returncode == 1 and "no such message" in r.stderr, (cmd, r.returncode, r.stderr)
     for args in ([], ["frobnicate"], ["hold"], ["delete"], ["show"], ["pause", "now"], ["show", "X", "--to", "a"]):
@@ -203,6 +203,20 @@ def test_bulk_delete_by_domain_removes_rows_and_files(inst):
     assert j["matched"] == 1 and j["changed"] == 1 and j["results"] == [{"id": keep, "result": "removed"}]
     assert listed(inst) == {}
     assert not (active / keep).exists()
+
+
+def test_bounce_returns_to_sender_now(inst):
+    qid = submit(inst, ["gone@defer.test", "gone@slow.test"], subject="bounce me")
+    keep = submit(inst, "stays@defer.test")
+    wait_deferred(inst, qid)
+    r = q(inst, "bounce", qid)
+    assert f"{qid}: returned to sender (2 recipients)" in r.stdout, r.stdout
+    assert "bounce: 1 of 1 matching message" in r.stdout, r.stdout
+    wait_for(lambda: qid not in listed(inst), 15, "the bounced message to leave the queue")
+    assert keep in listed(inst)
+    files = inst.wait_new(1, "alice")       # the report, to the sender alice@example.test
+    raw = files[-1].read_bytes()
+    assert b"report-type=delivery-status" in raw and b"gone@defer.test" in raw and b"gone@slow.test" in raw, raw[:2000]
 
 
 def test_flush_retries_deferred_now(inst):
