@@ -87,6 +87,7 @@ struct mx_job {
 	char domain[DNS_NAME_LEN];
 	int family;
 	bool implicit;                 /* no MX: the domain itself */
+	bool host_only;                /* asked for the name's own addresses, no MX lookup */
 	unsigned pending;              /* lookups not yet answered */
 	unsigned nhosts;
 	struct mx_host *hosts;
@@ -434,6 +435,9 @@ job_assemble(struct mx_job *j)
 		snprintf(detail, sizeof(detail), "no %saddress for the mail hosts of %s yet: %s (nameservers %s)", fam,
 			 j->domain, why, j->d->servers);
 		job_finish(j, MC_MX_TEMPFAIL, detail, NULL, 0);
+	} else if (j->host_only) {
+		snprintf(detail, sizeof(detail), "%s has no %saddress record", j->domain, fam);
+		job_finish(j, MC_MX_NOHOST, detail, NULL, 0);
 	} else if (j->implicit) {
 		snprintf(detail, sizeof(detail), "%s has no MX and no %saddress record", j->domain, fam);
 		job_finish(j, MC_MX_NOHOST, detail, NULL, 0);
@@ -618,7 +622,7 @@ dns_request(struct resolverd *rd, struct mc_chan *ch, struct mc_msg *m)
 		resolverd_bad_request(ch, m, "malformed RES_MX");
 		return;
 	}
-	if (address_literal(rd, ch, m->reqid, domain, family))
+	if (address_literal(rd, ch, m->reqid, domain, family & ~MC_RESOLVER_MX_HOST_ONLY))
 		return;
 	if (!dns_name_check(domain, name)) {
 		mc_warn("dns: MX for \"%s\" refused: not a valid domain name from=%s",
@@ -637,7 +641,8 @@ dns_request(struct resolverd *rd, struct mc_chan *ch, struct mc_msg *m)
 	j->d = d;
 	j->ch = ch;
 	j->reqid = m->reqid;
-	j->family = family;
+	j->family = family & ~MC_RESOLVER_MX_HOST_ONLY;
+	j->host_only = (family & MC_RESOLVER_MX_HOST_ONLY) != 0;
 	j->started_ms = uv_now(d->loop);
 	snprintf(j->domain, sizeof(j->domain), "%s", name);
 	j->next = d->jobs;
@@ -647,6 +652,12 @@ dns_request(struct resolverd *rd, struct mc_chan *ch, struct mc_msg *m)
 	d->njobs++;
 	if (!uv_is_active((uv_handle_t *)&d->sweep))
 		uv_timer_start(&d->sweep, on_sweep, 1000, 1000);
+	if (j->host_only) {
+		job_hosts(j, 1);
+		snprintf(j->hosts[0].name, sizeof(j->hosts[0].name), "%s", name);
+		job_ask_addrs(j);
+		return;
+	}
 	j->pending = 1;
 	lookup(d, name, DNS_T_MX, on_mx, j);
 }

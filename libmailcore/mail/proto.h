@@ -62,7 +62,8 @@ enum mc_role {
 	 * req: str address. reply: u32 n, then n * (u32 mc_dest_kind, str address, str mailbox path). */  \
 	X(RES_EXPAND, R(QUEUED))                                                                              \
 	/* resolverd: where to deliver mail for a domain (DNS: MX, else implicit MX; A/AAAA of each host).   \
-	 * req: str domain, u32 family (0 any, 4 IPv4 only, 6 IPv6 only). reply: u32 mc_mx_result,       \
+	 * req: str domain, u32 family (0 any, 4 IPv4 only, 6 IPv6 only; | 0x10: no MX, the name's own   \
+	 * addresses). reply: u32 mc_mx_result,                                                              \
 	 * str detail (short, sanitized), u32 n, then n * (str host, u32 preference, u32 naddr,            \
 	 * naddr * str address literal); hosts and addresses in the order to try. */                       \
 	X(RES_MX, R(QUEUED))                                                                                  \

@@ -348,7 +348,8 @@ mc_resolver_mx(struct mc_resolver *r, const char *domain, int family, mc_resolve
 	c->cb.mx = cb;
 	mc_msg_init(&m, MC_MSG_RES_MX);
 	mc_msg_put_str(&m, domain);
-	mc_msg_put_u32(&m, family == 4 || family == 6 ? (uint32_t)family : 0);
+	int fam = family & ~MC_RESOLVER_MX_HOST_ONLY;
+	mc_msg_put_u32(&m, (uint32_t)((fam == 4 || fam == 6 ? fam : 0) | (family & MC_RESOLVER_MX_HOST_ONLY)));
 	return start(r, &m, MX_TIMEOUT_MS, c);
 }
 
@@ -409,7 +410,8 @@ mc_resolver_req_mx(struct mc_msg *m, char *domain, size_t sz, int *family)
 	uint32_t f = 0;
 	mc_msg_get_str(m, domain, sz);
 	mc_msg_get_u32(m, &f);
-	if (mc_msg_end(m) < 0 || (f != 0 && f != 4 && f != 6))
+	uint32_t fam = f & ~(uint32_t)MC_RESOLVER_MX_HOST_ONLY;
+	if (mc_msg_end(m) < 0 || (fam != 0 && fam != 4 && fam != 6))
 		return -1;
 	*family = (int)f;
 	return 0;

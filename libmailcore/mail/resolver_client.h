@@ -54,7 +54,12 @@ uint32_t mc_resolver_rcpt(struct mc_resolver *r, const char *address, bool authe
 uint32_t mc_resolver_auth(struct mc_resolver *r, const char *service, const char *client_ip, const char *user,
 			  const char *password, mc_resolver_auth_cb cb, void *arg);
 uint32_t mc_resolver_expand(struct mc_resolver *r, const char *address, mc_resolver_expand_cb cb, void *arg);
-/* Mail exchangers of a domain with their addresses; family 0 any, 4 IPv4 only, 6 IPv6 only. */
+/*
+ * Mail exchangers of a domain with their addresses; family 0 any, 4 IPv4 only, 6 IPv6 only, with
+ * MC_RESOLVER_MX_HOST_ONLY or'ed in for the name's own addresses without an MX lookup (a smarthost
+ * written "[host]": one host, the name itself, pref 0; MC_MX_NOHOST when it has no address).
+ */
+#define MC_RESOLVER_MX_HOST_ONLY 0x10
 uint32_t mc_resolver_mx(struct mc_resolver *r, const char *domain, int family, mc_resolver_mx_cb cb, void *arg);
 void mc_resolver_cancel(struct mc_resolver *r, uint32_t handle);
 
@@ -90,7 +95,8 @@ int mc_resolver_req_rcpt(struct mc_msg *m, char *addr, size_t sz, bool *authenti
 int mc_resolver_req_auth(struct mc_msg *m, struct mc_resolver_auth_req *req);
 /* RES_EXPAND request: the address into addr[sz]. */
 int mc_resolver_req_expand(struct mc_msg *m, char *addr, size_t sz);
-/* RES_MX request: the domain into domain[sz], the family (0, 4 or 6; anything else is malformed). */
+/* RES_MX request: the domain into domain[sz], the family (0, 4 or 6, perhaps | MC_RESOLVER_MX_HOST_ONLY;
+ * anything else is malformed). */
 int mc_resolver_req_mx(struct mc_msg *m, char *domain, size_t sz, int *family);
 /* RES_RCPT reply (canonical NULL is sent as ""). */
 int mc_resolver_reply_rcpt(struct mc_chan *ch, uint32_t reqid, enum mc_rcpt_result r, const char *canonical);

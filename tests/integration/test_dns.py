@@ -57,16 +57,18 @@ DNSMASQ_RECORDS += [f"--mx-host=big.dns.test,exchanger-{i:02}.big.dns.test,{i}" 
 DNSMASQ_RECORDS += [f"--host-record=exchanger-{i:02}.big.dns.test,192.0.2.{100 + i}" for i in range(1, 61)]
 
 
-def mxask(inst, *domains, family=0, repeat=1, timeout=60):
+def mxask(inst, *domains, family=0, repeat=1, host_only=False, timeout=60):
     """Ask resolverd for each domain; the answers as dicts, in the order they came."""
-    r = subprocess.run([str(MXASK), "-c", str(inst.conf), "-f", str(family), "-r", str(repeat), "--", *domains],
+    opts = ["-H"] if host_only else []
+    r = subprocess.run([str(MXASK), "-c", str(inst.conf), "-f", str(family), "-r", str(repeat), *opts, "--",
+                        *domains],
                        capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, f"mxask exit {r.returncode}: {r.stderr}"
     return [json.loads(line) for line in r.stdout.splitlines()]
 
 
-def ask1(inst, domain, family=0):
-    (a,) = mxask(inst, domain, family=family)
+def ask1(inst, domain, family=0, host_only=False):
+    (a,) = mxask(inst, domain, family=family, host_only=host_only)
     assert a["domain"] == domain
     return a
 
@@ -324,6 +326,19 @@ def test_address_literal_domain(dm):
     assert hosts(ask1(inst, "[IPv6:2001:db8::7]")) == [("[IPv6:2001:db8::7]", 0, ["2001:db8::7"])]
     assert ask1(inst, "[IPv6:2001:db8::7]", family=4)["result"] == "nohost"
     assert ask1(inst, "[300.1.2.3]")["result"] == "nxdomain"
+
+
+def test_host_only_skips_mx(dm):
+    server, inst = dm
+    # a smarthost written [mx.dual.dns.test]: its own addresses, and no MX question at all
+    assert hosts(ask1(inst, "mx.dual.dns.test", host_only=True)) == [("mx.dual.dns.test", 0,
+                                                                      ["2001:db8::10", "192.0.2.10"])]
+    assert hosts(ask1(inst, "mx.dual.dns.test", host_only=True, family=4)) == [("mx.dual.dns.test", 0,
+                                                                                ["192.0.2.10"])]
+    assert server.queries("mx.dual.dns.test", "MX") == []
+    # a domain with MX records but no address of its own has none to give
+    a = ask1(inst, "order.dns.test", host_only=True)
+    assert a["result"] == "nohost" and "order.dns.test has no address record" in a["detail"], a
 
 
 def test_trailing_dot_and_case(dm):

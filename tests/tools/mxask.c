@@ -4,7 +4,9 @@
  * each answer as one JSON line. For the integration tests
  * (tests/integration/test_dns.py) only; not installed.
  *
- *   mxask -c CONF [-f 0|4|6] [-r REPEAT] DOMAIN...
+ *   mxask -c CONF [-f 0|4|6] [-H] [-r REPEAT] DOMAIN...
+ *
+ * -H: the name's own addresses, no MX lookup (MC_RESOLVER_MX_HOST_ONLY).
  *
  * Every call (REPEAT times each domain) is started before the first answer
  * is read, so identical questions are in flight together. Exit 0 when every
@@ -87,17 +89,18 @@ int
 main(int argc, char **argv)
 {
 	const char *conf = NULL;
-	int family = 0, repeat = 1, c;
-	while ((c = getopt(argc, argv, "c:f:r:")) != -1) {
+	int family = 0, repeat = 1, host_only = 0, c;
+	while ((c = getopt(argc, argv, "c:f:r:H")) != -1) {
 		switch (c) {
 		case 'c': conf = optarg; break;
 		case 'f': family = atoi(optarg); break;
 		case 'r': repeat = atoi(optarg); break;
+		case 'H': host_only = MC_RESOLVER_MX_HOST_ONLY; break;
 		default: return 2;
 		}
 	}
 	if (conf == NULL || optind >= argc || repeat < 1 || repeat > 1000) {
-		fprintf(stderr, "usage: mxask -c CONF [-f 0|4|6] [-r REPEAT] DOMAIN...\n");
+		fprintf(stderr, "usage: mxask -c CONF [-f 0|4|6] [-H] [-r REPEAT] DOMAIN...\n");
 		return 2;
 	}
 	mc_log_init("mxask", MC_LOG_WARNING);
@@ -131,7 +134,7 @@ main(int argc, char **argv)
 	for (int i = optind; i < argc; i++)
 		for (int j = 0; j < repeat; j++) {
 			asks[k].domain = argv[i];
-			mc_resolver_mx(r, argv[i], family, on_mx, &asks[k]);
+			mc_resolver_mx(r, argv[i], family | host_only, on_mx, &asks[k]);
 			k++;
 		}
 	end = uv_now(&loop) + 120000;
