@@ -78,6 +78,14 @@ static const struct cmd cmds[] = {
 	{ "CLOSE", IMAPD_SELECTED, 0, imapd_cmd_close },
 	{ "UNSELECT", IMAPD_SELECTED, 0, imapd_cmd_unselect },
 	{ "FETCH", IMAPD_SELECTED, F_UID | F_NOEXPUNGE, imapd_cmd_fetch },
+	{ "STORE", IMAPD_SELECTED, F_UID | F_NOEXPUNGE, imapd_cmd_store },
+	{ "EXPUNGE", IMAPD_SELECTED, F_UID, imapd_cmd_expunge },
+	{ "COPY", IMAPD_SELECTED, F_UID | F_NOEXPUNGE, imapd_cmd_copy },
+	{ "MOVE", IMAPD_SELECTED, F_UID, imapd_cmd_move },
+	{ "DELETE", AUTHED, 0, imapd_cmd_delete },
+	{ "RENAME", AUTHED, 0, imapd_cmd_rename },
+	{ "SUBSCRIBE", AUTHED, 0, imapd_cmd_subscribe },
+	{ "UNSUBSCRIBE", AUTHED, 0, imapd_cmd_unsubscribe },
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -102,7 +110,7 @@ imapd_capabilities(const struct imapd_session *s, char *out, size_t outsz)
 			ADD("LOGINDISABLED");
 		}
 	}
-	ADD("LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE");
+	ADD("LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE UIDPLUS MOVE");
 #undef ADD
 }
 

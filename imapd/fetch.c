@@ -29,6 +29,8 @@
 #include <unistd.h>
 
 #include "mail/mailstore.h"
+#include "mail/mailstore_ops.h"
+#include "mail/mime.h"
 #include "util/log.h"
 
 #define ITEMS_MAX 32
@@ -39,8 +41,9 @@
 /* A header longer than this is not searched for HEADER.FIELDS past it. */
 #define HEADER_MAX (1024 * 1024)
 
-enum fitem_kind { FI_UID, FI_FLAGS, FI_INTERNALDATE, FI_SIZE, FI_SECTION };
-enum fsec_kind { SEC_ALL, SEC_HEADER, SEC_TEXT, SEC_FIELDS, SEC_FIELDS_NOT };
+enum fitem_kind { FI_UID, FI_FLAGS, FI_INTERNALDATE, FI_SIZE, FI_SECTION, FI_ENVELOPE, FI_BODYSTRUCTURE, FI_BODY };
+enum fsec_kind { SEC_ALL, SEC_HEADER, SEC_TEXT, SEC_FIELDS, SEC_FIELDS_NOT, SEC_MIME };
+#define PATH_MAX_PARTS 16
 
 struct fitem {
 	enum fitem_kind kind;
@@ -48,6 +51,8 @@ struct fitem {
 	bool peek;
 	bool partial;
 	uint32_t origin, count;
+	unsigned path[PATH_MAX_PARTS];  /* section-part: 1.2.3; none for the message itself */
+	size_t npath;
 	char label[FIELDS_MAX + 64];   /* "BODY[HEADER.FIELDS (FROM TO)]", "RFC822.HEADER" */
 	char fields[FIELDS_MAX];       /* NUL-separated names, ends with an empty one */
 };
@@ -82,6 +87,8 @@ struct imapd_fetch {
 	char prev;                    /* the byte before pos */
 	bool streaming;
 	bool failed;                  /* a literal was cut short: the session must end */
+	bool have_cache;              /* cache holds the open message's (ENVELOPE, BODYSTRUCTURE, parts) */
+	struct mc_store_cache cache;
 	bool missing;                 /* a message file was gone (expunged meanwhile) */
 };
 
@@ -137,32 +144,56 @@ add_section(struct imapd_fetch *f, struct imap_p *p, enum fsec_kind sec, bool pe
 static int
 section(struct imapd_fetch *f, struct imap_p *p, bool peek)
 {
-	char w[32];
+	char w[160];
 	enum fsec_kind sec = SEC_ALL;
 	struct fitem *it;
+	unsigned path[PATH_MAX_PARTS];
+	size_t npath = 0;
 	p->p++;   /* '[' */
-	if (imap_p_peek(p) >= '0' && imap_p_peek(p) <= '9')
-		return imap_p_fail(p, "body parts are not served yet");
-	if (imap_p_peek(p) != ']') {
-		if (word(p, w, sizeof(w)) < 0)
-			return -1;
-		if (strcmp(w, "HEADER") == 0)
+	w[0] = '\0';
+	if (imap_p_peek(p) != ']' && word(p, w, sizeof(w)) < 0)
+		return -1;
+	/* section-part = nz-number *("." nz-number), then "." section-text */
+	const char *q = w;
+	while (*q >= '0' && *q <= '9') {
+		unsigned long v = 0;
+		while (*q >= '0' && *q <= '9') {
+			v = v * 10 + (unsigned long)(*q - '0');
+			if (v > 1000000)
+				return imap_p_fail(p, "bad section part");
+			q++;
+		}
+		if (v == 0 || npath == PATH_MAX_PARTS)
+			return imap_p_fail(p, "bad section part");
+		path[npath++] = (unsigned)v;
+		if (*q == '.')
+			q++;
+		else if (*q != '\0')
+			return imap_p_fail(p, "bad section part");
+	}
+	if (npath && q[-1] == '.' && *q == '\0')
+		return imap_p_fail(p, "bad section part");
+	if (*q) {
+		if (strcmp(q, "HEADER") == 0)
 			sec = SEC_HEADER;
-		else if (strcmp(w, "TEXT") == 0)
+		else if (strcmp(q, "TEXT") == 0)
 			sec = SEC_TEXT;
-		else if (strcmp(w, "HEADER.FIELDS") == 0)
+		else if (strcmp(q, "HEADER.FIELDS") == 0)
 			sec = SEC_FIELDS;
-		else if (strcmp(w, "HEADER.FIELDS.NOT") == 0)
+		else if (strcmp(q, "HEADER.FIELDS.NOT") == 0)
 			sec = SEC_FIELDS_NOT;
+		else if (strcmp(q, "MIME") == 0 && npath > 0)
+			sec = SEC_MIME;
 		else
 			return imap_p_fail(p, "unknown section");
 	}
 	if (add_section(f, p, sec, peek, "BODY[") < 0)
 		return -1;
 	it = &f->items[f->nitems - 1];
+	memcpy(it->path, path, npath * sizeof(path[0]));
+	it->npath = npath;
 	size_t ln = strlen(it->label);
-	if (sec != SEC_ALL)
-		ln += (size_t)snprintf(it->label + ln, sizeof(it->label) - ln, "%s", w);
+	ln += (size_t)snprintf(it->label + ln, sizeof(it->label) - ln, "%s", w);
 	if (sec == SEC_FIELDS || sec == SEC_FIELDS_NOT) {
 		/* header-list = "(" header-fld-name *(SP header-fld-name) ")" */
 		size_t fo = 0;
@@ -228,8 +259,12 @@ fetch_att(struct imapd_fetch *f, struct imap_p *p)
 		return add_section(f, p, SEC_TEXT, false, "RFC822.TEXT");
 	if ((strcmp(w, "BODY") == 0 || strcmp(w, "BODY.PEEK") == 0) && imap_p_peek(p) == '[')
 		return section(f, p, w[4] == '.');
-	if (strcmp(w, "ENVELOPE") == 0 || strcmp(w, "BODYSTRUCTURE") == 0 || strcmp(w, "BODY") == 0)
-		return imap_p_fail(p, "ENVELOPE and BODYSTRUCTURE are not served yet");
+	if (strcmp(w, "ENVELOPE") == 0)
+		return add(f, p, FI_ENVELOPE);
+	if (strcmp(w, "BODYSTRUCTURE") == 0)
+		return add(f, p, FI_BODYSTRUCTURE);
+	if (strcmp(w, "BODY") == 0)
+		return add(f, p, FI_BODY);
 	return imap_p_fail(p, "unknown fetch item");
 }
 
@@ -260,13 +295,15 @@ parse_fetch(struct imapd_fetch *f, struct imap_p *p)
 		const char *save = p->p;
 		if (word(p, w, sizeof(w)) < 0)
 			return -1;
-		/* The macros (RFC 3501 §6.4.5); ALL and FULL carry ENVELOPE/BODY, which are not served yet. */
-		if (strcmp(w, "FAST") == 0) {
+		/* The macros (RFC 3501 §6.4.5). */
+		if (strcmp(w, "FAST") == 0 || strcmp(w, "ALL") == 0 || strcmp(w, "FULL") == 0) {
 			add(f, p, FI_FLAGS);
 			add(f, p, FI_INTERNALDATE);
 			add(f, p, FI_SIZE);
-		} else if (strcmp(w, "ALL") == 0 || strcmp(w, "FULL") == 0) {
-			return imap_p_fail(p, "ENVELOPE and BODYSTRUCTURE are not served yet");
+			if (w[0] != 'F' || w[1] == 'U')
+				add(f, p, FI_ENVELOPE);
+			if (w[1] == 'U')
+				add(f, p, FI_BODY);
 		} else {
 			p->p = (char *)save;
 			if (fetch_att(f, p) < 0)
@@ -363,15 +400,16 @@ field_listed(const char *list, const char *name, size_t nlen)
 
 /* HEADER.FIELDS (.NOT): the selected fields with CRLF line ends, then the empty line, into out. */
 static int
-header_fields(int fd, uint64_t hend, const struct fitem *it, struct mc_buf *out)
+header_fields(int fd, uint64_t hoff, uint64_t hend, const struct fitem *it, struct mc_buf *out)
 {
-	size_t n = hend > HEADER_MAX ? HEADER_MAX : (size_t)hend;
+	uint64_t hl = hend - hoff;
+	size_t n = hl > HEADER_MAX ? HEADER_MAX : (size_t)hl;
 	char *h = malloc(n + 1);
 	if (h == NULL)
 		return -1;
 	size_t got = 0;
 	while (got < n) {
-		ssize_t r = pread(fd, h + got, n - got, (off_t)got);
+		ssize_t r = pread(fd, h + got, n - got, (off_t)(hoff + got));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -442,11 +480,51 @@ stream(struct imapd_session *s, struct imapd_fetch *f)
 	return true;
 }
 
-/* The literal of a section item: its size line, then the bytes (maybe not all now). */
+/* The open message's cache (once per message). */
+static int
+load_cache(struct imapd_session *s, struct imapd_fetch *f)
+{
+	char err[256] = "";
+	if (f->have_cache)
+		return 0;
+	if (mc_store_msg_cache(s->store, s->view->name, f->m.uid, &f->cache, err, sizeof(err)) != 0) {
+		mc_info("%s: no cache for uid=%u of %s user=%s: %s", s->id, f->m.uid, s->view->name, s->user, err);
+		return -1;
+	}
+	f->have_cache = true;
+	return 0;
+}
+
+static void
+drop_cache(struct imapd_fetch *f)
+{
+	if (f->have_cache)
+		mc_store_cache_free(&f->cache);
+	f->have_cache = false;
+}
+
+/*
+ * The literal of a section item: its size line, then the bytes (maybe not
+ * all now). -1 when nothing was sent (file gone); 1 when the part does not
+ * exist (NIL was sent).
+ */
 static int
 start_section(struct imapd_session *s, struct imapd_fetch *f, const struct fitem *it)
 {
 	struct fmsg *m = &f->m;
+	struct mc_mime_section part;
+	if (it->npath > 0) {
+		if (load_cache(s, f) < 0)
+			return -1;
+		if (mc_mime_section_find(f->cache.parts, f->cache.partslen, it->path, it->npath, &part) < 0 ||
+		    (!part.is_message && (it->sec == SEC_HEADER || it->sec == SEC_TEXT || it->sec == SEC_FIELDS ||
+					  it->sec == SEC_FIELDS_NOT))) {
+			item_sep(s, f);
+			imapd_send_raw(s, it->label, strlen(it->label));
+			imapd_send_raw(s, " NIL", 4);
+			return 1;
+		}
+	}
 	int fd = open_file(s, m);
 	if (fd < 0)
 		return -1;
@@ -455,35 +533,38 @@ start_section(struct imapd_session *s, struct imapd_fetch *f, const struct fitem
 	struct mc_buf mem;
 	mc_buf_init(&mem, HEADER_MAX + 4096);
 	bool in_mem = false;
-	if (it->sec != SEC_ALL) {
+	if (it->npath > 0) {
+		const struct mc_mime_span *sp = it->sec == SEC_MIME   ? &part.mime
+						: it->sec == SEC_TEXT ? &part.text
+						: it->sec == SEC_ALL  ? &part.body
+								      : &part.header;
+		from = sp->off;
+		to = sp->off + sp->len;
+		conv = sp->vsize;
+		hend = to;
+	} else if (it->sec != SEC_ALL) {
 		if (header_end(fd, m->size, &hend, &hconv) < 0) {
 			close(fd);
 			return -1;
 		}
+		if (it->sec == SEC_HEADER) {
+			to = hend;
+			conv = hconv;
+		} else if (it->sec == SEC_TEXT) {
+			from = hend;
+			conv = m->vsize > hconv ? m->vsize - hconv : 0;
+		}
 	}
-	switch (it->sec) {
-	case SEC_ALL:
-		break;
-	case SEC_HEADER:
-		to = hend;
-		conv = hconv;
-		break;
-	case SEC_TEXT:
-		from = hend;
-		conv = m->vsize > hconv ? m->vsize - hconv : 0;
-		if (hend > 0 && pread(fd, &prev, 1, (off_t)(hend - 1)) != 1)
-			prev = '\n';
-		break;
-	case SEC_FIELDS:
-	case SEC_FIELDS_NOT:
-		if (header_fields(fd, hend, it, &mem) < 0) {
+	if (from > 0 && pread(fd, &prev, 1, (off_t)(from - 1)) != 1)
+		prev = '\n';
+	if (it->sec == SEC_FIELDS || it->sec == SEC_FIELDS_NOT) {
+		if (header_fields(fd, from, hend, it, &mem) < 0) {
 			mc_buf_free(&mem);
 			close(fd);
 			return -1;
 		}
 		in_mem = true;
 		conv = mem.len;
-		break;
 	}
 	uint64_t ws = 0, we = conv;
 	if (it->partial) {
@@ -562,6 +643,26 @@ message_items(struct imapd_session *s, struct imapd_fetch *f)
 			snprintf(buf, sizeof(buf), "RFC822.SIZE %llu", (unsigned long long)f->m.vsize);
 			imapd_send_raw(s, buf, strlen(buf));
 			break;
+		case FI_ENVELOPE:
+		case FI_BODYSTRUCTURE:
+		case FI_BODY: {
+			if (load_cache(s, f) < 0) {
+				f->missing = true;
+				break;
+			}
+			const char *name = it->kind == FI_ENVELOPE ? "ENVELOPE " : it->kind == FI_BODY ? "BODY " : "BODYSTRUCTURE ";
+			const char *v = it->kind == FI_ENVELOPE ? f->cache.envelope
+					: it->kind == FI_BODY   ? f->cache.body
+								: f->cache.bodystructure;
+			if (v == NULL) {
+				f->missing = true;
+				break;
+			}
+			item_sep(s, f);
+			imapd_send_raw(s, name, strlen(name));
+			imapd_send_raw(s, v, strlen(v));
+			break;
+		}
 		case FI_SECTION:
 			if (start_section(s, f, it) < 0) {
 				/* Nothing of the item was sent: leave it out and say so in the tagged answer. */
@@ -573,6 +674,7 @@ message_items(struct imapd_session *s, struct imapd_fetch *f)
 		}
 	}
 	imapd_send_raw(s, ")\r\n", 3);
+	drop_cache(f);
 	return true;
 }
 
@@ -683,8 +785,59 @@ imapd_fetch_free(struct imapd_session *s)
 		return;
 	if (f->fd >= 0)
 		close(f->fd);
+	drop_cache(f);
 	free(f);
 	s->fetch = NULL;
+}
+
+static int
+seen_set(void *arg, const struct mc_store_msg *m, enum mc_store_flag_result r)
+{
+	struct imapd_view *v = arg;
+	uint32_t seq = imapd_view_seq(v, m->uid);
+	if (seq) {
+		v->msgs[seq - 1].flags = m->flags;
+		v->msgs[seq - 1].modseq = m->modseq;
+	}
+	(void)r;
+	return 0;
+}
+
+/*
+ * RFC 3501 §6.4.5: BODY[...] and RFC822(.TEXT) set \Seen. Done before
+ * the answer is streamed, so the FLAGS item (added when any message
+ * changes) shows it.
+ */
+static void
+set_seen(struct imapd_session *s, struct imapd_fetch *f, uint32_t lo, uint32_t hi)
+{
+	struct imapd_view *v = s->view;
+	bool needed = false;
+	for (size_t i = 0; i < f->nitems; i++)
+		if (f->items[i].kind == FI_SECTION && !f->items[i].peek)
+			needed = true;
+	if (!needed || v->readonly)
+		return;
+	uint32_t star = f->uid ? v->msgs[v->n - 1].uid : v->n;
+	uint32_t *uids = malloc((size_t)v->n * sizeof(*uids));
+	size_t n = 0;
+	if (uids == NULL)
+		return;
+	for (uint32_t i = 0; i < v->n; i++) {
+		uint32_t key = f->uid ? v->msgs[i].uid : i + 1;
+		if (key >= lo && key <= hi && !(v->msgs[i].flags & MC_FLAG_SEEN) && imap_seqset_has(&f->seqset, key, star))
+			uids[n++] = v->msgs[i].uid;
+	}
+	if (n > 0) {
+		struct mc_store_flag_change ch = { .op = MC_FLAGOP_ADD, .flags = MC_FLAG_SEEN };
+		char err[256] = "";
+		uint64_t modseq;
+		if (mc_store_flags_change(s->store, v->name, uids, n, &ch, &modseq, seen_set, v, err, sizeof(err)) < 0)
+			mc_warn("%s: cannot set \\Seen for user=%s: %s", s->id, s->user, err);
+		else
+			add(f, &(struct imap_p){ 0 }, FI_FLAGS);
+	}
+	free(uids);
 }
 
 void
@@ -739,6 +892,7 @@ imapd_cmd_fetch(struct imapd_session *s, struct imap_p *p, bool uid)
 		f->next_uid = v->msgs[min - 1].uid;
 		f->last_uid = v->msgs[max - 1].uid;
 	}
+	set_seen(s, f, min, max);
 	s->fetch = f;
 	imapd_session_wait(s);
 	run(s);

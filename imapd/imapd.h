@@ -11,6 +11,8 @@
  *   mailbox.c   mailbox names, SELECT/EXAMINE, LIST/LSUB, STATUS, CREATE,
  *               SUBSCRIBE, CLOSE/UNSELECT, CHECK, and the selected view
  *               (sequence numbers <-> UIDs, untagged EXISTS/EXPUNGE/FETCH)
+ *   modify.c    STORE, EXPUNGE, COPY, MOVE, DELETE, RENAME, SUBSCRIBE:
+ *               the store's operations (mailstore_ops.h) as commands
  *   fetch.c     FETCH and UID FETCH, streamed from the Maildir files
  *   idle.c      IDLE and run_dir/imapd.sock (MBOX_CHANGED from queued)
  *   parse.c     the reader and grammar cursor (parse.h)
@@ -218,6 +220,17 @@ uint32_t imapd_view_seq(const struct imapd_view *v, uint32_t uid);
 /* A client name (modified UTF-7 or UTF-8) to the store's name; -1 when refused (why). */
 int imapd_mailbox_from_client(const struct imapd_session *s, const char *in, char *out, size_t outsz,
 			      const char **why);
+
+/* ---- modify.c ---- */
+
+void imapd_cmd_store(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_expunge(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_copy(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_move(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_delete(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_rename(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_subscribe(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_unsubscribe(struct imapd_session *s, struct imap_p *p, bool uid);
 
 /* ---- fetch.c ---- */
 

@@ -31,6 +31,7 @@
 #include <strings.h>
 
 #include "mail/mailstore.h"
+#include "mail/mailstore_ops.h"
 #include "util/log.h"
 
 /* The most mailboxes one LIST considers (a user with more gets the first ones, and a log line). */
@@ -357,19 +358,6 @@ imapd_cmd_examine(struct imapd_session *s, struct imap_p *p, bool uid)
 }
 
 void
-imapd_cmd_close(struct imapd_session *s, struct imap_p *p, bool uid)
-{
-	if (imap_p_end(p) < 0) {
-		imapd_done(s, "BAD", "%s", p->err);
-		return;
-	}
-	/* Nothing is reported after a CLOSE: the view goes before the tagged OK. */
-	imapd_view_free(s);
-	imapd_done(s, "OK", "CLOSE completed");
-	(void)uid;
-}
-
-void
 imapd_cmd_unselect(struct imapd_session *s, struct imap_p *p, bool uid)
 {
 	if (imap_p_end(p) < 0) {
@@ -511,6 +499,16 @@ collect_mb(void *arg, const struct mc_store_mailbox *mb)
 }
 
 static int
+collect_sub(void *arg, const char *name)
+{
+	struct collect *c = arg;
+	if (add_entry(c, name, strlen(name), NULL) != 0)
+		return 1;
+	c->e[c->n - 1].subscribed = true;
+	return 0;
+}
+
+static int
 entry_cmp(const void *a, const void *b)
 {
 	const struct entry *x = a, *y = b;
@@ -528,6 +526,9 @@ collect_all(struct imapd_session *s, struct collect *c)
 	if (mc_store_mailbox_list(s->store, collect_mb, c) < 0)
 		return -1;
 	size_t real = c->n;
+	/* Subscriptions live apart from mailboxes (a name may be subscribed and not exist). */
+	if (mc_store_subscriptions(s->store, collect_sub, c) < 0)
+		return -1;
 	char sep = s->srv->lim.sep;
 	for (size_t i = 0; i < real && !c->truncated; i++) {
 		char name[MC_MAILBOX_NAME_MAX + 1];
@@ -538,9 +539,12 @@ collect_all(struct imapd_session *s, struct collect *c)
 	if (c->n)
 		qsort(c->e, c->n, sizeof(*c->e), entry_cmp);
 	size_t w = 0;
-	for (size_t i = 0; i < c->n; i++)
+	for (size_t i = 0; i < c->n; i++) {
 		if (w == 0 || strcmp(c->e[w - 1].name, c->e[i].name) != 0)
 			c->e[w++] = c->e[i];
+		else
+			c->e[w - 1].subscribed |= c->e[i].subscribed;   /* the real one came first */
+	}
 	c->n = w;
 	/* Sorted by name: a child follows its parent closely, but not always next ("a.b" < "a b"): search on. */
 	for (size_t i = 0; i < c->n; i++) {
@@ -637,10 +641,8 @@ list_run(struct imapd_session *s, const char *ref, const char *pat, bool lsub)
 		const struct entry *e = &c.e[i];
 		if (!match_name(full, e->name, sep))
 			continue;
-		if (lsub && !e->subscribed) {
-			/* RFC 3501 §6.3.9: an unsubscribed parent of subscribed children, for '%', shows \Noselect. */
-			continue;
-		}
+		if (lsub ? !e->subscribed : (!e->exists && !e->children))
+			continue;   /* LSUB: subscribed names only; LIST: no name that is only a subscription */
 		char attrs[128];
 		snprintf(attrs, sizeof(attrs), "%s%s%s%s", e->exists ? "" : "\\Noselect ",
 			 e->children ? "\\HasChildren" : "\\HasNoChildren", e->special[0] ? " " : "", e->special);

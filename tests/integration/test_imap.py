@@ -335,3 +335,111 @@ def test_bad_input(inst):
     # The daemon goes on.
     c = login(inst)
     c.logout()
+
+
+def test_store_expunge_and_seen(inst):
+    deliver(inst, 4)
+    c = login(inst)
+    c.select("INBOX")
+    typ, data = c.store("1:2", "+FLAGS", r"(\Flagged $Label1)")
+    assert typ == "OK"
+    assert any(b"FLAGS (\\Flagged $Label1)" in d for d in data), data
+    typ, data = c.fetch("1", "(FLAGS)")
+    assert b"\\Flagged" in data[0] and b"$Label1" in data[0]
+    typ, data = c.uid("STORE", "2", "-FLAGS.SILENT", r"(\Flagged)")
+    assert typ == "OK" and data == [None]
+    # A non-PEEK body fetch sets \Seen, and the answer carries FLAGS.
+    typ, data = c.fetch("3", "(BODY[TEXT])")
+    assert b"\\Seen" in b"".join(d if isinstance(d, bytes) else d[0] for d in data), data
+    typ, data = c.fetch("3", "(FLAGS)")
+    assert b"\\Seen" in data[0]
+    typ, data = c.store("2,4", "+FLAGS", r"(\Deleted)")
+    typ, data = c.expunge()
+    assert typ == "OK" and data == [b"2", b"3"], data     # 2 goes, then 4 is 3
+    typ, data = c.fetch("1:*", "(UID)")
+    assert [re.search(rb"UID (\d+)", d).group(1) for d in data] == [b"1", b"3"]
+    # UID EXPUNGE only takes the named ones.
+    c.store("1:2", "+FLAGS", r"(\Deleted)")
+    typ, data = c.uid("EXPUNGE", "3")
+    assert typ == "OK"
+    typ, data = c.fetch("1:*", "(UID)")
+    assert len(data) == 1 and b"UID 1" in data[0]
+    # CLOSE expunges silently.
+    assert c.close()[0] == "OK"
+    c.select("INBOX")
+    assert c.response("EXISTS")[1] == [b"0"]
+    deliver(inst, 1)
+    c.select("INBOX", readonly=True)
+    typ, data = c.store("1", "+FLAGS", r"(\Seen)")
+    assert typ == "NO" and b"READ-ONLY" in data[0]
+    c.logout()
+
+
+def test_copy_move_uidplus(inst):
+    deliver(inst, 3)
+    c = login(inst)
+    assert "UIDPLUS" in c.capabilities and "MOVE" in c.capabilities
+    c.select("INBOX")
+    typ, data = c.copy("1:2", "Archive")
+    assert typ == "OK"
+    typ, data = c.uid("COPY", "3", "Nope")
+    assert typ == "NO" and b"TRYCREATE" in data[0]
+    tag = c._command("UID", "MOVE", "1", "Trash")
+    typ, data = c._command_complete("MOVE", tag)
+    assert typ == "OK"
+    assert c.untagged_responses.get("EXPUNGE") == [b"1"]
+    typ, data = c.status("Archive", "(MESSAGES)")
+    assert b"MESSAGES 2" in data[0]
+    typ, data = c.status("Trash", "(MESSAGES)")
+    assert b"MESSAGES 1" in data[0]
+    c.select("Trash")
+    typ, data = c.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert data[0][1] == b"Subject: test 0\r\n\r\n"
+    c.logout()
+
+
+def test_delete_rename_subscribe(inst):
+    c = login(inst)
+    assert c.create("Work")[0] == "OK"
+    assert c.create("Work.Reports")[0] == "OK"
+    assert c.rename("Work", "Job")[0] == "OK"
+    typ, data = c.list('""', "Job*")
+    names = sorted(d.split(b' "." ')[1].strip(b'"') for d in data)
+    assert names == [b"Job", b"Job.Reports"], data
+    assert c.subscribe("Job.Reports")[0] == "OK"
+    typ, data = c.lsub('""', "*")
+    assert any(d.endswith(b"Job.Reports") or d.endswith(b'"Job.Reports"') for d in data), data
+    assert c.unsubscribe("Job.Reports")[0] == "OK"
+    typ, data = c.lsub('""', "Job*")
+    assert data == [None]
+    assert c.delete("Job.Reports")[0] == "OK"
+    assert c.delete("Job.Reports")[0] == "NO"
+    assert c.delete("INBOX")[0] == "NO"
+    c.logout()
+
+
+MULTIPART = (b"From: Ann <ann@client.test>\r\nTo: alice@example.test\r\nSubject: parts\r\n"
+             b"Date: Fri, 27 Nov 2026 01:02:03 +0000\r\nMessage-ID: <parts@client.test>\r\n"
+             b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+             b"preamble\r\n--b1\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nfirst part\r\n"
+             b"--b1\r\nContent-Type: text/html\r\n\r\n<p>second</p>\r\n--b1--\r\n")
+
+
+def test_envelope_bodystructure_parts(inst):
+    send_mail(inst.ports["smtp"], msg=MULTIPART)
+    inst.wait_for(lambda: len(inst.index_rows()) >= 1, what="the message's row")
+    c = login(inst)
+    c.select("INBOX")
+    typ, data = c.fetch("1", "(ENVELOPE)")
+    assert b'"parts"' in data[0] and b'"ann" NIL "ann" "client.test"' in data[0].replace(b'"Ann"', b'"ann"')
+    typ, data = c.fetch("1", "(BODYSTRUCTURE)")
+    assert b'"mixed"' in data[0].lower() and b'"plain"' in data[0].lower() and b'"html"' in data[0].lower()
+    typ, data = c.fetch("1", "(BODY.PEEK[1] BODY.PEEK[2] BODY.PEEK[2.MIME] BODY.PEEK[3])")
+    flat = [d for d in data if isinstance(d, tuple)]
+    assert flat[0][1] == b"first part"
+    assert flat[1][1] == b"<p>second</p>"
+    assert flat[2][1] == b"Content-Type: text/html\r\n\r\n"
+    assert b"BODY[3] NIL" in b"".join(d if isinstance(d, bytes) else d[0] for d in data)
+    typ, data = c.fetch("1", "ALL")
+    assert typ == "OK" and b"ENVELOPE" in data[0]
+    c.logout()

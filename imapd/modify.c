@@ -1,0 +1,509 @@
+/*
+ * modify.c - the IMAP commands that change mail, wired to the store's
+ * operations (mail/mailstore_ops.h): STORE (RFC 3501 §6.4.6), EXPUNGE
+ * and UID EXPUNGE (§6.4.3, RFC 4315), CLOSE's silent expunge (§6.4.2),
+ * COPY with COPYUID (RFC 4315), MOVE (RFC 6851), DELETE, RENAME,
+ * SUBSCRIBE, UNSUBSCRIBE (§6.3.4-6.3.7).
+ *
+ * Called by commands.c's table. The store does the work in one
+ * transaction per command; this file turns sets into UIDs of the view,
+ * answers with the untagged responses the RFCs ask for, and keeps the
+ * view in step so imapd_view_sync does not report our own changes twice.
+ * Expunging takes the POP3 maildrop lock shared (mc_store_lock): while a
+ * POP3 session holds it, the messages stay \Deleted and the answer is
+ * NO [INUSE].
+ *
+ * Owns nothing beyond one command. Never: expunge without the lock,
+ * change a mailbox selected read-only.
+ */
+#include "imapd/imapd.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mail/mailstore.h"
+#include "mail/mailstore_ops.h"
+#include "util/log.h"
+
+#define KEYWORDS_TEXT_MAX 4096
+
+/* The UIDs of the view that set names (as UIDs or as sequence numbers), in view order. */
+static int
+set_uids(struct imapd_session *s, const struct imap_seqset *set, bool uid, uint32_t **out, size_t *n)
+{
+	struct imapd_view *v = s->view;
+	*out = NULL;
+	*n = 0;
+	if (v->n == 0)
+		return 0;
+	uint32_t star = uid ? v->msgs[v->n - 1].uid : v->n;
+	if (!uid && imap_seqset_max(set, star) > v->n)
+		return -1;
+	uint32_t *a = malloc((size_t)v->n * sizeof(*a));
+	if (a == NULL)
+		return -2;
+	for (uint32_t i = 0; i < v->n; i++)
+		if (imap_seqset_has(set, uid ? v->msgs[i].uid : i + 1, star))
+			a[(*n)++] = v->msgs[i].uid;
+	*out = a;
+	return 0;
+}
+
+/* "1:3,7" for sorted UIDs. */
+static void
+uid_set_text(const uint32_t *u, size_t n, struct mc_buf *out)
+{
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && u[j + 1] == u[j] + 1)
+			j++;
+		if (j > i)
+			mc_buf_printf(out, "%s%u:%u", i ? "," : "", u[i], u[j]);
+		else
+			mc_buf_printf(out, "%s%u", i ? "," : "", u[i]);
+		i = j + 1;
+	}
+}
+
+static bool
+writable(struct imapd_session *s)
+{
+	if (!s->view->readonly)
+		return true;
+	imapd_done(s, "NO", "[READ-ONLY] Mailbox is read-only");
+	return false;
+}
+
+static void
+store_error(struct imapd_session *s, int r, const char *err, const char *what)
+{
+	switch (r) {
+	case MC_STORE_ENOMAILBOX:
+		imapd_done(s, "NO", "[TRYCREATE] Mailbox does not exist");
+		break;
+	case MC_STORE_EEXISTS:
+		imapd_done(s, "NO", "[ALREADYEXISTS] Mailbox already exists");
+		break;
+	case MC_STORE_ECANNOT:
+	case MC_STORE_EBADNAME:
+		imapd_done(s, "NO", "[CANNOT] %s is not possible", what);
+		break;
+	case MC_STORE_EOVERQUOTA:
+		imapd_done(s, "NO", "[OVERQUOTA] Quota exceeded");
+		break;
+	case MC_STORE_ELIMIT:
+		imapd_done(s, "NO", "[LIMIT] Too many keywords");
+		break;
+	default:
+		mc_warn("%s: %s for user=%s: %s", s->id, what, s->user, err);
+		imapd_done(s, "NO", "[SERVERBUG] %s failed", what);
+		break;
+	}
+}
+
+/* ---- STORE ---- */
+
+struct store_ctx {
+	struct imapd_session *s;
+	bool silent, uid;
+};
+
+static int
+stored(void *arg, const struct mc_store_msg *m, enum mc_store_flag_result r)
+{
+	struct store_ctx *x = arg;
+	struct imapd_view *v = x->s->view;
+	uint32_t seq = imapd_view_seq(v, m->uid);
+	if (seq == 0)
+		return 0;
+	v->msgs[seq - 1].flags = m->flags;
+	v->msgs[seq - 1].modseq = m->modseq;
+	if (x->silent)
+		return 0;
+	char fl[1100];
+	imapd_flags_text(fl, sizeof(fl), m->flags, m->keywords);
+	if (x->uid)
+		imapd_send(x->s, "* %u FETCH (UID %u FLAGS (%s))", seq, m->uid, fl);
+	else
+		imapd_send(x->s, "* %u FETCH (FLAGS (%s))", seq, fl);
+	(void)r;
+	return 0;
+}
+
+/* One flag into ch (system flag bit or keyword appended to kw). */
+static int
+take_flag(struct imap_p *p, const char *f, struct mc_store_flag_change *ch, char *kw, size_t kwsz)
+{
+	static const struct {
+		const char *name;
+		uint32_t bit;
+	} sys[] = { { "\\Seen", MC_FLAG_SEEN },     { "\\Answered", MC_FLAG_ANSWERED }, { "\\Flagged", MC_FLAG_FLAGGED },
+		    { "\\Deleted", MC_FLAG_DELETED }, { "\\Draft", MC_FLAG_DRAFT },     { "$Forwarded", MC_FLAG_FORWARDED } };
+	for (size_t i = 0; i < sizeof(sys) / sizeof(sys[0]); i++) {
+		if (strcasecmp(f, sys[i].name) == 0) {
+			ch->flags |= sys[i].bit;
+			return 0;
+		}
+	}
+	if (strcasecmp(f, "\\Recent") == 0)
+		return 0;   /* not settable; ignored as Dovecot does */
+	if (f[0] == '\\' || !mc_store_keyword_ok(f))
+		return imap_p_fail(p, "invalid flag");
+	size_t n = strlen(kw), fl = strlen(f);
+	if (n + fl + 2 > kwsz)
+		return imap_p_fail(p, "too many keywords");
+	if (n)
+		kw[n++] = ' ';
+	memcpy(kw + n, f, fl + 1);
+	return 0;
+}
+
+void
+imapd_cmd_store(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	struct imap_seqset set;
+	struct mc_store_flag_change ch = { 0 };
+	char item[32], flag[MC_STORE_KEYWORD_LEN + 2], kw[KEYWORDS_TEXT_MAX];
+	struct store_ctx x = { .s = s, .uid = uid };
+
+	kw[0] = '\0';
+	if (imap_p_sp(p) < 0 || imap_p_seqset(p, &set) < 0 || imap_p_sp(p) < 0)
+		goto bad;
+	ch.op = MC_FLAGOP_SET;
+	if (imap_p_accept(p, '+'))
+		ch.op = MC_FLAGOP_ADD;
+	else if (imap_p_accept(p, '-'))
+		ch.op = MC_FLAGOP_REMOVE;
+	if (imap_p_atom_upper(p, item, sizeof(item)) < 0)
+		goto bad;
+	if (strcmp(item, "FLAGS.SILENT") == 0)
+		x.silent = true;
+	else if (strcmp(item, "FLAGS") != 0) {
+		imap_p_fail(p, "expected FLAGS or FLAGS.SILENT");
+		goto bad;
+	}
+	if (imap_p_sp(p) < 0)
+		goto bad;
+	bool list = imap_p_peek(p) == '(';
+	if (list && imap_p_list_open(p) < 0)
+		goto bad;
+	if (!(list && imap_p_peek(p) == ')')) {
+		do {
+			if (imap_p_flag(p, flag, sizeof(flag), false) < 0 || take_flag(p, flag, &ch, kw, sizeof(kw)) < 0)
+				goto bad;
+		} while (imap_p_accept(p, ' '));
+	}
+	if ((list && imap_p_list_close(p) < 0) || imap_p_end(p) < 0)
+		goto bad;
+	if (set.dollar) {
+		imapd_done(s, "BAD", "No saved search result");
+		return;
+	}
+	if (!writable(s))
+		return;
+	ch.keywords = kw[0] ? kw : NULL;
+	uint32_t *uids;
+	size_t n;
+	int r = set_uids(s, &set, uid, &uids, &n);
+	if (r == -1) {
+		imapd_done(s, "BAD", "Invalid message sequence number");
+		return;
+	}
+	char err[256] = "";
+	uint64_t modseq;
+	if (n > 0) {
+		r = mc_store_flags_change(s->store, s->view->name, uids, n, &ch, &modseq, stored, &x, err, sizeof(err));
+		if (r < 0) {
+			free(uids);
+			store_error(s, r, err, "STORE");
+			return;
+		}
+	}
+	free(uids);
+	imapd_done(s, "OK", "STORE completed");
+	return;
+bad:
+	imapd_done(s, "BAD", "%s", p->err);
+}
+
+/* ---- EXPUNGE, UID EXPUNGE, CLOSE ---- */
+
+/* Expunge the \Deleted messages among uids (NULL: all). 0, or -1 with the NO already answered. */
+static int
+expunge(struct imapd_session *s, const uint32_t *uids, size_t n, bool answer)
+{
+	uint32_t *del = NULL;
+	size_t ndel = 0;
+	char err[256] = "";
+	int r = mc_store_deleted_uids(s->store, s->view->name, uids, n, &del, &ndel);
+	if (r < 0) {
+		if (answer)
+			store_error(s, r, "cannot list deleted messages", "EXPUNGE");
+		return -1;
+	}
+	if (ndel == 0) {
+		free(del);
+		return 0;
+	}
+	int lock = mc_store_lock(s->store, false);
+	if (lock < 0) {
+		free(del);
+		if (answer)
+			imapd_done(s, "NO", "[INUSE] The mailbox is in use by a POP3 session, try again later");
+		return -1;
+	}
+	r = mc_store_expunge(s->store, s->view->name, del, ndel, err, sizeof(err));
+	mc_store_unlock(lock);
+	free(del);
+	if (r < 0) {
+		if (answer)
+			store_error(s, -1, err, "EXPUNGE");
+		return -1;
+	}
+	mc_info("%s: expunged %d from mailbox=%s user=%s", s->id, r, s->view->name, s->user);
+	return 0;
+}
+
+void
+imapd_cmd_expunge(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	struct imap_seqset set;
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	if (uid && (imap_p_sp(p) < 0 || imap_p_seqset(p, &set) < 0)) {
+		imapd_done(s, "BAD", "%s", p->err);
+		return;
+	}
+	if (imap_p_end(p) < 0) {
+		imapd_done(s, "BAD", "%s", p->err);
+		return;
+	}
+	if (!writable(s))
+		return;
+	if (uid) {
+		if (set.dollar || set_uids(s, &set, true, &uids, &n) < 0) {
+			imapd_done(s, "BAD", "Invalid UID set");
+			return;
+		}
+		if (n == 0) {
+			free(uids);
+			imapd_done(s, "OK", "EXPUNGE completed");
+			return;
+		}
+	}
+	int r = expunge(s, uids, n, true);
+	free(uids);
+	if (r == 0)
+		imapd_done(s, "OK", "EXPUNGE completed");   /* the EXPUNGE responses come from the view sync */
+}
+
+void
+imapd_cmd_close(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	if (imap_p_end(p) < 0) {
+		imapd_done(s, "BAD", "%s", p->err);
+		return;
+	}
+	/* RFC 3501 §6.4.2: expunge silently (not on a read-only mailbox), no responses at all. */
+	if (!s->view->readonly)
+		(void)expunge(s, NULL, 0, false);
+	imapd_view_free(s);
+	imapd_done(s, "OK", "CLOSE completed");
+	(void)uid;
+}
+
+/* ---- COPY, MOVE ---- */
+
+static void
+copy_move(struct imapd_session *s, struct imap_p *p, bool uid, bool move)
+{
+	struct imap_seqset set;
+	char arg[MC_MAILBOX_NAME_MAX * 2 + 1], to[MC_MAILBOX_NAME_MAX + 1], err[256] = "";
+	const char *why;
+	if (imap_p_sp(p) < 0 || imap_p_seqset(p, &set) < 0 || imap_p_sp(p) < 0 ||
+	    imap_p_astring(p, arg, sizeof(arg)) < 0 || imap_p_end(p) < 0) {
+		imapd_done(s, "BAD", "%s", p->err);
+		return;
+	}
+	if (set.dollar) {
+		imapd_done(s, "BAD", "No saved search result");
+		return;
+	}
+	if (imapd_mailbox_from_client(s, arg, to, sizeof(to), &why) < 0) {
+		imapd_done(s, "NO", "%s", why);
+		return;
+	}
+	if (move && !writable(s))
+		return;
+	uint32_t *uids;
+	size_t n;
+	if (set_uids(s, &set, uid, &uids, &n) < 0) {
+		imapd_done(s, "BAD", "Invalid message sequence number");
+		return;
+	}
+	const char *verb = move ? "MOVE" : "COPY";
+	if (n == 0) {
+		free(uids);
+		imapd_done(s, "OK", "%s completed", verb);
+		return;
+	}
+	uint32_t *src = calloc(n, sizeof(*src)), *dst = calloc(n, sizeof(*dst)), uidvalidity = 0;
+	int lock = -1;
+	if (src == NULL || dst == NULL) {
+		free(uids);
+		free(src);
+		free(dst);
+		imapd_done(s, "NO", "[SERVERBUG] Out of memory");
+		return;
+	}
+	if (move && (lock = mc_store_lock(s->store, false)) < 0) {
+		free(uids);
+		free(src);
+		free(dst);
+		imapd_done(s, "NO", "[INUSE] The mailbox is in use by a POP3 session, try again later");
+		return;
+	}
+	int r = mc_store_copy(s->store, s->view->name, uids, n, to, move, src, dst, &uidvalidity, err, sizeof(err));
+	if (lock >= 0)
+		mc_store_unlock(lock);
+	free(uids);
+	if (r < 0) {
+		free(src);
+		free(dst);
+		store_error(s, r, err, verb);
+		return;
+	}
+	struct mc_buf a, b;
+	mc_buf_init(&a, 0);
+	mc_buf_init(&b, 0);
+	uid_set_text(src, (size_t)r, &a);
+	/* dst pairs with src in order; COPYUID lists them in the same order (RFC 4315 §3). */
+	for (size_t i = 0; i < (size_t)r; i++)
+		mc_buf_printf(&b, "%s%u", i ? "," : "", dst[i]);
+	if (r == 0) {
+		imapd_done(s, "OK", "%s completed", verb);
+	} else if (move) {
+		imapd_send(s, "* OK [COPYUID %u %s %s] Moved", uidvalidity, a.data, b.data);
+		s->expunge_ok = true;
+		imapd_done(s, "OK", "MOVE completed");
+	} else {
+		imapd_done(s, "OK", "[COPYUID %u %s %s] COPY completed", uidvalidity, a.data, b.data);
+	}
+	mc_buf_free(&a);
+	mc_buf_free(&b);
+	free(src);
+	free(dst);
+}
+
+void
+imapd_cmd_copy(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	copy_move(s, p, uid, false);
+}
+
+void
+imapd_cmd_move(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	copy_move(s, p, uid, true);
+}
+
+/* ---- DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE ---- */
+
+static int
+one_name(struct imapd_session *s, struct imap_p *p, char *name, size_t namesz, bool last)
+{
+	char arg[MC_MAILBOX_NAME_MAX * 2 + 1];
+	const char *why;
+	if (imap_p_sp(p) < 0 || imap_p_astring(p, arg, sizeof(arg)) < 0 || (last && imap_p_end(p) < 0)) {
+		imapd_done(s, "BAD", "%s", p->err);
+		return -1;
+	}
+	if (imapd_mailbox_from_client(s, arg, name, namesz, &why) < 0) {
+		imapd_done(s, "NO", "%s", why);
+		return -1;
+	}
+	return 0;
+}
+
+void
+imapd_cmd_delete(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	char name[MC_MAILBOX_NAME_MAX + 1], err[256] = "";
+	if (one_name(s, p, name, sizeof(name), true) < 0)
+		return;
+	if (s->view && strcmp(s->view->name, name) == 0) {
+		/* Deleting the selected mailbox: it is closed first, nothing more is said about it. */
+		imapd_view_free(s);
+	}
+	int r = mc_store_mailbox_delete(s->store, name, err, sizeof(err));
+	if (r == MC_STORE_ENOMAILBOX) {
+		imapd_done(s, "NO", "[NONEXISTENT] Mailbox does not exist");
+		return;
+	}
+	if (r < 0) {
+		store_error(s, r, err, "DELETE");
+		return;
+	}
+	mc_info("%s: deleted mailbox=%s user=%s", s->id, name, s->user);
+	imapd_done(s, "OK", "DELETE completed");
+	(void)uid;
+}
+
+void
+imapd_cmd_rename(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	char from[MC_MAILBOX_NAME_MAX + 1], to[MC_MAILBOX_NAME_MAX + 1], err[256] = "";
+	if (one_name(s, p, from, sizeof(from), false) < 0 || one_name(s, p, to, sizeof(to), true) < 0)
+		return;
+	int r = mc_store_mailbox_rename(s->store, from, to, err, sizeof(err));
+	if (r == MC_STORE_ENOMAILBOX) {
+		imapd_done(s, "NO", "[NONEXISTENT] Mailbox does not exist");
+		return;
+	}
+	if (r < 0) {
+		store_error(s, r, err, "RENAME");
+		return;
+	}
+	/* The selected mailbox (or one of its parents) renamed: the view follows it. */
+	if (s->view && strcmp(from, "INBOX") != 0) {
+		size_t fl = strlen(from);
+		if (strncmp(s->view->name, from, fl) == 0 && (s->view->name[fl] == '\0' || s->view->name[fl] == '.')) {
+			char nn[sizeof(s->view->name)];
+			snprintf(nn, sizeof(nn), "%s%s", to, s->view->name + fl);
+			snprintf(s->view->name, sizeof(s->view->name), "%s", nn);
+		}
+	}
+	mc_info("%s: renamed mailbox=%s to=%s user=%s", s->id, from, to, s->user);
+	imapd_done(s, "OK", "RENAME completed");
+	(void)uid;
+}
+
+static void
+subscribe(struct imapd_session *s, struct imap_p *p, bool on)
+{
+	char name[MC_MAILBOX_NAME_MAX + 1], err[256] = "";
+	if (one_name(s, p, name, sizeof(name), true) < 0)
+		return;
+	if (mc_store_subscribe(s->store, name, on, err, sizeof(err)) < 0) {
+		store_error(s, -1, err, on ? "SUBSCRIBE" : "UNSUBSCRIBE");
+		return;
+	}
+	imapd_done(s, "OK", "%s completed", on ? "SUBSCRIBE" : "UNSUBSCRIBE");
+}
+
+void
+imapd_cmd_subscribe(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	subscribe(s, p, true);
+	(void)uid;
+}
+
+void
+imapd_cmd_unsubscribe(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	subscribe(s, p, false);
+	(void)uid;
+}
