@@ -196,6 +196,17 @@ struct mc_store_cache {
  */
 int mc_store_msg_cache(struct mc_store *s, const char *mailbox, uint32_t uid, struct mc_store_cache *out, char *err,
 		       size_t errsz);
+/*
+ * The caches of mailbox's messages with uid_from <= uid <= uid_to, in UID
+ * order, in one query (FETCH 1:* ENVELOPE, SEARCH, SORT over a mailbox).
+ * Rows without a current cache are filled from their files first; c is
+ * NULL for a message whose file could not be read. The strings are valid
+ * during the callback only; cb returns non-zero to stop. 0, -2 no such
+ * mailbox, -1 with err.
+ */
+int mc_store_cache_each(struct mc_store *s, const char *mailbox, uint32_t uid_from, uint32_t uid_to,
+			int (*cb)(void *arg, uint32_t uid, const struct mc_store_cache *c), void *arg, char *err,
+			size_t errsz);
 /* Parse message uid's file and store its cache (imapd after APPEND and COPY). 0, -2 no such message, -1 with err. */
 int mc_store_cache_fill(struct mc_store *s, const char *mailbox, uint32_t uid, char *err, size_t errsz);
 /* Parse length bytes of fd from offset (a stored file: LF line ends) into *out. 0, or -1 with errno. */

@@ -14,6 +14,7 @@
 #include "mail/header.h"
 #include "mail/imapstruct.h"
 #include "mail/mailstore_int.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -324,6 +325,29 @@ col_str(sqlite3_stmt *st, int i)
 	return s;
 }
 
+/* The cache columns of the current row, from column i on, copied into out. */
+static bool
+read_row(sqlite3_stmt *st, int i, struct mc_store_cache *out)
+{
+	out->envelope = col_str(st, i++);
+	out->bodystructure = col_str(st, i++);
+	out->body = col_str(st, i++);
+	out->partslen = (size_t)sqlite3_column_bytes(st, i);
+	out->parts = malloc(out->partslen ? out->partslen : 1);
+	if (out->parts && out->partslen)
+		memcpy(out->parts, sqlite3_column_blob(st, i), out->partslen);
+	i += 2;   /* parts, cache_ver */
+	out->has_date = sqlite3_column_type(st, i) != SQLITE_NULL;
+	out->date = sqlite3_column_int64(st, i++);
+	out->date_tz = sqlite3_column_int(st, i++);
+	char **txt[] = { &out->subject, &out->from, &out->to, &out->cc, &out->bcc, &out->from_sort, &out->to_sort,
+			 &out->cc_sort, &out->message_id, &out->in_reply_to, &out->references };
+	bool ok = out->envelope && out->bodystructure && out->body && out->parts;
+	for (size_t k = 0; k < sizeof(txt) / sizeof(txt[0]); k++)
+		ok &= (*txt[k] = col_str(st, i++)) != NULL;
+	return ok;
+}
+
 int
 mc_store_msg_cache(struct mc_store *s, const char *mailbox, uint32_t uid, struct mc_store_cache *out, char *err,
 		   size_t errsz)
@@ -366,23 +390,7 @@ mc_store_msg_cache(struct mc_store *s, const char *mailbox, uint32_t uid, struct
 		sqlite3_finalize(st);
 		return -2;   /* expunged meanwhile */
 	}
-	int i = 0;
-	out->envelope = col_str(st, i++);
-	out->bodystructure = col_str(st, i++);
-	out->body = col_str(st, i++);
-	out->partslen = (size_t)sqlite3_column_bytes(st, i);
-	out->parts = malloc(out->partslen ? out->partslen : 1);
-	if (out->parts && out->partslen)
-		memcpy(out->parts, sqlite3_column_blob(st, i), out->partslen);
-	i += 2;   /* parts, cache_ver */
-	out->has_date = sqlite3_column_type(st, i) != SQLITE_NULL;
-	out->date = sqlite3_column_int64(st, i++);
-	out->date_tz = sqlite3_column_int(st, i++);
-	char **txt[] = { &out->subject, &out->from, &out->to, &out->cc, &out->bcc, &out->from_sort, &out->to_sort,
-			 &out->cc_sort, &out->message_id, &out->in_reply_to, &out->references };
-	bool ok = out->envelope && out->bodystructure && out->body && out->parts;
-	for (size_t k = 0; k < sizeof(txt) / sizeof(txt[0]); k++)
-		ok &= (*txt[k] = col_str(st, i++)) != NULL;
+	bool ok = read_row(st, 0, out);
 	sqlite3_finalize(st);
 	if (!ok) {
 		mc_store_cache_free(out);
@@ -390,4 +398,102 @@ mc_store_msg_cache(struct mc_store *s, const char *mailbox, uint32_t uid, struct
 		return -1;
 	}
 	return 0;
+}
+
+int
+mc_store_cache_each(struct mc_store *s, const char *mailbox, uint32_t uid_from, uint32_t uid_to,
+		    int (*cb)(void *arg, uint32_t uid, const struct mc_store_cache *c), void *arg, char *err, size_t errsz)
+{
+	char dir[STORE_PATH_MAX + MC_MAILBOX_NAME_MAX + 8];
+	if (mailbox == NULL || strcasecmp(mailbox, "INBOX") == 0)
+		mailbox = "INBOX";
+	if (mc_store_mailbox_dir(s, mailbox, dir, sizeof(dir)) < 0)
+		return -2;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "SELECT id FROM mailboxes WHERE name = ?", -1, &st, NULL) != SQLITE_OK) {
+		set_err(err, errsz, "%s: %s", s->index, sqlite3_errmsg(s->db));
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_finalize(st);
+	if (id < 0)
+		return rc == SQLITE_DONE ? -2 : -1;
+
+	/* First the rows that need a cache (an old index, APPEND, COPY): parse their files, outside the read. */
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT uid, file FROM messages WHERE mailbox = ? AND uid BETWEEN ? AND ?"
+			       " AND (cache_ver IS NULL OR cache_ver <> ?)",
+			       -1, &st, NULL) != SQLITE_OK) {
+		set_err(err, errsz, "%s: %s", s->index, sqlite3_errmsg(s->db));
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, uid_from);
+	sqlite3_bind_int64(st, 3, uid_to);
+	sqlite3_bind_int(st, 4, MC_STORE_CACHE_VERSION);
+	struct todo {
+		uint32_t uid;
+		char file[MC_MAILDIR_FILE_MAX + 8];
+	} *todo = NULL;
+	size_t ntodo = 0, cap = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (ntodo == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct todo *nt = realloc(todo, nc * sizeof(*nt));
+			if (nt == NULL)
+				break;
+			todo = nt;
+			cap = nc;
+		}
+		todo[ntodo].uid = (uint32_t)sqlite3_column_int64(st, 0);
+		snprintf(todo[ntodo].file, sizeof(todo[ntodo].file), "%s", (const char *)sqlite3_column_text(st, 1));
+		ntodo++;
+	}
+	sqlite3_finalize(st);
+	char path[sizeof(dir) + MC_MAILDIR_FILE_MAX + 16];
+	for (size_t i = 0; i < ntodo; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, todo[i].file);
+		if (mc_store_int_cache_file(s->db, path, id, todo[i].uid) < 0)
+			mc_warn("store %s: no cache for %s: %s", dir, todo[i].file, strerror(errno));
+	}
+	free(todo);
+
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT uid, " MC_STORE_CACHE_COLS " FROM messages WHERE mailbox = ? AND uid BETWEEN ? AND ?"
+			       " ORDER BY uid",
+			       -1, &st, NULL) != SQLITE_OK) {
+		set_err(err, errsz, "%s: %s", s->index, sqlite3_errmsg(s->db));
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, uid_from);
+	sqlite3_bind_int64(st, 3, uid_to);
+	int r = 0;
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_int(st, 5) != MC_STORE_CACHE_VERSION) {
+			/* its file could not be read just now: the caller says so for this message */
+			if (cb(arg, (uint32_t)sqlite3_column_int64(st, 0), NULL) != 0)
+				r = 1;
+			continue;
+		}
+		struct mc_store_cache c;
+		memset(&c, 0, sizeof(c));
+		if (!read_row(st, 1, &c)) {
+			mc_store_cache_free(&c);
+			set_err(err, errsz, "out of memory");
+			r = -1;
+			break;
+		}
+		if (cb(arg, (uint32_t)sqlite3_column_int64(st, 0), &c) != 0)
+			r = 1;
+		mc_store_cache_free(&c);
+	}
+	if (r == 0 && rc != SQLITE_DONE) {
+		set_err(err, errsz, "%s: %s", s->index, sqlite3_errmsg(s->db));
+		r = -1;
+	}
+	sqlite3_finalize(st);
+	return r < 0 ? -1 : 0;
 }

@@ -66,10 +66,11 @@ new_part(struct mc_mime_parser *p, struct mc_mime_part *parent, unsigned flags)
 	m->hdr_off = p->off;
 	m->hdr_voff = p->voff;
 	if (parent) {
-		struct mc_mime_part **t = &parent->children;
-		while (*t)
-			t = &(*t)->next;
-		*t = m;
+		if (parent->last_child)
+			parent->last_child->next = m;
+		else
+			parent->children = m;
+		parent->last_child = m;
 		parent->nchildren++;
 	}
 	p->nparts++;

@@ -72,6 +72,7 @@ enum {
 
 struct mc_mime_part {
 	struct mc_mime_part *parent, *children, *next;
+	struct mc_mime_part *last_child;   /* appending stays O(1) with 10,000 parts */
 	unsigned flags;
 	unsigned depth;           /* root 0 */
 	unsigned nchildren;

@@ -347,6 +347,59 @@ test_cache_fill(void **state)
 	mc_store_close(s);
 }
 
+struct each {
+	unsigned n, nulls;
+	uint32_t uids[16];
+	char subj[16][64];
+};
+
+static int
+each_cb(void *arg, uint32_t uid, const struct mc_store_cache *c)
+{
+	struct each *e = arg;
+	e->uids[e->n] = uid;
+	snprintf(e->subj[e->n], sizeof(e->subj[0]), "%s", c ? c->subject : "(none)");
+	e->nulls += c == NULL;
+	return ++e->n == 16;
+}
+
+/* A range in one pass: rows without a cache are filled first, a lost file is reported, not skipped. */
+static void
+test_cache_each(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *s = open_store(f);
+	deliver_file(s, DATA_DIR "/00-plain.eml");
+	deliver_file(s, DATA_DIR "/03-qp-utf8.eml");
+	deliver_file(s, DATA_DIR "/04-alt-html.eml");
+	char idx[400], err[256], cmd[600];
+	snprintf(idx, sizeof(idx), "%s/index.sqlite", f->store);
+	sql(idx, "UPDATE messages SET cache_ver = NULL WHERE uid >= 2");
+	/* the third message's file is gone (and the index does not know yet) */
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_open(idx, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT file FROM messages WHERE uid = 3", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	snprintf(cmd, sizeof(cmd), "%s/%s", f->store, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_int_equal(unlink(cmd), 0);
+	struct each e = { 0 };
+	assert_int_equal(mc_store_cache_each(s, "INBOX", 1, UINT32_MAX, each_cb, &e, err, sizeof(err)), 0);
+	assert_int_equal(e.n, 3);
+	assert_int_equal(e.uids[0], 1);
+	assert_string_equal(e.subj[0], "plain text");
+	assert_string_equal(e.subj[1], "Grüße");
+	assert_string_equal(e.subj[2], "(none)");
+	assert_int_equal(e.nulls, 1);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(mc_store_cache_each(s, "INBOX", 2, 2, each_cb, &e, err, sizeof(err)), 0);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(mc_store_cache_each(s, "Nope", 1, 5, each_cb, &e, err, sizeof(err)), -2);
+	mc_store_close(s);
+}
+
 int
 main(void)
 {
@@ -357,6 +410,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reindex_fills, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_fill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_each, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
