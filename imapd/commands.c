@@ -84,6 +84,7 @@ static const struct cmd cmds[] = {
 	{ "MOVE", IMAPD_SELECTED, F_UID, imapd_cmd_move },
 	{ "DELETE", AUTHED, 0, imapd_cmd_delete },
 	{ "RENAME", AUTHED, 0, imapd_cmd_rename },
+	{ "APPEND", AUTHED, 0, imapd_cmd_append },
 	{ "SUBSCRIBE", AUTHED, 0, imapd_cmd_subscribe },
 	{ "UNSUBSCRIBE", AUTHED, 0, imapd_cmd_unsubscribe },
 };
@@ -111,6 +112,11 @@ imapd_capabilities(const struct imapd_session *s, char *out, size_t outsz)
 		}
 	}
 	ADD("LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE UIDPLUS MOVE");
+	if (s->state != IMAPD_NOTAUTH) {
+		char al[40];
+		snprintf(al, sizeof(al), "APPENDLIMIT=%llu", (unsigned long long)s->srv->lim.append_max);
+		ADD(al);
+	}
 #undef ADD
 }
 

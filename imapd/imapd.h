@@ -62,6 +62,7 @@ struct imapd_limits {
 	unsigned timeout_ms;        /* after login */
 	int plain_auth;             /* enum mc_plain_auth */
 	char sep;                   /* hierarchy separator shown to clients: '.' or '/' */
+	uint64_t append_max;        /* APPENDLIMIT: [smtpd] max_message_size, the same bound as for mail received */
 };
 
 struct imapd_session;
@@ -229,6 +230,7 @@ void imapd_cmd_copy(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_cmd_move(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_cmd_delete(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_cmd_rename(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_append(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_cmd_subscribe(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_cmd_unsubscribe(struct imapd_session *s, struct imap_p *p, bool uid);
 

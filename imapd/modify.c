@@ -19,6 +19,8 @@
 #include "imapd/imapd.h"
 
 #include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -506,4 +508,85 @@ imapd_cmd_unsubscribe(struct imapd_session *s, struct imap_p *p, bool uid)
 {
 	subscribe(s, p, false);
 	(void)uid;
+}
+
+/* ---- APPEND ---- */
+
+void
+imapd_cmd_append(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	char arg[MC_MAILBOX_NAME_MAX * 2 + 1], name[MC_MAILBOX_NAME_MAX + 1], err[256] = "";
+	char flag[MC_STORE_KEYWORD_LEN + 2], kw[KEYWORDS_TEXT_MAX];
+	struct mc_store_flag_change ch = { 0 };
+	struct imap_str msg;
+	time_t date = 0;
+	const char *why;
+
+	kw[0] = '\0';
+	if (imap_p_sp(p) < 0 || imap_p_astring(p, arg, sizeof(arg)) < 0 || imap_p_sp(p) < 0)
+		goto bad;
+	if (imap_p_peek(p) == '(') {
+		if (imap_p_list_open(p) < 0)
+			goto bad;
+		if (imap_p_peek(p) != ')') {
+			do {
+				if (imap_p_flag(p, flag, sizeof(flag), false) < 0 ||
+				    take_flag(p, flag, &ch, kw, sizeof(kw)) < 0)
+					goto bad;
+			} while (imap_p_accept(p, ' '));
+		}
+		if (imap_p_list_close(p) < 0 || imap_p_sp(p) < 0)
+			goto bad;
+	}
+	if (imap_p_peek(p) == '"' && (imap_p_date_time(p, &date) < 0 || imap_p_sp(p) < 0))
+		goto bad;
+	if (imap_p_string(p, &msg) < 0 || imap_p_end(p) < 0)
+		goto bad;
+	if (imapd_mailbox_from_client(s, arg, name, sizeof(name), &why) < 0) {
+		imapd_done(s, "NO", "%s", why);
+		return;
+	}
+	if (msg.len == 0) {
+		imapd_done(s, "NO", "Empty message");
+		return;
+	}
+	/* The store takes a descriptor: the literal goes into an anonymous memory file. */
+	int fd = memfd_create("imapd-append", MFD_CLOEXEC);
+	size_t done = 0;
+	while (fd >= 0 && done < msg.len) {
+		ssize_t w = write(fd, msg.s + done, msg.len - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			close(fd);
+			fd = -1;
+			break;
+		}
+		done += (size_t)w;
+	}
+	if (fd < 0) {
+		mc_warn("%s: APPEND for user=%s: cannot buffer the message: %s", s->id, s->user, strerror(errno));
+		imapd_done(s, "NO", "[SERVERBUG] Cannot store the message now");
+		return;
+	}
+	struct mc_store_append a = {
+		.fd = fd, .offset = 0, .length = msg.len, .flags = ch.flags,
+		.keywords = kw[0] ? kw : NULL, .internal_date = (int64_t)date,
+	};
+	int r = mc_store_append(s->store, name, &a, s->srv->lim.append_max, err, sizeof(err));
+	close(fd);
+	if (r == MC_STORE_ETOOBIG) {
+		imapd_done(s, "NO", "[TOOBIG] Message too big");
+		return;
+	}
+	if (r < 0) {
+		store_error(s, r, err, "APPEND");
+		return;
+	}
+	mc_info("%s: appended uid=%u mailbox=%s size=%zu user=%s", s->id, a.uid, name, msg.len, s->user);
+	imapd_done(s, "OK", "[APPENDUID %u %u] APPEND completed", a.uidvalidity, a.uid);
+	(void)uid;
+	return;
+bad:
+	imapd_done(s, "BAD", "%s", p->err);
 }

@@ -147,6 +147,17 @@ literal_at_end(const struct imap_reader *r, uint64_t *n, bool *sync)
 	return 1;
 }
 
+/* Is the command being read an APPEND ("tag APPEND ...")? Its literal is the message. */
+static bool
+is_append(const struct imap_reader *r)
+{
+	size_t i = 0;
+	while (i < r->cmd.len && is_astring_char((unsigned char)r->cmd.data[i]) && r->cmd.data[i] != '+')
+		i++;
+	return i > 0 && r->cmd.len >= i + 8 && r->cmd.data[i] == ' ' &&
+	       strncasecmp(r->cmd.data + i + 1, "APPEND ", 7) == 0;
+}
+
 enum imap_rd
 imap_reader_feed(struct imap_reader *r, const char *p, size_t n, size_t *used)
 {
@@ -192,10 +203,13 @@ imap_reader_feed(struct imap_reader *r, const char *p, size_t n, size_t *used)
 		}
 		/* Decided on the announced length alone, before any byte of the literal is kept. */
 		const char *why = NULL;
+		bool append = r->lim.append_max > r->lim.literal_max && is_append(r);
 		if (lit < 0)
 			why = "literal length is not a 32-bit number";
-		else if (litlen > r->lim.literal_max)
+		else if (litlen > (append ? r->lim.append_max : r->lim.literal_max))
 			why = "literal too big";
+		else if (append && litlen > r->lim.literal_max)
+			r->cmd.max = r->cmd.len + (size_t)litlen + r->lim.line_max;   /* room for the message and the line's end */
 		else if (litlen > r->cmd.max - r->cmd.len)
 			why = "command too long";
 		*used = off;

@@ -47,6 +47,7 @@ struct imap_reader_limits {
 	size_t line_max;        /* one line between literals, line end included */
 	uint64_t literal_max;   /* one literal */
 	size_t command_max;     /* the whole command, lines and literals */
+	uint64_t append_max;    /* a literal of an APPEND command (the message): may be larger; 0 = literal_max */
 };
 
 enum imap_rd {

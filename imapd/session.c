@@ -51,6 +51,9 @@ imapd_server_limits(struct imapd_server *srv, const struct mc_config *cfg)
 	l->timeout_ms = cfg->imapd.timeout * 1000u;   /* default 30m: RFC 3501 §5.4's minimum */
 	l->plain_auth = cfg->imapd.allow_plaintext_auth;
 	l->sep = '.';
+	l->append_max = cfg->smtpd.max_message_size;
+	if (l->append_max > UINT32_MAX)
+		l->append_max = UINT32_MAX;   /* a literal's length is a 32-bit number */
 }
 
 void
@@ -199,10 +202,11 @@ set_limits(struct imapd_session *s)
 {
 	struct imap_reader_limits l;
 	if (s->state == IMAPD_NOTAUTH) {
-		l = (struct imap_reader_limits){ IMAPD_PRE_LINE_MAX, IMAPD_PRE_LITERAL_MAX, IMAPD_PRE_COMMAND_MAX };
+		l = (struct imap_reader_limits){ IMAPD_PRE_LINE_MAX, IMAPD_PRE_LITERAL_MAX, IMAPD_PRE_COMMAND_MAX, 0 };
 		mc_conn_set_timeout(s->conn, IMAPD_PRE_TIMEOUT_MS);
 	} else {
-		l = (struct imap_reader_limits){ IMAPD_LINE_MAX, IMAPD_LITERAL_MAX, IMAPD_COMMAND_MAX };
+		l = (struct imap_reader_limits){ IMAPD_LINE_MAX, IMAPD_LITERAL_MAX, IMAPD_COMMAND_MAX,
+						 s->srv->lim.append_max };
 		mc_conn_set_timeout(s->conn, s->srv->lim.timeout_ms);
 	}
 	imap_reader_set_limits(&s->rd, &l);
@@ -342,7 +346,7 @@ imapd_server_client(struct mc_netsvc *svc, const struct mc_netsvc_client *cl, vo
 	s->state = IMAPD_NOTAUTH;
 	s->tls = cl->tls;
 	mc_buf_init(&s->out, OUT_MAX);
-	struct imap_reader_limits l = { IMAPD_PRE_LINE_MAX, IMAPD_PRE_LITERAL_MAX, IMAPD_PRE_COMMAND_MAX };
+	struct imap_reader_limits l = { IMAPD_PRE_LINE_MAX, IMAPD_PRE_LITERAL_MAX, IMAPD_PRE_COMMAND_MAX, 0 };
 	imap_reader_init(&s->rd, &l);
 	snprintf(s->id, sizeof(s->id), "%s", cl->id);
 	snprintf(s->ip, sizeof(s->ip), "%s", cl->ip);

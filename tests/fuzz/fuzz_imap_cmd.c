@@ -104,8 +104,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	int mode = data[0];
 	size_t piece = (size_t)(data[0] % 17) + 1;
-	struct imap_reader_limits lim = (mode & 0x80) ? (struct imap_reader_limits){ 8192, 4096, 16384 }
-						       : (struct imap_reader_limits){ 256, 300, 1024 };
+	struct imap_reader_limits lim = (mode & 0x80) ? (struct imap_reader_limits){ 8192, 4096, 16384, 0 }
+						       : (struct imap_reader_limits){ 256, 300, 1024, 5000 };
 	struct imap_reader r;
 	imap_reader_init(&r, &lim);
 	const char *in = (const char *)data + 1;

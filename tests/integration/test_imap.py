@@ -443,3 +443,33 @@ def test_envelope_bodystructure_parts(inst):
     typ, data = c.fetch("1", "ALL")
     assert typ == "OK" and b"ENVELOPE" in data[0]
     c.logout()
+
+
+@pytest.mark.postern_config({"smtpd": {"max_message_size": "200K"}})
+def test_append(inst):
+    c = login(inst)
+    caps = c.capability()[1][0].decode()
+    assert "APPENDLIMIT=204800" in caps
+    msg = MULTIPART
+    typ, data = c.append("Drafts", r"(\Draft \Seen)", '"27-Nov-2026 01:02:03 +0100"', msg)
+    assert typ == "OK" and b"APPENDUID" in data[0]
+    uidv, uid = re.search(rb"APPENDUID (\d+) (\d+)", data[0]).groups()
+    c.select("Drafts")
+    typ, data = c.uid("FETCH", uid.decode(), "(FLAGS INTERNALDATE BODY.PEEK[] BODY.PEEK[1])")
+    flat = [d for d in data if isinstance(d, tuple)]
+    assert flat[0][1] == msg
+    assert flat[1][1] == b"first part"
+    head = b"".join(d if isinstance(d, bytes) else d[0] for d in data)
+    assert b"\\Draft" in head and b"\\Seen" in head and b'"27-Nov-2026 00:02:03 +0000"' in head
+    assert c.append("Nope", None, None, msg)[0] == "NO"
+    c.logout()
+    # LITERAL+, and a message over APPENDLIMIT refused from its announced length.
+    r = Raw(inst.ports["imap"])
+    r.send(b"a LOGIN alice@example.test " + PASSWORDS[ALICE].encode() + b"\r\n")
+    r.until_tagged(b"a")
+    r.send(b"b APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    assert r.until_tagged(b"b")[-1].startswith(b"b OK [APPENDUID")
+    r.send(b"c APPEND INBOX {300000}\r\n")
+    assert r.line().startswith(b"c NO [TOOBIG]")
+    r.send(b"d NOOP\r\n")
+    assert r.until_tagged(b"d")[-1].startswith(b"d OK")

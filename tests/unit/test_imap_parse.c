@@ -17,7 +17,7 @@
 
 #include "imapd/parse.h"
 
-static const struct imap_reader_limits lim = { 1024, 4096, 16384 };
+static const struct imap_reader_limits lim = { 1024, 4096, 16384, 100000 };
 
 /* Feed all of in, one byte at a time when slow; collect events into a string like "C+C". */
 static void
@@ -83,7 +83,7 @@ test_reader_refuses_by_announcement(void **state)
 	size_t used;
 	imap_reader_init(&r, &lim);
 	/* Synchronising and too big: refused with the tag, nothing of it kept. */
-	const char *big = "t1 APPEND x {4097}\r\n";
+	const char *big = "t1 LOGIN x {4097}\r\n";
 	assert_int_equal(imap_reader_feed(&r, big, strlen(big), &used), IMAP_RD_REFUSED);
 	assert_int_equal(used, strlen(big));
 	assert_string_equal(r.tag, "t1");
@@ -108,7 +108,7 @@ test_reader_refuses_by_announcement(void **state)
 	assert_int_equal(imap_reader_feed(&r, line, sizeof(line), &used), IMAP_RD_FATAL);
 	imap_reader_free(&r);
 	/* The whole command's bound counts literals too. */
-	struct imap_reader_limits small = { 1024, 4096, 5000 };
+	struct imap_reader_limits small = { 1024, 4096, 5000, 0 };
 	imap_reader_init(&r, &small);
 	assert_int_equal(imap_reader_feed(&r, "a X {4000}\r\n", 12, &used), IMAP_RD_CONTINUE);
 	char lit[4000];
@@ -116,6 +116,21 @@ test_reader_refuses_by_announcement(void **state)
 	assert_int_equal(imap_reader_feed(&r, lit, sizeof(lit), &used), IMAP_RD_MORE);
 	assert_int_equal(imap_reader_feed(&r, " {4000}\r\n", 9, &used), IMAP_RD_REFUSED);
 	assert_string_equal(r.why, "command too long");
+	imap_reader_free(&r);
+	/* APPEND's literal (the message) may be as large as append_max, and no larger. */
+	imap_reader_init(&r, &lim);
+	const char *app = "a1 append INBOX (\\Seen) {50000}\r\n";
+	assert_int_equal(imap_reader_feed(&r, app, strlen(app), &used), IMAP_RD_CONTINUE);
+	static char msg[50000];
+	memset(msg, 'm', sizeof(msg));
+	assert_int_equal(imap_reader_feed(&r, msg, sizeof(msg), &used), IMAP_RD_MORE);
+	assert_int_equal(imap_reader_feed(&r, "\r\n", 2, &used), IMAP_RD_COMMAND);
+	imap_reader_next(&r);
+	const char *app2 = "a2 APPEND INBOX {100001}\r\n";
+	assert_int_equal(imap_reader_feed(&r, app2, strlen(app2), &used), IMAP_RD_REFUSED);
+	/* Not an APPEND: the ordinary bound. */
+	const char *other = "a3 LOGIN {50000}\r\n";
+	assert_int_equal(imap_reader_feed(&r, other, strlen(other), &used), IMAP_RD_REFUSED);
 	imap_reader_free(&r);
 }
 
