@@ -13,6 +13,11 @@
  * worked on by one work item at a time, which is what lets its open
  * mc_store be used without a lock. The loop thread never touches a file.
  *
+ * Remote destinations are gathered per message until every recipient of
+ * the round is expanded, then handed to relay.c in one go (one
+ * transaction per domain); their outcomes come back one by one through
+ * q_deliver_remote_done into the same per-recipient accounting.
+ *
  * A message leaves memory once its round's outcome is committed; a
  * message whose recipients are all delivered or bounced is deleted with
  * its body in the same lane transaction as its last outcome. What the
@@ -41,7 +46,6 @@
 #define MBOX_BUCKETS 1024
 #define PREFIX_MAX (2 * MC_ADDR_MAX + 64)
 
-static const char remote_unavailable[] = "remote delivery is not available in this version";
 static const char resolver_unreachable[] = "resolverd unreachable";
 
 /* One local delivery: a message to one final address in one Maildir. */
@@ -371,7 +375,7 @@ rcpt_conclude(struct queued *q, struct q_rcpt *r)
 	} else {
 		if (r->n_unknown && r->status[0] == '\0')
 			snprintf(r->status, sizeof(r->status), "5.1.1");
-		bounce(q, r, r->reason[0] ? r->reason : "user unknown", "local");
+		bounce(q, r, r->reason[0] ? r->reason : "user unknown", r->n_perm ? "remote" : "local");
 	}
 	r->in_round = false;
 }
@@ -582,6 +586,84 @@ dispatch_workers(struct queued *q)
 	}
 }
 
+/* ---- remote destinations (relay.c delivers them) ---- */
+
+static void
+remote_add(struct q_rcpt *r, const char *dest)
+{
+	struct q_rdest *d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		mc_panic("out of memory");
+	d->r = r;
+	snprintf(d->addr, sizeof(d->addr), "%s", dest);
+	d->next = r->msg->remote;
+	r->msg->remote = d;
+	r->dests_left++;
+}
+
+/* Every recipient of the round is expanded: the remote destinations go to relay.c together. */
+static void
+remote_flush(struct queued *q, struct q_msg *m)
+{
+	if (m->expanding > 0 || m->remote == NULL || q->stopping)
+		return;
+	/* the list was built backwards: envelope order on the wire */
+	struct q_rdest *list = NULL;
+	while (m->remote) {
+		struct q_rdest *d = m->remote;
+		m->remote = d->next;
+		d->next = list;
+		list = d;
+	}
+	q_relay_submit(q, m, list);
+}
+
+/* Stop: gathered destinations never handed over are abandoned. */
+static void
+remote_abandon(struct q_msg *m)
+{
+	while (m->remote) {
+		struct q_rdest *d = m->remote;
+		m->remote = d->next;
+		d->r->dests_left--;
+		d->r->abandoned = true;
+		free(d);
+	}
+}
+
+void
+q_deliver_remote_done(struct queued *q, struct q_rdest *d, const char *relay)
+{
+	struct q_rcpt *r = d->r;
+	char why[Q_ERR_MAX];
+	switch (d->res) {
+	case Q_RR_OK:
+		if (q_rcpt_done_add(r, d->addr) < 0)
+			mc_panic("out of memory");
+		r->n_ok++;
+		free(r->ev_detail);
+		if (asprintf(&r->ev_detail, "host=%s reply=%s", relay, d->reply) < 0)
+			r->ev_detail = NULL;
+		break;
+	case Q_RR_TEMP:
+	case Q_RR_PERM:
+		snprintf(why, sizeof(why), "host=%.80s dsn=%.15s reply=%.140s", relay, d->dsn, d->reply);
+		if (d->res == Q_RR_TEMP)
+			r->n_temp++;
+		else
+			r->n_perm++;
+		if (d->res == Q_RR_TEMP || r->n_temp == 0)
+			set_reason(r, why);
+		break;
+	default:
+		r->abandoned = true;
+		break;
+	}
+	free(d);
+	if (--r->dests_left == 0 && r->res_handle == 0)
+		rcpt_finish(q, r);
+}
+
 /* ---- expansion by resolverd ---- */
 
 static void resolve_dispatch(struct queued *q);
@@ -595,6 +677,7 @@ on_expand(void *arg, int err, const struct mc_dest *dests, unsigned n)
 	const char *addr = m->env.rcpt[r - m->rs].addr;
 	r->res_handle = 0;
 	q->dl->resolving--;
+	m->expanding--;
 	if (err != 0) {
 		mc_info("%s: to=<%s> relay=none delay=%.2f status=deferred (%s)", m->env.qid, addr, delay_of(m),
 			resolver_unreachable);
@@ -623,10 +706,10 @@ on_expand(void *arg, int err, const struct mc_dest *dests, unsigned n)
 			}
 			break;
 		case MC_DEST_REMOTE:
-			mc_info("%s: to=<%s> orig_to=<%s> relay=none delay=%.2f status=deferred (%s)", m->env.qid, dest,
-				addr, delay_of(m), remote_unavailable);
-			r->n_temp++;
-			set_reason(r, remote_unavailable);
+			if (q_rcpt_done_has(r, dest))
+				r->n_ok++;   /* delivered in an earlier round */
+			else
+				remote_add(r, dest);
 			break;
 		case MC_DEST_UNKNOWN:
 			r->n_unknown++;
@@ -641,6 +724,7 @@ on_expand(void *arg, int err, const struct mc_dest *dests, unsigned n)
 			break;
 		}
 	}
+	remote_flush(q, m);
 	if (r->dests_left == 0)
 		rcpt_finish(q, r);
 	dispatch_workers(q);
@@ -687,9 +771,11 @@ q_deliver_add(struct queued *q, struct q_msg *m)
 	for (uint32_t i = 0; i < m->env.nrcpt && m->state == Q_M_ACTIVE; i++) {
 		struct q_rcpt *r = &m->rs[i];
 		r->changed = r->abandoned = false;
-		r->n_ok = r->n_unknown = r->n_temp = 0;
+		r->n_ok = r->n_unknown = r->n_temp = r->n_perm = 0;
 		r->reason[0] = r->status[0] = '\0';
 		r->remote = r->remote_dsn = false;
+		free(r->ev_detail);
+		r->ev_detail = NULL;
 		bool due = r->state == Q_R_PENDING || (r->state == Q_R_DEFERRED && r->next_try <= now);
 		if (!due)
 			continue;
@@ -703,6 +789,7 @@ q_deliver_add(struct queued *q, struct q_msg *m)
 		*dl->rq_tail = r;
 		dl->rq_tail = &r->rq_next;
 		m->round_left++;
+		m->expanding++;
 	}
 	if (m->round_left == 0)
 		finish_round(q, m);
@@ -745,7 +832,7 @@ q_deliver_init(struct queued *q)
 	static const struct mc_chan_cbs notice_cbs = { 0 };
 	mc_config_sock(&q->d->cfg, sock, sizeof(sock), MC_SOCK_IMAPD);
 	dl->imapd = mc_chan_connect(q->loop, sock, &mc_proto, MC_ROLE_QUEUED, "queued", &notice_cbs, NULL);
-	return 0;
+	return q_relay_init(q);
 }
 
 static void
@@ -785,9 +872,12 @@ q_deliver_tick(struct queued *q, double now)
 				m->env.rcpt[r - m->rs].addr, delay_of(m), resolver_unreachable);
 			r->n_temp++;
 			set_reason(r, resolver_unreachable);
+			m->expanding--;
+			remote_flush(q, m);
 			rcpt_finish(q, r);
 		}
 	}
+	q_relay_tick(q, now);
 	/* close mailboxes nobody delivered to for a while */
 	for (size_t b = 0; b < MBOX_BUCKETS; b++) {
 		struct mbox **pp = &dl->mboxes[b];
@@ -818,6 +908,8 @@ q_deliver_stop(struct queued *q)
 		mc_chan_close(dl->imapd);
 		dl->imapd = NULL;
 	}
+	/* remote deliveries: what is not decided is abandoned */
+	q_relay_stop(q);
 	/* recipients waiting for resolverd */
 	while (dl->rq_head) {
 		struct q_rcpt *r = dl->rq_head;
@@ -855,6 +947,7 @@ q_deliver_stop(struct queued *q)
 		struct q_msg *m = all[k];
 		if (m->in_lane || m->round_left == 0)
 			continue;
+		remote_abandon(m);
 		for (uint32_t i = 0; i < m->env.nrcpt; i++) {
 			struct q_rcpt *r = &m->rs[i];
 			if (!r->in_round)
@@ -882,6 +975,7 @@ q_deliver_free(struct queued *q)
 	struct q_deliver *dl = q->dl;
 	if (dl == NULL)
 		return;
+	q_relay_free(q);
 	for (size_t b = 0; b < MBOX_BUCKETS; b++) {
 		struct mbox *mb = dl->mboxes[b];
 		while (mb) {

@@ -152,6 +152,7 @@ main(int argc, char **argv)
 	if (q->srv == NULL)
 		mc_fatal("cannot listen on %s", sock);
 
+	q_relay_preinit(q);   /* the relayhost password file may be readable by root only */
 	const char *groups[] = { d->cfg.global.mail_user, NULL };
 	mc_daemon_drop(d, d->cfg.queued.user, groups);
 

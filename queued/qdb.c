@@ -94,8 +94,10 @@ q_msg_free(struct q_msg *m)
 {
 	if (m == NULL)
 		return;
-	for (uint32_t i = 0; i < m->env.nrcpt; i++)
+	for (uint32_t i = 0; i < m->env.nrcpt; i++) {
 		free(m->rs[i].done_dests);
+		free(m->rs[i].ev_detail);
+	}
 	free(m->rs);
 	free(m->bounce_req);   /* an administrator's bounce never applied (the daemon stops) */
 	mc_envelope_free(&m->env);
@@ -411,7 +413,8 @@ qdb_save_rcpts(struct qdb *q, const struct q_msg *m, double now)
 			return -1;
 		if (sqlite3_changes(q->db) == 0)
 			continue;   /* removed meanwhile (postern queue delete): no history for it */
-		const char *detail = r->state == Q_R_DELIVERED ? r->done_dests : r->last_error;
+		const char *detail = r->state == Q_R_DELIVERED ? (r->ev_detail ? r->ev_detail : r->done_dests)
+							       : r->last_error;
 		if (r->state == Q_R_PENDING && !r->abandoned)
 			continue;
 		if (qdb_event(q, m->env.qid, now, m->env.rcpt[i].addr,

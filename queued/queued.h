@@ -10,6 +10,10 @@
  *   backoff.c  the delay before a retry, with its jitter
  *   bounce.c   what a sender is told (RFC 3464 reports: failures, delays,
  *              successes), double bounces held, q_bounce_now
+ *   relay.c    remote delivery per destination: MX lookup through resolverd,
+ *              hosts and addresses in turn, connection cache, concurrency,
+ *              rate limit and backoff per destination
+ *   smtpc.c    one outbound SMTP connection (the client state machine)
  *   check.c    the start-up check of files against envelopes
  *   control.c  the queue control socket (postern queue ...); qview.c its queries
  *   spool.c    body files: made for a submission, kept as spares after delivery
@@ -25,11 +29,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include "mail/daemon.h"
 #include "mail/envelope.h"
 #include "mail/resolver_client.h"
+#include "mail/smtp_reply.h"
 
 #define Q_SCHEMA_VERSION 2
 #define Q_ERR_MAX 256
@@ -87,6 +93,8 @@ struct q_rcpt {
 	char status[12];             /* enhanced status code ("5.1.1"), "" : from the reason */
 	bool remote;                 /* concluded at a remote MTA (relay) */
 	bool remote_dsn;             /* that MTA took NOTIFY/ORCPT: success is its to report */
+	unsigned n_perm;             /* remote destinations refused for good */
+	char *ev_detail;             /* the event's detail when delivered remotely ("host=... reply=..."), malloc'd */
 	uint32_t res_handle;         /* pending resolverd call, 0 when none */
 	struct q_rcpt *rq_next;      /* in the queue waiting for resolverd */
 	double rq_since;
@@ -104,6 +112,8 @@ struct q_msg {
 	bool all_final;              /* every recipient delivered or bounced: the message goes */
 	int64_t warned;              /* when the sender was told of a delay (messages.warned), 0: never */
 	struct q_bounce_req *bounce_req; /* an administrator's "bounce now", applied at the round's end */
+	unsigned expanding;          /* recipients of the round still waiting for their expansion */
+	struct q_rdest *remote;      /* remote destinations gathered until every expansion is in */
 	struct q_msg *hnext;         /* in-flight table */
 };
 
@@ -113,6 +123,104 @@ void q_msg_free(struct q_msg *m);
 /* Is addr among m's recipient's delivered destinations? */
 bool q_rcpt_done_has(const struct q_rcpt *r, const char *addr);
 int q_rcpt_done_add(struct q_rcpt *r, const char *addr);
+
+/* ---- relay.c, smtpc.c: remote delivery ---- */
+
+struct queued;
+
+enum q_rres { Q_RR_NONE = 0, Q_RR_OK, Q_RR_TEMP, Q_RR_PERM };
+
+/*
+ * One remote destination address of a message, from one recipient's
+ * expansion. Its outcome goes back to deliver.c (q_deliver_remote_done)
+ * with reply: the server's reply on one line ("550 5.1.1 No such user"),
+ * or why the client gave up ("lost connection with ... while ..."); dsn:
+ * the enhanced status code that applies.
+ */
+struct q_rdest {
+	struct q_rcpt *r;
+	char addr[MC_ADDR_MAX];
+	enum q_rres res;
+	bool again;                  /* 452 too many recipients: into a further transaction */
+	bool accepted;               /* 2xx to RCPT in the transaction under way */
+	char dsn[MC_SMTP_ESC_MAX];
+	char reply[Q_ERR_MAX];
+	struct q_rdest *next;
+};
+
+/* One message's destinations in one domain: what a transaction (or a few, after 452) carries. */
+struct q_rjob {
+	struct q_msg *m;
+	char domain[256];
+	struct q_rdest **d;
+	unsigned n;
+	bool started;                /* MAIL was sent: the outcome is decided by the session */
+	char relay[320];             /* "host[ip]:port" that decided, or "none" */
+	char body[MC_PATH_MAX + 64]; /* the queue file */
+	struct q_rjob *next;
+};
+
+/* deliver.c: a remote destination has its outcome (or none, when abandoned at stop); d is freed. */
+void q_deliver_remote_done(struct queued *q, struct q_rdest *d, const char *relay);
+
+/* relay.c */
+/* Read the relayhost password (before the privilege drop); the client TLS context. Fatal on error. */
+void q_relay_preinit(struct queued *q);
+int q_relay_init(struct queued *q);
+/* Take a message's remote destinations (a list): grouped per domain, delivered, reported one by one. */
+void q_relay_submit(struct queued *q, struct q_msg *m, struct q_rdest *list);
+void q_relay_tick(struct queued *q, double now);
+/* Give up everything not decided (reported as abandoned); close the connections. */
+void q_relay_stop(struct queued *q);
+void q_relay_free(struct queued *q);
+
+/* smtpc.c: one outbound SMTP connection */
+struct q_smtpc;
+
+struct q_smtpc_opts {
+	const char *helo;            /* [global] hostname */
+	const char *host;            /* the server's name (logs, SNI) */
+	int tls;                     /* enum mc_outbound_tls for this attempt */
+	SSL_CTX *tls_ctx;
+	const char *auth_user;       /* NULL: no AUTH */
+	const char *auth_pass;
+	unsigned connect_ms, cmd_ms, data_ms;
+};
+
+/* Why a connection ended, for on_gone. */
+struct q_smtpc_gone {
+	const char *why;             /* "connect to host[ip]:port: connection refused", "host said: 421 ..." */
+	bool ready;                  /* it had been ready for mail */
+	bool tls_failed;             /* the TLS handshake failed (a plaintext retry may help) */
+	bool perm;                   /* the server refused us for good (5xx greeting/EHLO) */
+	struct q_rjob *job;          /* the job in hand: settled if job->started, untouched otherwise */
+};
+
+struct q_smtpc_cbs {
+	void (*on_ready)(struct q_smtpc *c, void *arg);              /* greeted, EHLO, TLS, AUTH done */
+	void (*on_done)(struct q_smtpc *c, void *arg, struct q_rjob *j); /* every destination of j settled */
+	void (*on_gone)(struct q_smtpc *c, void *arg, const struct q_smtpc_gone *g); /* c is freed after */
+};
+
+/* Connect to addr (ip text, port); NULL when the connect cannot start. */
+struct q_smtpc *q_smtpc_open(uv_loop_t *loop, const char *ip, unsigned port, const struct q_smtpc_opts *o,
+			     const struct q_smtpc_cbs *cbs, void *arg);
+/* Deliver j over a ready connection (RSET first unless it is the first transaction). */
+void q_smtpc_send(struct q_smtpc *c, struct q_rjob *j);
+/* QUIT and close (an idle connection); abort: close now. on_gone follows either way. */
+void q_smtpc_quit(struct q_smtpc *c);
+void q_smtpc_abort(struct q_smtpc *c);
+/* "host[ip]:port" */
+const char *q_smtpc_relay(const struct q_smtpc *c);
+bool q_smtpc_is_tls(const struct q_smtpc *c);
+/*
+ * The MAIL and RCPT commands for a message (pure: unit-tested). ext: what
+ * the server offers. q_smtpc_needs_utf8: the envelope needs SMTPUTF8.
+ */
+int q_smtpc_mail_cmd(char *out, size_t outsz, const struct mc_envelope *e, const struct mc_smtp_ehlo *ext);
+int q_smtpc_rcpt_cmd(char *out, size_t outsz, const char *addr, const struct mc_rcpt *orig,
+		     const struct mc_smtp_ehlo *ext);
+bool q_smtpc_needs_utf8(const struct mc_envelope *e);
 
 /* ---- qdb.c: the queue database (synchronous; one thread at a time) ---- */
 
@@ -206,6 +314,7 @@ struct q_sub;
 struct q_deliver;
 struct q_ctl;
 struct q_spool;
+struct q_relay;
 
 struct queued {
 	struct mc_daemon *d;
@@ -237,6 +346,8 @@ struct queued {
 
 	/* bounce.c: administrators' bounces waiting for their message to be read */
 	struct q_bounce_req *bouncing;
+	/* relay.c */
+	struct q_relay *relay;
 
 	/* sched.c */
 	uv_timer_t tick;

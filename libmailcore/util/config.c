@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 enum ktype { K_STR, K_PATH, K_BOOL, K_UINT, K_PORT, K_SIZE, K_DURATION, K_LISTEN, K_LOGLEVEL, K_PLAINAUTH,
-	     K_NAMESERVERS };
+	     K_NAMESERVERS, K_FAMILY, K_OUTTLS };
 
 struct key {
 	const char *section;
@@ -63,6 +63,19 @@ static const struct key keys[] = {
 	{ "queued", "min_free_space", K_SIZE, F(queued.min_free_space), "64M" },
 	{ "queued", "delivery_workers", K_UINT, F(queued.delivery_workers), "8" },
 	{ "queued", "user", K_STR, F(queued.user), "postern-queue" },
+	{ "queued", "outbound_family", K_FAMILY, F(queued.outbound_family), "any" },
+	{ "queued", "outbound_tls", K_OUTTLS, F(queued.outbound_tls), "may" },
+	{ "queued", "relayhost", K_STR, F(queued.relayhost), "" },
+	{ "queued", "relayhost_user", K_STR, F(queued.relayhost_user), "" },
+	{ "queued", "relayhost_password_file", K_PATH, F(queued.relayhost_password_file), "" },
+	{ "queued", "connect_timeout", K_DURATION, F(queued.connect_timeout), "30s" },
+	{ "queued", "command_timeout", K_DURATION, F(queued.command_timeout), "5m" },
+	{ "queued", "data_timeout", K_DURATION, F(queued.data_timeout), "10m" },
+	{ "queued", "destination_concurrency", K_UINT, F(queued.destination_concurrency), "20" },
+	{ "queued", "destination_rate", K_UINT, F(queued.destination_rate), "0" },
+	{ "queued", "connection_cache_size", K_UINT, F(queued.connection_cache_size), "32" },
+	{ "queued", "connection_cache_time", K_DURATION, F(queued.connection_cache_time), "10s" },
+	{ "queued", "connection_reuse_limit", K_UINT, F(queued.connection_reuse_limit), "100" },
 
 	{ "resolverd", "nameservers", K_NAMESERVERS, F(resolverd.nameservers), "" },
 	{ "resolverd", "dns_timeout", K_DURATION, F(resolverd.dns_timeout), "5s" },
@@ -378,6 +391,26 @@ setkey(struct mc_config *cfg, const struct key *k, const char *v, const char *ba
 		else
 			return "not yes, no or loopback";
 		return NULL;
+	case K_FAMILY:
+		if (strcasecmp(v, "any") == 0)
+			*(unsigned *)field = 0;
+		else if (strcasecmp(v, "ipv4") == 0)
+			*(unsigned *)field = 4;
+		else if (strcasecmp(v, "ipv6") == 0)
+			*(unsigned *)field = 6;
+		else
+			return "not any, ipv4 or ipv6";
+		return NULL;
+	case K_OUTTLS:
+		if (strcasecmp(v, "none") == 0)
+			*(int *)field = MC_OUTTLS_NONE;
+		else if (strcasecmp(v, "may") == 0)
+			*(int *)field = MC_OUTTLS_MAY;
+		else if (strcasecmp(v, "encrypt") == 0)
+			*(int *)field = MC_OUTTLS_ENCRYPT;
+		else
+			return "not none, may or encrypt";
+		return NULL;
 	}
 	return "bad key type";
 }
@@ -432,6 +465,51 @@ reader(char *str, int num, void *stream)
 	return r;
 }
 
+/* relayhost: "[host]:port" or "[host]" (no MX lookup), "host:port" or "host" (MX records of host). */
+static int
+parse_relayhost(struct mc_config *cfg)
+{
+	const char *s = cfg->queued.relayhost;
+	const char *host = s, *hend, *port = NULL;
+	cfg->queued.relayhost_name[0] = '\0';
+	cfg->queued.relayhost_port = 0;
+	cfg->queued.relayhost_mx = true;
+	if (*s == '\0')
+		return 0;
+	if (*s == '[') {
+		host = s + 1;
+		if (strncasecmp(host, "ipv6:", 5) == 0)
+			host += 5;
+		hend = strchr(host, ']');
+		if (hend == NULL || (hend[1] != '\0' && hend[1] != ':'))
+			return -1;
+		if (hend[1] == ':')
+			port = hend + 2;
+		cfg->queued.relayhost_mx = false;
+	} else {
+		hend = strchr(s, ':');
+		if (hend == NULL)
+			hend = s + strlen(s);
+		else
+			port = hend + 1;
+	}
+	size_t n = (size_t)(hend - host);
+	if (n == 0 || n >= sizeof(cfg->queued.relayhost_name))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		char c = host[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+			  c == '-' || (c == ':' && !cfg->queued.relayhost_mx);
+		if (!ok)
+			return -1;
+	}
+	memcpy(cfg->queued.relayhost_name, host, n);
+	cfg->queued.relayhost_name[n] = '\0';
+	if (port && parse_port(port, &cfg->queued.relayhost_port) < 0)
+		return -1;
+	return 0;
+}
+
 static int
 finish(struct mc_config *cfg, const char *basedir, char *err, size_t errsz)
 {
@@ -463,6 +541,13 @@ finish(struct mc_config *cfg, const char *basedir, char *err, size_t errsz)
 	}
 	if (cfg->queued.delivery_workers == 0)
 		cfg->queued.delivery_workers = 1;
+	if (parse_relayhost(cfg) < 0) {
+		snprintf(err, errsz, "%s: [queued] relayhost: not [host]:port, host:port or host: '%.200s'",
+			 cfg->path[0] ? cfg->path : "(default)", cfg->queued.relayhost);
+		return -1;
+	}
+	if (cfg->queued.destination_concurrency == 0)
+		cfg->queued.destination_concurrency = 1;
 	(void)basedir;
 	return 0;
 }

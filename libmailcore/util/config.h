@@ -34,6 +34,9 @@ struct mc_listen_list {
 	struct mc_listen_addr a[MC_LISTEN_MAX];
 };
 
+/* outbound_tls: STARTTLS never, when offered (falling back to plaintext), or always (else defer). */
+enum mc_outbound_tls { MC_OUTTLS_NONE = 0, MC_OUTTLS_MAY, MC_OUTTLS_ENCRYPT };
+
 /* allow_plaintext_auth: yes, no, or only for clients on loopback. */
 enum mc_plain_auth { MC_PLAIN_NO = 0, MC_PLAIN_LOOPBACK, MC_PLAIN_YES };
 
@@ -75,6 +78,23 @@ struct mc_config {
 		uint64_t min_free_space;     /* bytes kept free in the queue's file system */
 		unsigned delivery_workers;
 		char user[64];
+		/* outbound SMTP (queued/relay.c, queued/smtpc.c) */
+		unsigned outbound_family;    /* 0: any, 4: IPv4 only, 6: IPv6 only */
+		int outbound_tls;            /* enum mc_outbound_tls */
+		char relayhost[300];         /* as written; "" : deliver by MX */
+		char relayhost_name[256];    /* parsed: host name or address literal */
+		unsigned relayhost_port;     /* parsed: 0 = remote_smtp_port */
+		bool relayhost_mx;           /* parsed: not in brackets, so MX records are looked up */
+		char relayhost_user[256];
+		char relayhost_password_file[MC_PATH_MAX];
+		unsigned connect_timeout;    /* seconds */
+		unsigned command_timeout;
+		unsigned data_timeout;
+		unsigned destination_concurrency;
+		unsigned destination_rate;   /* messages per minute per destination, 0: no limit */
+		unsigned connection_cache_size;   /* idle connections kept, in all */
+		unsigned connection_cache_time;   /* seconds an idle connection is kept */
+		unsigned connection_reuse_limit;  /* messages over one connection */
 	} queued;
 
 	struct {
