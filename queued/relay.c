@@ -272,7 +272,6 @@ set_addrs(struct dest *d, const struct raddr *a, unsigned n)
 	d->addrs_at = q_now();
 }
 
-#ifdef Q_HAVE_RESOLVER_MX
 static bool
 family_ok(const struct q_relay *rl, const char *ip)
 {
@@ -305,19 +304,19 @@ on_mx(void *arg, enum mc_mx_result r, const char *detail, const struct mc_mx_hos
 	case MC_MX_OK:
 		break;
 	case MC_MX_NXDOMAIN:
-		snprintf(why, sizeof(why), "Host or domain name not found: %s (%s)", d->name, det);
+		snprintf(why, sizeof(why), "Host or domain name not found: %.110s (%.90s)", d->name, det);
 		settle_queued(d, Q_RR_PERM, "5.1.2", why);
 		return;
 	case MC_MX_NULLMX:
-		snprintf(why, sizeof(why), "Domain %s does not accept mail (null MX)", d->name);
+		snprintf(why, sizeof(why), "Domain %.200s does not accept mail (null MX)", d->name);
 		settle_queued(d, Q_RR_PERM, "5.1.10", why);
 		return;
 	case MC_MX_NOHOST:
-		snprintf(why, sizeof(why), "No mail host with an address for %s (%s)", d->name, det);
+		snprintf(why, sizeof(why), "No mail host with an address for %.110s (%.90s)", d->name, det);
 		settle_queued(d, Q_RR_PERM, "5.1.2", why);
 		return;
 	default:
-		snprintf(why, sizeof(why), "DNS lookup of %s failed, will try again (%s)", d->name, det);
+		snprintf(why, sizeof(why), "DNS lookup of %.110s failed, will try again (%.90s)", d->name, det);
 		settle_queued(d, Q_RR_TEMP, "4.4.3", why);
 		return;
 	}
@@ -339,7 +338,7 @@ on_mx(void *arg, enum mc_mx_result r, const char *detail, const struct mc_mx_hos
 		}
 	}
 	if (k == 0) {
-		snprintf(why, sizeof(why), "no address of %s%s to connect to", d->name,
+		snprintf(why, sizeof(why), "no address of %.200s%s to connect to", d->name,
 			 cfg->queued.outbound_family == 4   ? " for IPv4"
 			 : cfg->queued.outbound_family == 6 ? " for IPv6"
 							    : "");
@@ -349,7 +348,6 @@ on_mx(void *arg, enum mc_mx_result r, const char *detail, const struct mc_mx_hos
 	set_addrs(d, a, k);
 	dest_run(d);
 }
-#endif
 
 /* Find the addresses of d; false while they are being looked up (or the jobs were settled). */
 static bool
@@ -368,7 +366,6 @@ dest_addrs(struct dest *d)
 		set_addrs(d, &a, 1);
 		return true;
 	}
-#ifdef Q_HAVE_RESOLVER_MX
 	if (!mc_resolver_is_up(rl->q->res)) {
 		settle_queued(d, Q_RR_TEMP, "4.4.3", "resolverd unreachable");
 		return false;
@@ -376,10 +373,6 @@ dest_addrs(struct dest *d)
 	int fam = (int)cfg->queued.outbound_family;
 	d->mx_handle = mc_resolver_mx(rl->q->res, d->name, fam, on_mx, d);
 	return false;
-#else
-	settle_queued(d, Q_RR_TEMP, "4.4.3", "MX lookups are not available in this version");
-	return false;
-#endif
 }
 
 static void
