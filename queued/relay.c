@@ -86,6 +86,7 @@ struct sess {
 	unsigned msgs;
 	double idle_since;
 	char last_err[Q_ERR_MAX];
+	char last_relay[320];        /* "host[ip]:port" last tried */
 	struct sess *next;
 };
 
@@ -144,7 +145,7 @@ report_job(struct q_relay *rl, struct q_rjob *j)
 
 /* Every job of d waiting gets this outcome (its destinations still open). */
 static void
-settle_queued(struct dest *d, enum q_rres res, const char *dsn, const char *why)
+settle_queued(struct dest *d, enum q_rres res, const char *dsn, const char *why, const char *relay)
 {
 	while (d->head) {
 		struct q_rjob *j = d->head;
@@ -158,6 +159,8 @@ settle_queued(struct dest *d, enum q_rres res, const char *dsn, const char *why)
 			snprintf(x->dsn, sizeof(x->dsn), "%s", dsn);
 			snprintf(x->reply, sizeof(x->reply), "%s", why);
 		}
+		if (relay)
+			snprintf(j->relay, sizeof(j->relay), "%s", relay);
 		report_job(d->rl, j);
 	}
 	d->tail = &d->head;
@@ -305,19 +308,19 @@ on_mx(void *arg, enum mc_mx_result r, const char *detail, const struct mc_mx_hos
 		break;
 	case MC_MX_NXDOMAIN:
 		snprintf(why, sizeof(why), "Host or domain name not found: %.110s (%.90s)", d->name, det);
-		settle_queued(d, Q_RR_PERM, "5.1.2", why);
+		settle_queued(d, Q_RR_PERM, "5.1.2", why, NULL);
 		return;
 	case MC_MX_NULLMX:
 		snprintf(why, sizeof(why), "Domain %.200s does not accept mail (null MX)", d->name);
-		settle_queued(d, Q_RR_PERM, "5.1.10", why);
+		settle_queued(d, Q_RR_PERM, "5.1.10", why, NULL);
 		return;
 	case MC_MX_NOHOST:
 		snprintf(why, sizeof(why), "No mail host with an address for %.110s (%.90s)", d->name, det);
-		settle_queued(d, Q_RR_PERM, "5.1.2", why);
+		settle_queued(d, Q_RR_PERM, "5.1.2", why, NULL);
 		return;
 	default:
 		snprintf(why, sizeof(why), "DNS lookup of %.110s failed, will try again (%.90s)", d->name, det);
-		settle_queued(d, Q_RR_TEMP, "4.4.3", why);
+		settle_queued(d, Q_RR_TEMP, "4.4.3", why, NULL);
 		return;
 	}
 	bool bracketed = cfg->queued.relayhost_name[0] && !cfg->queued.relayhost_mx;
@@ -342,7 +345,7 @@ on_mx(void *arg, enum mc_mx_result r, const char *detail, const struct mc_mx_hos
 			 cfg->queued.outbound_family == 4   ? " for IPv4"
 			 : cfg->queued.outbound_family == 6 ? " for IPv6"
 							    : "");
-		settle_queued(d, Q_RR_TEMP, "4.4.4", why);
+		settle_queued(d, Q_RR_TEMP, "4.4.4", why, NULL);
 		return;
 	}
 	set_addrs(d, a, k);
@@ -367,7 +370,7 @@ dest_addrs(struct dest *d)
 		return true;
 	}
 	if (!mc_resolver_is_up(rl->q->res)) {
-		settle_queued(d, Q_RR_TEMP, "4.4.3", "resolverd unreachable");
+		settle_queued(d, Q_RR_TEMP, "4.4.3", "resolverd unreachable", NULL);
 		return false;
 	}
 	int fam = (int)cfg->queued.outbound_family;
@@ -445,8 +448,10 @@ sess_start(struct sess *s)
 					? cfg->queued.relayhost_port
 					: cfg->queued.remote_smtp_port;
 		s->c = q_smtpc_open(rl->q->loop, a->ip, port, &o, &smtpc_cbs, s);
-		if (s->c)
+		if (s->c) {
+			snprintf(s->last_relay, sizeof(s->last_relay), "%s", q_smtpc_relay(s->c));
 			return;
+		}
 		snprintf(s->last_err, sizeof(s->last_err), "cannot connect to %.150s[%.60s]:%u", a->host, a->ip, port);
 	}
 	/* nothing could even start: as if every address failed */
@@ -581,7 +586,8 @@ on_gone(struct q_smtpc *c, void *arg, const struct q_smtpc_gone *g)
 		}
 	}
 	bool failed = !s->ready;
-	char why[Q_ERR_MAX];
+	char why[Q_ERR_MAX], last[320];
+	snprintf(last, sizeof(last), "%s", s->last_relay);
 	snprintf(why, sizeof(why), "%s", s->last_err[0] ? s->last_err : g->why);
 	sess_unlink(s);
 	free(s->addrs);
@@ -591,7 +597,7 @@ on_gone(struct q_smtpc *c, void *arg, const struct q_smtpc_gone *g)
 	if (failed) {
 		backoff(d, why);
 		if (d->nsess == 0)
-			settle_queued(d, Q_RR_TEMP, "4.4.1", why);
+			settle_queued(d, Q_RR_TEMP, "4.4.1", why, last[0] ? last : NULL);
 	}
 	dest_kick(d);
 }
@@ -609,7 +615,7 @@ dest_run(struct dest *d)
 	if (d->backoff_until > now && d->nsess == 0) {
 		char why[Q_ERR_MAX];
 		snprintf(why, sizeof(why), "%s", d->last_err);
-		settle_queued(d, Q_RR_TEMP, "4.4.1", why);
+		settle_queued(d, Q_RR_TEMP, "4.4.1", why, NULL);
 		return;
 	}
 	/* idle connections first */

@@ -281,6 +281,12 @@ on_close(struct mc_conn *conn, void *arg, const char *why)
 {
 	struct q_smtpc *c = arg;
 	(void)conn;
+	if (c->tls_tried && !c->tls_failed && !c->ready && (c->st == C_TLS || c->st == C_EHLO)) {
+		/* the server hung up during the handshake or right after it (TLS 1.3 checks a client
+		 * certificate after the client is done): a failed handshake, retried in plaintext */
+		c->tls_failed = true;
+		say(c->why, sizeof(c->why), "TLS handshake with %s failed (%s)", c->relay, why);
+	}
 	if (c->why[0] == '\0') {
 		if (c->st == C_QUIT || (c->st == C_READY && c->job == NULL))
 			say(c->why, sizeof(c->why), "%s", why);

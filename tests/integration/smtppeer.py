@@ -18,6 +18,7 @@ logged in). The script says how it answers:
     size=N               SIZE N is offered and enforced
     smtputf8=True        SMTPUTF8 is offered
     tls=True             STARTTLS with a self-signed certificate
+    tls_fail=True        STARTTLS offered, but every handshake fails
     auth={"user": "pw"}  AUTH PLAIN/LOGIN (over TLS only)
     greeting="421 ..."   the greeting (default 220)
     delay=SECONDS        wait before answering the final dot
@@ -117,7 +118,7 @@ class _Handler:
             return "250 never seen"
         if data:
             return data
-        login = session.login_data.decode() if isinstance(session.login_data, bytes) else session.login_data
+        login = getattr(session, "peer_login", None)
         t = Transaction(envelope.mail_from, list(envelope.mail_options), list(envelope.rcpt_tos),
                         list(envelope.rcpt_options), envelope.original_content,
                         server._tls_protocol is not None, login, session.peer)
@@ -181,13 +182,19 @@ class Peer:
         kw = {"enable_SMTPUTF8": bool(script.get("smtputf8")),
               "data_size_limit": script.get("size", None) or None,
               "server_hostname": f"peer-{host}"}
-        if script.get("tls"):
+        if script.get("tls") or script.get("tls_fail"):
             kw["tls_context"] = self_signed(self._tmp)
+        if script.get("tls_fail"):
+            # a client certificate is demanded, so the client's handshake fails
+            kw["tls_context"].verify_mode = ssl.CERT_REQUIRED
+            kw["tls_context"].load_verify_locations(os.path.join(self._tmp, "peer.crt"))
         users = script.get("auth")
         if users:
             def check(server, session, envelope, mechanism, auth_data):
                 ok = (isinstance(auth_data, LoginPassword)
                       and users.get(auth_data.login.decode()) == auth_data.password.decode())
+                if ok:
+                    session.peer_login = auth_data.login.decode()
                 return AuthResult(success=ok, handled=False)
             kw["authenticator"] = check
             kw["auth_require_tls"] = True
