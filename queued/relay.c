@@ -492,7 +492,7 @@ sess_feed(struct sess *s)
 	struct dest *d = s->dst;
 	struct q_relay *rl = d->rl;
 	const struct mc_config *cfg = cfg_of(rl);
-	if (rl->stopping || s->quitting)
+	if (rl->stopping || s->quitting || rl->q->paused)
 		return;
 	if (d->head && s->msgs >= cfg->queued.connection_reuse_limit) {
 		sess_quit(s);
@@ -609,8 +609,8 @@ dest_run(struct dest *d)
 {
 	struct q_relay *rl = d->rl;
 	const struct mc_config *cfg = cfg_of(rl);
-	if (rl->stopping || d->head == NULL)
-		return;
+	if (rl->stopping || d->head == NULL || rl->q->paused)
+		return;   /* paused: the jobs wait; the tick looks again once resumed */
 	double now = q_now();
 	if (d->backoff_until > now && d->nsess == 0) {
 		char why[Q_ERR_MAX];
@@ -755,6 +755,8 @@ q_relay_tick(struct queued *q, double now)
 			for (struct sess *s = d->sessions; s; s = s->next)
 				if (s->ready && !s->busy && !s->quitting && now - s->idle_since >= idle_time)
 					sess_quit(s);
+			if (d->head && !q->paused && d->nsess == 0 && d->mx_handle == 0)
+				dest_kick(d);
 			bool empty = d->head == NULL && d->sessions == NULL && d->mx_handle == 0 && !d->queued_run &&
 				     !d->timer_on && d->backoff_until < now && d->next_start < now;
 			if (empty) {
