@@ -641,19 +641,27 @@ q_deliver_remote_done(struct queued *q, struct q_rdest *d, const char *relay)
 		if (q_rcpt_done_add(r, d->addr) < 0)
 			mc_panic("out of memory");
 		r->n_ok++;
+		r->remote = true;
+		r->remote_dsn = d->remote_dsn;
 		free(r->ev_detail);
 		if (asprintf(&r->ev_detail, "host=%s reply=%s", relay, d->reply) < 0)
 			r->ev_detail = NULL;
 		break;
 	case Q_RR_TEMP:
 	case Q_RR_PERM:
-		snprintf(why, sizeof(why), "host=%.80s dsn=%.15s reply=%.140s", relay, d->dsn, d->reply);
+		if (strcmp(relay, "none") == 0)   /* no server was reached (DNS, backoff) */
+			snprintf(why, sizeof(why), "dsn=%.15s reply=%.200s", d->dsn, d->reply);
+		else
+			snprintf(why, sizeof(why), "host=%.80s dsn=%.15s reply=%.140s", relay, d->dsn, d->reply);
 		if (d->res == Q_RR_TEMP)
 			r->n_temp++;
 		else
 			r->n_perm++;
-		if (d->res == Q_RR_TEMP || r->n_temp == 0)
+		if (d->res == Q_RR_TEMP || r->n_temp == 0) {
 			set_reason(r, why);
+			snprintf(r->status, sizeof(r->status), "%.11s", d->dsn);
+			r->remote = strcmp(relay, "none") != 0;
+		}
 		break;
 	default:
 		r->abandoned = true;

@@ -143,6 +143,7 @@ struct q_rdest {
 	enum q_rres res;
 	bool again;                  /* 452 too many recipients: into a further transaction */
 	bool accepted;               /* 2xx to RCPT in the transaction under way */
+	bool remote_dsn;             /* delivered to a server that took our DSN parameters (it reports success) */
 	char dsn[MC_SMTP_ESC_MAX];
 	char reply[Q_ERR_MAX];
 	struct q_rdest *next;

@@ -233,6 +233,7 @@ settle(struct q_smtpc *c, struct q_rdest *d, enum q_rres res, const char *dsn, c
 	if (d->res != Q_RR_NONE)
 		return;
 	d->res = res;
+	d->remote_dsn = res == Q_RR_OK && c->ext.dsn;
 	snprintf(d->dsn, sizeof(d->dsn), "%s", dsn);
 	snprintf(d->reply, sizeof(d->reply), "%s", reply);
 	snprintf(c->job->relay, sizeof(c->job->relay), "%s", c->relay);

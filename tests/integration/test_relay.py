@@ -169,6 +169,11 @@ def test_mail_from_refused(make_instance, port):
         qid = submit(inst, ["bob@relay.test"])
         inst.wait_log(rf"{qid}: to=<bob@relay.test>, .*dsn=5\.7\.1, status=bounced \(550 5\.7\.1 Sender refused\)")
         assert peer.transactions == []
+        # the sender is told (bounce.c), with the remote MTA and its exact reply
+        dsn = inst.wait_new(1, user="alice")[0].read_bytes()
+        assert b"Remote-MTA: dns; 127.0.0.2" in dsn, dsn
+        assert b"Diagnostic-Code: smtp; 550 5.7.1 Sender refused" in dsn, dsn
+        assert b"Status: 5.7.1" in dsn, dsn
 
 
 def test_helo_fallback(make_instance, port):
