@@ -303,6 +303,12 @@ on_mx(void *arg, enum mc_mx_result r, const char *detail, const struct mc_mx_hos
 	char why[Q_ERR_MAX], det[128];
 	d->mx_handle = 0;
 	mc_log_clean(det, sizeof(det), detail ? detail : "", detail ? strlen(detail) : 0);
+	if (r != MC_MX_OK && r != MC_MX_TEMPFAIL && cfg->queued.relayhost_name[0]) {
+		/* the smarthost itself cannot be found: the operator's problem, not the recipient's */
+		snprintf(why, sizeof(why), "relayhost %.110s not found in DNS (%.90s)", d->name, det);
+		settle_queued(d, Q_RR_TEMP, "4.4.4", why, NULL);
+		return;
+	}
 	switch (r) {
 	case MC_MX_OK:
 		break;
@@ -374,6 +380,8 @@ dest_addrs(struct dest *d)
 		return false;
 	}
 	int fam = (int)cfg->queued.outbound_family;
+	if (cfg->queued.relayhost_name[0] && !cfg->queued.relayhost_mx)
+		fam |= MC_RESOLVER_MX_HOST_ONLY;   /* [host]: its own addresses, never its MX hosts */
 	d->mx_handle = mc_resolver_mx(rl->q->res, d->name, fam, on_mx, d);
 	return false;
 }

@@ -275,6 +275,22 @@ def test_smarthost_auth_never_in_plaintext(make_instance, port, tmp_path):
         assert peer.transactions == []
 
 
+def test_relayhost_by_name_without_mx(make_instance, port, dns):
+    """relayhost = [name]: the name's own address, not its MX hosts; a name not in DNS defers."""
+    dns.add("smarthost.test. 60 IN A 127.0.0.2\nsmarthost.test. 60 IN MX 10 other.smarthost.test.\n"
+            "other.smarthost.test. 60 IN A 127.0.0.3\n")
+    with Peer("127.0.0.2", port) as p2, Peer("127.0.0.3", port) as p3:
+        inst = relay_inst(make_instance, port, {"relayhost": "[smarthost.test]"})
+        qid = submit(inst, ["bob@far.test"])
+        wait_tx(p2, 1)
+        assert p3.connections == 0
+        inst.wait_log(rf"{qid}: to=<bob@far.test>, relay=smarthost\.test\[127\.0\.0\.2\]:{port}, .*status=sent")
+    inst2 = relay_inst(make_instance, port, {"relayhost": "[missing.smarthost.test]", "retry_min": "1h",
+                                             "retry_max": "2h"})
+    q2 = submit(inst2, ["bob@far.test"])
+    inst2.wait_log(rf"{q2}: to=<bob@far.test>, .*dsn=4\.4\.4, status=deferred \(relayhost missing")
+
+
 def test_connection_reused(make_instance, port):
     """Two messages to one destination, one after the other: one connection, RSET between."""
     with Peer("127.0.0.2", port) as peer:
