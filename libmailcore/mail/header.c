@@ -414,6 +414,59 @@ mc_address_free(struct mc_address *a)
 	}
 }
 
+/* The end of the line at p (after its LF, or end). */
+static const char *
+line_end(const char *p, const char *end)
+{
+	const char *nl = memchr(p, '\n', (size_t)(end - p));
+	return nl ? nl + 1 : end;
+}
+
+static bool
+blank_line(const char *p, const char *end)
+{
+	return (p < end && *p == '\n') || (end - p >= 2 && p[0] == '\r' && p[1] == '\n');
+}
+
+bool
+mc_header_next(const char **pp, const char *end, struct mc_header_field *f)
+{
+	const char *p = *pp;
+	for (;;) {
+		if (p >= end || blank_line(p, end)) {
+			*pp = p;
+			return false;
+		}
+		const char *le = line_end(p, end);
+		const char *colon = memchr(p, ':', (size_t)(le - p));
+		if (colon == NULL || *p == ' ' || *p == '\t') {
+			p = le;   /* not a field (or a continuation with nothing before it) */
+			continue;
+		}
+		f->name = p;
+		f->namelen = (size_t)(colon - p);
+		while (f->namelen > 0 && (p[f->namelen - 1] == ' ' || p[f->namelen - 1] == '\t'))
+			f->namelen--;
+		const char *q = le;
+		while (q < end && (*q == ' ' || *q == '\t'))
+			q = line_end(q, end);
+		f->raw = p;
+		f->rawlen = (size_t)(q - p);
+		const char *v = colon + 1;
+		while (v < q && (*v == ' ' || *v == '\t'))
+			v++;
+		const char *ve = q;
+		if (ve > v && ve[-1] == '\n')
+			ve--;
+		if (ve > v && ve[-1] == '\r')
+			ve--;
+		f->value = v;
+		f->valuelen = ve > v ? (size_t)(ve - v) : 0;
+		*pp = q;
+		return true;
+	}
+}
+
 size_t
 mc_header_unfold(const char *s, size_t n, char *out)
 {

@@ -65,6 +65,25 @@ int mc_header_parse_params(const char *s, size_t n, bool want_subtype, char **ty
 /* Free what mc_header_parse_params returned. */
 void mc_header_params_free(struct mc_param *p, int n);
 
+/* One field of a header block, pointers into the block. */
+struct mc_header_field {
+	const char *name;      /* without the colon (and blanks before it) */
+	size_t namelen;
+	const char *raw;       /* the whole field as stored: "Name: value\n\tmore\n" */
+	size_t rawlen;
+	const char *value;     /* after the colon and leading blanks, folds kept, final line end not */
+	size_t valuelen;
+};
+
+/*
+ * The next field of a header block at *p (up to end), for FETCH
+ * BODY[HEADER.FIELDS (...)] and SEARCH HEADER. Advances *p past it.
+ * false at the blank line that ends the block or at end. A line that is
+ * neither a field nor a continuation (no colon) is skipped: it is no
+ * field of any name. LF or CRLF line ends.
+ */
+bool mc_header_next(const char **p, const char *end, struct mc_header_field *f);
+
 /* Copy n bytes of a folded value into out without its CR and LF bytes; returns the new length. */
 size_t mc_header_unfold(const char *s, size_t n, char *out);
 

@@ -1,7 +1,7 @@
 /*
  * fuzz_header.c - libFuzzer target for mail/header.c and mail/date.c:
  * address lists, parameter lists, RFC 2047 and RFC 2231 decoding and
- * RFC 5322 dates from arbitrary bytes. The first byte picks the parser.
+ * RFC 5322 dates, header block fields from arbitrary bytes. The first byte picks the parser.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,7 +17,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1 || size > 65536)
 		return 0;
-	unsigned opt = data[0] % 5;
+	unsigned opt = data[0] % 6;
 	const char *s = (const char *)data + 1;
 	size_t n = size - 1;
 	struct mc_buf b;
@@ -57,6 +57,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3:
 		mc_header_decode_2231(s, n, &b);
 		break;
+	case 5: {
+		const char *p = s, *end = s + n;
+		struct mc_header_field f;
+		while (mc_header_next(&p, end, &f)) {
+			if (f.raw < s || f.raw + f.rawlen > end || f.name != f.raw || f.value < f.raw ||
+			    f.value + f.valuelen > f.raw + f.rawlen || f.rawlen == 0)
+				abort();
+			if (p != f.raw + f.rawlen)
+				abort();
+		}
+		break;
+	}
 	default: {
 		int64_t t;
 		int tz;

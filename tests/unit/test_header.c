@@ -206,6 +206,36 @@ test_nstring(void **state)
 	nstring_is("a\r\nb", "{4}\r\na\r\nb");
 }
 
+static void
+test_header_fields(void **state)
+{
+	static const char block[] = "Subject: a\n very long\n\tsubject\nnot a field\nX-Empty:\nTo :b@c\r\n\nbody: no\n";
+	const char *p = block, *end = block + sizeof(block) - 1;
+	struct mc_header_field f;
+	assert_true(mc_header_next(&p, end, &f));
+	assert_int_equal(f.namelen, 7);
+	assert_memory_equal(f.name, "Subject", 7);
+	assert_int_equal(f.rawlen, strlen("Subject: a\n very long\n\tsubject\n"));
+	assert_int_equal(f.valuelen, strlen("a\n very long\n\tsubject"));
+	assert_true(mc_header_next(&p, end, &f));
+	assert_memory_equal(f.name, "X-Empty", 7);
+	assert_int_equal(f.valuelen, 0);
+	assert_true(mc_header_next(&p, end, &f));
+	assert_int_equal(f.namelen, 2);
+	assert_memory_equal(f.value, "b@c", f.valuelen);
+	assert_int_equal(f.rawlen, strlen("To :b@c\r\n"));
+	assert_false(mc_header_next(&p, end, &f));
+	assert_true(p == strstr(block, "\nbody") + 0);
+	/* no blank line, no final line end */
+	static const char cut[] = "A: 1\nB: 2";
+	p = cut;
+	end = cut + sizeof(cut) - 1;
+	assert_true(mc_header_next(&p, end, &f));
+	assert_true(mc_header_next(&p, end, &f));
+	assert_memory_equal(f.value, "2", f.valuelen);
+	assert_false(mc_header_next(&p, end, &f));
+}
+
 int
 main(void)
 {
@@ -216,6 +246,7 @@ main(void)
 		cmocka_unit_test(test_encoded_words),
 		cmocka_unit_test(test_2231_decode),
 		cmocka_unit_test(test_nstring),
+		cmocka_unit_test(test_header_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
