@@ -111,7 +111,9 @@ imapd_capabilities(const struct imapd_session *s, char *out, size_t outsz)
 			ADD("LOGINDISABLED");
 		}
 	}
-	ADD("LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE UIDPLUS MOVE");
+	ADD("LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE UIDPLUS MOVE STATUS=SIZE");
+	if (s->state != IMAPD_NOTAUTH)
+		ADD("UTF8=ACCEPT");
 	if (s->state != IMAPD_NOTAUTH) {
 		char al[40];
 		snprintf(al, sizeof(al), "APPENDLIMIT=%llu", (unsigned long long)s->srv->lim.append_max);
@@ -131,6 +133,7 @@ imapd_cmd_run(struct imapd_session *s, char *cmd, size_t len)
 	s->cmdtag[0] = s->cmdname[0] = '\0';
 	s->expunge_ok = true;
 	imap_p_init(&p, cmd, len);
+	p.utf8 = s->utf8;
 	if (imap_p_at_end(&p)) {
 		imapd_send(s, "* BAD Empty command line");
 		s->errors++;
@@ -458,19 +461,27 @@ c_id(struct imapd_session *s, struct imap_p *p, bool uid)
 static void
 c_enable(struct imapd_session *s, struct imap_p *p, bool uid)
 {
-	/* Nothing is enabled yet that changes behaviour: each name is read and none is granted. */
+	/* RFC 5161: only what is both asked and known is enabled; UTF8=ACCEPT (RFC 6855) is what there is. */
 	char cap[IMAP_ATOM_MAX + 1];
 	int count = 0;
+	bool utf8 = false;
 	while (imap_p_accept(p, ' ')) {
 		if (imap_p_atom_upper(p, cap, sizeof(cap)) < 0)
 			break;
+		if (strcmp(cap, "UTF8=ACCEPT") == 0)
+			utf8 = true;
 		count++;
 	}
 	if (count == 0)
 		imap_p_fail(p, "ENABLE needs a capability");
 	if (!args_end(s, p))
 		return;
-	imapd_send(s, "* ENABLED");
+	if (utf8 && !s->utf8) {
+		s->utf8 = true;
+		imapd_send(s, "* ENABLED UTF8=ACCEPT");
+	} else {
+		imapd_send(s, "* ENABLED");
+	}
 	imapd_done(s, "OK", "ENABLE completed");
 	(void)uid;
 }

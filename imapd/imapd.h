@@ -234,6 +234,9 @@ void imapd_cmd_append(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_cmd_subscribe(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_cmd_unsubscribe(struct imapd_session *s, struct imap_p *p, bool uid);
 
+/* Send a store name as the client reads names: modified UTF-7, or UTF-8 after ENABLE UTF8=ACCEPT. */
+void imapd_send_mailbox(struct imapd_session *s, const char *name);
+
 /* ---- fetch.c ---- */
 
 void imapd_cmd_fetch(struct imapd_session *s, struct imap_p *p, bool uid);

@@ -32,6 +32,7 @@
 
 #include "mail/mailstore.h"
 #include "mail/mailstore_ops.h"
+#include "mail/utf7imap.h"
 #include "util/log.h"
 
 /* The most mailboxes one LIST considers (a user with more gets the first ones, and a log line). */
@@ -47,50 +48,59 @@ static const struct {
 
 /* ---- names ---- */
 
-/* Modified UTF-7 (RFC 3501 §5.1.3) as far as its form goes: "&-" or "&" base64 "-". */
-static bool
-mutf7_ok(const char *s)
-{
-	for (; *s; s++) {
-		if (*s != '&')
-			continue;
-		s++;
-		if (*s == '-')
-			continue;
-		const char *b = s;
-		while ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '+' ||
-		       *s == ',')
-			s++;
-		if (s == b || *s != '-')
-			return false;
-	}
-	return true;
-}
-
 int
 imapd_mailbox_from_client(const struct imapd_session *s, const char *in, char *out, size_t outsz, const char **why)
 {
 	size_t n = strlen(in);
 	char sep = s->srv->lim.sep;
+	char tmp[MC_MAILBOX_NAME_MAX * 4 + 8];
 	*why = "Invalid mailbox name";
-	if (n == 0 || n >= outsz || n > MC_MAILBOX_NAME_MAX) {
+	if (n == 0 || n > MC_MAILBOX_NAME_MAX * 4) {
 		*why = n == 0 ? "Empty mailbox name" : "Mailbox name too long";
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)in[i];
-		if (c < 0x20 || c == 0x7f || c >= 0x80 || c == '/' || c == '\\' || c == '~' || c == '*' || c == '%')
+		if (c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == '*' || c == '%' || (c >= 0x80 && !s->utf8))
 			return -1;
 	}
-	if (in[0] == sep || in[n - 1] == sep || strstr(in, "..") || !mutf7_ok(in))
+	if (in[0] == sep || in[n - 1] == sep || in[0] == '~' || strstr(in, ".."))
 		return -1;
-	memcpy(out, in, n + 1);
+	/* The store names mailboxes in UTF-8: modified UTF-7 (RFC 3501 §5.1.3) is decoded strictly. */
+	int k;
+	if (s->utf8)
+		k = mc_utf7imap_encode(in, n, tmp, sizeof(tmp)) < 0 ? -1 : (int)n;   /* checks it is UTF-8 */
+	else
+		k = mc_utf7imap_decode(in, n, tmp, sizeof(tmp));
+	if (k < 0)
+		return -1;
+	if (s->utf8)
+		memcpy(tmp, in, n + 1);
+	if ((size_t)k >= outsz || k > MC_MAILBOX_NAME_MAX) {
+		*why = "Mailbox name too long";
+		return -1;
+	}
+	memcpy(out, tmp, (size_t)k + 1);
 	/* INBOX in any case, and as the first level of a longer name. */
 	if (strncasecmp(out, "INBOX", 5) == 0 && (out[5] == '\0' || out[5] == sep))
 		memcpy(out, "INBOX", 5);
 	if (!mc_store_mailbox_name_ok(out))
 		return -1;
 	return 0;
+}
+
+void
+imapd_send_mailbox(struct imapd_session *s, const char *name)
+{
+	char enc[MC_MAILBOX_NAME_MAX * 4 + 8];
+	if (!s->utf8) {
+		int k = mc_utf7imap_encode(name, strlen(name), enc, sizeof(enc));
+		if (k >= 0) {
+			imapd_send_string(s, enc, (size_t)k);
+			return;
+		}
+	}
+	imapd_send_string(s, name, strlen(name));
 }
 
 /* ---- the view ---- */
@@ -604,7 +614,7 @@ match_name(const char *pat, const char *name, char sep)
 	/* Only the INBOX part compares without case. */
 	if (strncmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == sep) &&
 	    strncasecmp(pat, "INBOX", 5) == 0) {
-		char p2[1024];
+		char p2[2200];
 		snprintf(p2, sizeof(p2), "INBOX%s", pat + 5);
 		return match(p2, name, sep);
 	}
@@ -626,7 +636,16 @@ list_run(struct imapd_session *s, const char *ref, const char *pat, bool lsub)
 		}
 		return;
 	}
-	char full[1024];
+	char full[2100], dref[1024], dpat[1024];
+	if (!s->utf8) {
+		/* Patterns travel in modified UTF-7 too; wildcards and separators are plain ASCII in it. */
+		int k1 = mc_utf7imap_decode(ref, strlen(ref), dref, sizeof(dref));
+		int k2 = mc_utf7imap_decode(pat, strlen(pat), dpat, sizeof(dpat));
+		if (k1 >= 0 && k2 >= 0) {
+			ref = dref;
+			pat = dpat;
+		}
+	}
 	if (ref[0] && pat[0] != sep)
 		snprintf(full, sizeof(full), "%s%s", ref, pat);
 	else
@@ -651,7 +670,7 @@ list_run(struct imapd_session *s, const char *ref, const char *pat, bool lsub)
 		char head[160];
 		int k = snprintf(head, sizeof(head), " (%s) \"%c\" ", attrs, sep);
 		imapd_send_raw(s, head, (size_t)k);
-		imapd_send_string(s, e->name, strlen(e->name));
+		imapd_send_mailbox(s, e->name);
 		imapd_send_raw(s, "\r\n", 2);
 	}
 	free(c.e);
@@ -765,7 +784,7 @@ imapd_cmd_status(struct imapd_session *s, struct imap_p *p, bool uid)
 			n += (size_t)k;
 	}
 	imapd_send_raw(s, "* STATUS ", 9);
-	imapd_send_string(s, mb.name, strlen(mb.name));
+	imapd_send_mailbox(s, mb.name);
 	imapd_send(s, " (%s)", items);
 	imapd_done(s, "OK", "STATUS completed");
 	(void)uid;

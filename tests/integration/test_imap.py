@@ -473,3 +473,56 @@ def test_append(inst):
     assert r.line().startswith(b"c NO [TOOBIG]")
     r.send(b"d NOOP\r\n")
     assert r.until_tagged(b"d")[-1].startswith(b"d OK")
+
+
+def test_mailbox_names_utf7_and_utf8_accept(inst):
+    c = login(inst)
+    assert "UTF8=ACCEPT" in c.capabilities or "UTF8=ACCEPT" in c.capability()[1][0].decode()
+    assert c.create("Caf&AOk-")[0] == "OK"
+    typ, data = c.list('""', "Caf*")
+    assert data == [b'(\\HasNoChildren) "." Caf&AOk-'] or data == [b'(\\HasNoChildren) "." "Caf&AOk-"'], data
+    assert c.select("Caf&AOk-")[0] == "OK"
+    # The store names it in UTF-8: the folder on disk is the UTF-8 name, as the index has it.
+    assert (inst.maildir() / ".Caf\u00e9").is_dir()
+    typ, data = c.status("Caf&AOk-", "(MESSAGES)")
+    assert b"Caf&AOk-" in data[0]
+    assert c.create('"Caf&AOk"')[0] == "NO"        # no closing '-'
+    assert c.create('"x&AGE-"')[0] == "NO"         # base64 for plain ASCII: not allowed
+    c.logout()
+    r = Raw(inst.ports["imap"])
+    r.send(b"a LOGIN alice@example.test " + PASSWORDS[ALICE].encode() + b"\r\n")
+    r.until_tagged(b"a")
+    r.send(b"b ENABLE UTF8=ACCEPT\r\n")
+    lines = r.until_tagged(b"b")
+    assert b"* ENABLED UTF8=ACCEPT" in lines
+    r.send(b'c LIST "" "Caf*"\r\n')
+    lines = r.until_tagged(b"c")
+    assert b'* LIST (\\HasNoChildren) "." "Caf\xc3\xa9"' in lines, lines
+    r.send(b'd CREATE "\xe2\x82\xac uro"\r\n')
+    assert r.until_tagged(b"d")[-1].startswith(b"d OK")
+
+
+def test_two_sessions_flags_and_expunge(inst):
+    deliver(inst, 3)
+    a = login(inst)
+    b = login(inst)
+    a.select("INBOX")
+    b.select("INBOX")
+    a.store("2", "+FLAGS", r"(\Deleted \Flagged)")
+    a.expunge()
+    # b is told at its next command; during a FETCH the expunge must wait (RFC 3501 7.4.1).
+    # Message 2 keeps its number; its data is gone, so it is left out (RFC 2180 4.1.3).
+    typ, data = b.fetch("1:3", "(UID)")
+    assert typ == "OK" and [d.split(b" ")[0] for d in data] == [b"1", b"3"]
+    assert "EXPUNGE" not in b.untagged_responses
+    typ, data = b.noop()
+    assert b.untagged_responses.get("EXPUNGE") == [b"2"]
+    typ, data = b.fetch("1:*", "(UID)")
+    assert [re.search(rb"UID (\d+)", d).group(1) for d in data] == [b"1", b"3"]
+    # A flag change shows as an untagged FETCH in the other session.
+    a.store("1", "+FLAGS", r"(\Answered)")
+    b.noop()
+    fetches = b.untagged_responses.get("FETCH", [])
+    assert any(b"\\Answered" in f for f in fetches), fetches
+    a.logout()
+    b.logout()
