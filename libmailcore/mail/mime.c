@@ -33,6 +33,7 @@ struct mc_mime_parser {
 	bool prev_boundary;                       /* the previous line was a boundary line */
 	struct mc_buf field;                      /* the header field being read */
 	bool in_field;
+	unsigned nfields;                         /* fields seen in the current header block */
 	unsigned nparts, max_depth;
 	size_t mem;
 	bool oom, finished;
@@ -74,6 +75,7 @@ new_part(struct mc_mime_parser *p, struct mc_mime_part *parent, unsigned flags)
 		parent->nchildren++;
 	}
 	p->nparts++;
+	p->nfields = 0;
 	p->mem += sizeof(*m);
 	return m;
 }
@@ -169,6 +171,11 @@ finish_field(struct mc_mime_parser *p)
 	p->in_field = false;
 	const char *f = p->field.data;
 	size_t n = p->field.len;
+	if (++p->nfields > MC_MIME_HEADER_FIELDS_MAX) {
+		/* a header of endless fields: the rest are counted in its size, not looked at */
+		mc_buf_reset(&p->field);
+		return;
+	}
 	const char *colon = f ? memchr(f, ':', n) : NULL;
 	if (colon == NULL) {
 		mc_buf_reset(&p->field);

@@ -11,7 +11,8 @@
  * Bounded: at most MC_MIME_MAX_DEPTH nested levels and MC_MIME_MAX_PARTS
  * parts (Dovecot's limits); a multipart or message/rfc822 beyond them is
  * kept as one opaque part. One header field keeps at most
- * MC_MIME_FIELD_MAX bytes, and all kept strings of one message at most
+ * MC_MIME_FIELD_MAX bytes, a header block's first MC_MIME_HEADER_FIELDS_MAX
+ * fields are looked at, and all kept strings of one message at most
  * MC_MIME_MEM_MAX bytes, so a hostile message costs fixed memory however
  * deep or wide it is. The input is never buffered whole.
  *
@@ -36,6 +37,7 @@
 #define MC_MIME_MAX_DEPTH 100
 #define MC_MIME_MAX_PARTS 10000
 #define MC_MIME_FIELD_MAX 65536
+#define MC_MIME_HEADER_FIELDS_MAX 10000 /* fields of one header block looked at */
 #define MC_MIME_BOUNDARY_MAX 200        /* RFC 2046 allows 70; longer is tolerated up to this */
 #define MC_MIME_MEM_MAX (8u << 20)
 

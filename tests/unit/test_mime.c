@@ -442,6 +442,26 @@ test_huge_header(void **state)
 	free(m);
 }
 
+/* A header of 50,000 fields: the ones past the bound are not looked at; sizes stay exact. */
+static void
+test_many_fields(void **state)
+{
+	size_t cap = 50000 * 16 + 64, n = 0;
+	char *m = malloc(cap);
+	if (m == NULL)
+		fail();
+	for (int i = 0; i < 50000; i++)
+		n += (size_t)sprintf(m + n, "X-F%d: v\n", i);
+	n += (size_t)sprintf(m + n, "Subject: late\n\nb\n");
+	struct mc_mime_parser *p = parse(m, n, 4096);
+	struct mc_mime_part *r = mc_mime_parser_finish(p);
+	assert_null(r->hdr[MC_HDR_SUBJECT]);
+	assert_int_equal(r->hdr_vsize, n - 2 + 50002);
+	assert_int_equal(r->body_vsize, 3);
+	mc_mime_parser_free(p);
+	free(m);
+}
+
 int
 main(void)
 {
@@ -453,6 +473,7 @@ main(void)
 		cmocka_unit_test(test_sections),
 		cmocka_unit_test(test_single_part_sections),
 		cmocka_unit_test(test_huge_header),
+		cmocka_unit_test(test_many_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
