@@ -212,17 +212,29 @@ struct outcome_job {
 	struct queued *q;
 	struct q_msg *m;
 	struct q_report *rep;        /* what the sender is told, NULL: nothing */
+	uv_work_t work;              /* writing rep's file */
 	double now;
 };
 
-/* worker: the sender's report is made durable before the transaction that marks its recipients */
-static int
-outcome_pre(struct q_job *j)
+/*
+ * worker: the sender's report is made durable before the transaction that
+ * marks its recipients. On the threadpool rather than in the lane's pre
+ * step, so that the fsyncs of many reports run side by side and never
+ * hold up the lane's next group commit.
+ */
+static void
+outcome_report_work(uv_work_t *w)
 {
-	struct outcome_job *o = (struct outcome_job *)j;
-	if (o->rep)
-		q_bounce_pre(o->rep);
-	return 0;
+	struct outcome_job *o = w->data;
+	q_bounce_pre(o->rep);
+}
+
+static void
+outcome_report_after(uv_work_t *w, int status)
+{
+	struct outcome_job *o = w->data;
+	(void)status;   /* the loop never cancels work; a report not written leaves its recipients deferred */
+	q_lane_submit(&o->q->lane, &o->job);
 }
 
 static int
@@ -300,10 +312,15 @@ finish_round(struct queued *q, struct q_msg *m)
 	o->m = m;
 	o->rep = rep;
 	o->now = now;
-	o->job.pre = outcome_pre;
 	o->job.run = outcome_run;
 	o->job.post = outcome_post;
 	o->job.done = outcome_done;
+	if (rep) {
+		o->work.data = o;
+		if (uv_queue_work(q->loop, &o->work, outcome_report_work, outcome_report_after) != 0)
+			mc_panic("uv_queue_work failed");
+		return;
+	}
 	q_lane_submit(&q->lane, &o->job);
 }
 

@@ -421,7 +421,7 @@ struct q_bounce_req;
  * recipients' states, so it runs before the round's outcome is counted.
  */
 struct q_report *q_bounce_plan(struct queued *q, struct q_msg *m, double now);
-/* worker, before the outcome's transaction: the report's body file made durable in active/ */
+/* worker (a threadpool item before the outcome's lane job): the report's body file made durable in active/ */
 void q_bounce_pre(struct q_report *rep);
 /* worker, inside the outcome's transaction: the report's envelope, the hold, the delay mark */
 int q_bounce_run(struct qdb *db, struct q_report *rep);
