@@ -250,8 +250,6 @@ q_bounce_plan(struct queued *q, struct q_msg *m, double now)
 				r->next_try = t;
 				continue;
 			}
-			if (strcmp(r->status, "4.4.7") == 0)
-				rep_get(&rep, q, m, now)->expired = true;
 			if (null_sender) {
 				if (!told_null)
 					mc_info("%s: from=<> to=<%s>: no non-delivery notification to the null sender",
@@ -260,12 +258,14 @@ q_bounce_plan(struct queued *q, struct q_msg *m, double now)
 				continue;
 			}
 			if (!notify_allows(notify, MC_NOTIFY_FAILURE)) {
-				mc_info("%s: to=<%s>: no non-delivery notification (NOTIFY=NEVER)", m->env.qid, addr);
+				mc_info("%s: to=<%s>: no non-delivery notification (%s)", m->env.qid, addr,
+					(notify & MC_NOTIFY_NEVER) ? "NOTIFY=NEVER" : "NOTIFY leaves out FAILURE");
 				continue;
 			}
 			struct q_report *x = rep_get(&rep, q, m, now);
 			rep_add(x, r, MC_DSN_FAILED, "5.0.0", by_admin ? 0 : t);
 			x->failures = true;
+			x->expired |= strcmp(r->status, "4.4.7") == 0;
 		} else if (r->state == Q_R_DELIVERED && !null_sender && !is_report &&
 			   (notify & MC_NOTIFY_SUCCESS) && !(r->remote && r->remote_dsn)) {
 			struct q_report *x = rep_get(&rep, q, m, now);
