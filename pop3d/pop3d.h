@@ -86,6 +86,7 @@ struct pop3_stream {
 	bool top;                  /* TOP: stop after the header and top_left body lines */
 	bool in_body, blank, cut;
 	uint32_t top_left;
+	uint64_t left;             /* file bytes not read yet */
 	uint64_t sent;
 };
 

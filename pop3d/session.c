@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -422,41 +423,61 @@ top_limit(struct pop3_stream *st, const char *p, size_t n)
 	return n;
 }
 
+/*
+ * Send the next pieces of the message: each round is one read of the file
+ * and one write to the conn, the reply line before the first piece and
+ * the terminator after the last one in that same write (fewer, fuller
+ * segments; no short write left waiting on the network).
+ */
 static void
 stream_pump(struct pop3_session *s)
 {
 	static char in[READ_CHUNK];
-	static char out[READ_CHUNK * 2 + 16];
+	static char out[READ_CHUNK * 2 + 1024];
 	struct pop3_stream *st = &s->st;
 
 	while (s->streaming && !s->closing && mc_conn_pending_out(s->conn) < OUT_BACKLOG) {
+		size_t olen = 0;
+		if (s->out.len) {
+			/* The +OK line (at most one short reply is pending here). */
+			memcpy(out, s->out.data, s->out.len);
+			olen = s->out.len;
+			mc_buf_reset(&s->out);
+		}
 		ssize_t r = 0;
-		if (!st->cut) {
-			r = read(st->fd, in, sizeof(in));
+		if (!st->cut && st->left > 0) {
+			r = read(st->fd, in, st->left < sizeof(in) ? (size_t)st->left : sizeof(in));
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r < 0) {
-				/* Half a message is out: nothing can be said in band. The client sees a cut. */
+				/* Half a message may be out: nothing can be said in band. The client sees a cut. */
 				mc_warn("%s: read error while sending user=%s: %s", s->id, s->account, strerror(errno));
 				stream_end(s);
 				s->closing = true;
 				mc_conn_abort(s->conn);
 				return;
 			}
+			st->left = r == 0 ? 0 : st->left - (uint64_t)r;   /* shorter than at open: end there */
 		}
 		size_t n = (size_t)r;
 		if (st->top && n)
 			n = top_limit(st, in, n);
 		size_t pos = 0;
 		while (pos < n) {
-			size_t olen;
-			pos += mc_dotstuff_enc(&st->enc, in + pos, n - pos, out, sizeof(out) - 8, &olen);
-			mc_conn_write(s->conn, out, olen);
-			st->sent += olen;
+			size_t k;
+			pos += mc_dotstuff_enc(&st->enc, in + pos, n - pos, out + olen, sizeof(out) - 8 - olen, &k);
+			olen += k;
+			st->sent += k;
+			if (pos < n) {
+				mc_conn_write(s->conn, out, olen);
+				olen = 0;
+			}
 		}
-		if (r == 0 || st->cut) {
-			size_t olen = mc_dotstuff_enc_end(&st->enc, out, sizeof(out), true);
-			mc_conn_write(s->conn, out, olen);
+		bool end = st->left == 0 || st->cut;
+		if (end)
+			olen += mc_dotstuff_enc_end(&st->enc, out + olen, sizeof(out) - olen, true);
+		mc_conn_write(s->conn, out, olen);
+		if (end) {
 			stream_end(s);
 			s->retrieved_bytes += st->sent;
 			/* The next pipelined command, from the loop. */
@@ -476,17 +497,25 @@ pop3_session_stream(struct pop3_session *s, size_t i, bool top, uint32_t lines)
 		pop3_reply(s, "-ERR [SYS/TEMP] Cannot read the message now");
 		return;
 	}
+	struct stat sb;
+	if (fstat(fd, &sb) < 0) {
+		close(fd);
+		pop3_reply(s, "-ERR [SYS/TEMP] Cannot read the message now");
+		return;
+	}
 	memset(&s->st, 0, sizeof(s->st));
 	s->st.fd = fd;
+	s->st.left = (uint64_t)sb.st_size;
 	s->st.top = top;
 	s->st.top_left = lines;
 	s->st.blank = true;
 	mc_dotstuff_enc_init(&s->st.enc);
+	/* Earlier replies of the batch go now; the +OK goes out with the first piece of the message. */
+	pop3_flush(s);
 	if (top)
 		pop3_reply(s, "+OK Top of message follows");
 	else
 		pop3_reply(s, "+OK %llu octets", (unsigned long long)s->drop.msgs[i].vsize);
-	pop3_flush(s);
 	s->streaming = true;
 	mc_conn_pause(s->conn);
 	stream_pump(s);

@@ -176,6 +176,8 @@ on_accept(uv_stream_t *server, int tag, void *arg)
 	svc->clients = cl;
 	svc->count++;
 	count_changed(svc);
+	/* Request/response protocols: an answer's last short write must not wait for a delayed ACK. */
+	mc_conn_set_nodelay(cl->conn, true);
 	cl->over = svc->max_connections && svc->count > svc->max_connections;
 	mc_debug("%s: connect from=%s:%u port=%u", cl->id, mc_conn_peer_ip(cl->conn), mc_conn_peer_port(cl->conn),
 		 mc_conn_local_port(cl->conn));

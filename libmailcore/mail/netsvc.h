@@ -15,6 +15,7 @@
  *     loads [global] tls_cert/tls_key (made self-signed when unset);
  *   - on a listen_tls address, runs the handshake (10 s bound) before the
  *     protocol hears of the client: on_client sees TLS already up;
+ *   - sets TCP_NODELAY on every client (answers end in short writes);
  *   - counts clients for `postern status` (d->connections) and, past
  *     max_connections (0: no limit), sends ops->busy_reply and closes
  *     instead of calling on_client;

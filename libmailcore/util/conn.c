@@ -857,6 +857,13 @@ mc_conn_local_port(const struct mc_conn *c)
 	return c->local_port;
 }
 
+void
+mc_conn_set_nodelay(struct mc_conn *c, bool on)
+{
+	if (!c->closing)
+		uv_tcp_nodelay(&c->tcp, on ? 1 : 0);
+}
+
 bool
 mc_conn_peer_is_loopback(const struct mc_conn *c)
 {

@@ -103,6 +103,12 @@ const char *mc_conn_peer_ip(const struct mc_conn *c);
 unsigned mc_conn_peer_port(const struct mc_conn *c);
 unsigned mc_conn_local_port(const struct mc_conn *c);
 bool mc_conn_peer_is_loopback(const struct mc_conn *c);
+/*
+ * TCP_NODELAY: send small writes at once. For request/response protocols
+ * whose answers end in a short write (POP3 "+OK", a final ".\r\n"), which
+ * Nagle's algorithm would hold until the client's delayed ACK (40 ms).
+ */
+void mc_conn_set_nodelay(struct mc_conn *c, bool on);
 
 /*
  * Flush queued output (with TLS, then close_notify; the peer's is not
