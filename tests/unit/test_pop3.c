@@ -1,0 +1,559 @@
+/*
+ * test_pop3.c - pop3d's command parser and its state machine, the latter
+ * replayed as transcripts.
+ *
+ * The real session code (pop3d/session.c, commands.c, maildrop.c) runs
+ * in-process on a libuv loop in a second thread, on a listener bound to
+ * 127.0.0.1 port 0; resolverd is a fake mc_chan server that accepts
+ * alice/pw (mailbox: a real mail store in a temporary directory, with two
+ * messages delivered by mc_store_deliver) and refuses everything else.
+ * A transcript is a list of lines: "C: " is sent, "S: " must start the
+ * next line the server writes ("S:=" must equal it).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "mail/mailstore.h"
+#include "mail/proto.h"
+#include "mail/resolver_client.h"
+#include "pop3d/pop3d.h"
+#include "util/chan.h"
+#include "util/config.h"
+#include "util/listen.h"
+#include "util/log.h"
+#include "util/tls.h"
+
+/* ---- the parser ---- */
+
+static void
+test_parse(void **state)
+{
+	struct pop3_cmd c;
+	char l[64];
+	uint32_t v;
+	(void)state;
+
+	strcpy(l, "retr 12");
+	assert_int_equal(pop3_parse(l, strlen(l), &c), POP3_PARSE_OK);
+	assert_int_equal(c.verb, POP3_RETR);
+	assert_int_equal(c.nargs, 1);
+	assert_string_equal(c.args[0], "12");
+	strcpy(l, "TOP 1 10");
+	assert_int_equal(pop3_parse(l, strlen(l), &c), POP3_PARSE_OK);
+	assert_int_equal(c.nargs, 2);
+	assert_string_equal(c.args[1], "10");
+	strcpy(l, "PASS a b  c");
+	assert_int_equal(pop3_parse(l, strlen(l), &c), POP3_PARSE_OK);
+	assert_string_equal(c.rest, "a b  c");
+	strcpy(l, "");
+	assert_int_equal(pop3_parse(l, 0, &c), POP3_PARSE_EMPTY);
+	memcpy(l, "US\0R", 5);
+	assert_int_equal(pop3_parse(l, 4, &c), POP3_PARSE_NUL);
+	strcpy(l, "XTND");
+	assert_int_equal(pop3_parse(l, strlen(l), &c), POP3_PARSE_UNKNOWN);
+	strcpy(l, "RETRX 1");
+	assert_int_equal(pop3_parse(l, strlen(l), &c), POP3_PARSE_UNKNOWN);
+	strcpy(l, "LIST  1");
+	assert_int_equal(pop3_parse(l, strlen(l), &c), POP3_PARSE_SYNTAX);
+	strcpy(l, "LIST 1 ");
+	assert_int_equal(pop3_parse(l, strlen(l), &c), POP3_PARSE_SYNTAX);
+	strcpy(l, "TOP 1 2 3");
+	assert_int_equal(pop3_parse(l, strlen(l), &c), POP3_PARSE_SYNTAX);
+	snprintf(l, sizeof(l), "USER %045d", 1);
+	assert_int_equal(pop3_parse(l, strlen(l), &c), POP3_PARSE_SYNTAX);
+
+	assert_int_equal(pop3_parse_number("1", 10, &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(pop3_parse_number("0", 10, &v), 0);
+	assert_int_equal(pop3_parse_number("4294967295", UINT32_MAX, &v), 0);
+	assert_int_equal(pop3_parse_number("4294967296", UINT32_MAX, &v), -1);
+	assert_int_equal(pop3_parse_number("99999999999", UINT32_MAX, &v), -1);
+	assert_int_equal(pop3_parse_number("-1", UINT32_MAX, &v), -1);
+	assert_int_equal(pop3_parse_number("+1", UINT32_MAX, &v), -1);
+	assert_int_equal(pop3_parse_number("", UINT32_MAX, &v), -1);
+	assert_int_equal(pop3_parse_number("1a", UINT32_MAX, &v), -1);
+	assert_int_equal(pop3_parse_number("11", 10, &v), -1);
+}
+
+/* ---- the world: loop thread, fake resolverd, server, store ---- */
+
+static char tmpdir[256], mbox[400];
+static struct mc_config cfg;
+static uv_loop_t loop;
+static pthread_t loop_thread;
+static struct pop3_server srv;
+static struct mc_tls tls;
+static struct mc_chan_server *fake_res;
+static unsigned port;
+static uv_async_t async;
+static void (*async_fn)(void);
+static sem_t async_done;
+
+static void
+async_cb(uv_async_t *a)
+{
+	(void)a;
+	if (async_fn) {
+		async_fn();
+		async_fn = NULL;
+		sem_post(&async_done);
+	}
+}
+
+static void
+in_loop(void (*fn)(void))
+{
+	async_fn = fn;
+	uv_async_send(&async);
+	sem_wait(&async_done);
+}
+
+static void
+fake_res_msg(struct mc_chan *ch, struct mc_msg *m, void *arg)
+{
+	(void)arg;
+	if (m->type != MC_MSG_RES_AUTH)
+		return;
+	struct mc_resolver_auth_req req;
+	if (mc_resolver_req_auth(m, &req) < 0)
+		return;
+	bool ok = strcmp(req.user, "alice") == 0 && strcmp(req.password, "pw") == 0 &&
+		  strcmp(req.service, "pop3") == 0;
+	mc_resolver_reply_auth(ch, m->reqid, ok ? MC_AUTH_OK : MC_AUTH_FAIL, ok ? "alice@example.test" : "",
+			       ok ? mbox : "");
+}
+
+static const struct mc_chan_cbs res_cbs = { .on_msg = fake_res_msg };
+
+static void *
+loop_main(void *arg)
+{
+	(void)arg;
+	uv_run(&loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+static void
+stop_loop(void)
+{
+	mc_listen_close_all();
+	for (struct pop3_session *s = srv.sessions; s; s = s->next)
+		mc_conn_abort(s->conn);
+	mc_resolver_close(srv.res);
+	mc_chan_server_close(fake_res);
+	uv_close((uv_handle_t *)&async, NULL);
+}
+
+static void
+deliver(struct mc_store *st, const char *text)
+{
+	char err[256], path[600];
+	snprintf(path, sizeof(path), "%s/src", tmpdir);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	uint32_t uid;
+	assert_int_equal(mc_store_deliver(st, NULL, "", 0, fd, 0, strlen(text), &uid, err, sizeof(err)), 0);
+	close(fd);
+}
+
+static int
+setup(void **state)
+{
+	char err[512], path[600];
+	(void)state;
+	mc_log_init("test_pop3", getenv("TEST_VERBOSE") ? MC_LOG_DEBUG : MC_LOG_ERROR);
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-pop3-XXXXXX");
+	assert_non_null(mkdtemp(tmpdir));
+	assert_int_equal(mc_config_defaults(&cfg, err, sizeof(err)), 0);
+	snprintf(cfg.global.state_dir, sizeof(cfg.global.state_dir), "%s", tmpdir);
+	snprintf(cfg.global.run_dir, sizeof(cfg.global.run_dir), "%s/run", tmpdir);
+	snprintf(path, sizeof(path), "%s/run", tmpdir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	cfg.pop3d.max_bad_commands = 6;
+	cfg.pop3d.allow_plaintext_auth = MC_PLAIN_LOOPBACK;
+	assert_int_equal(mc_parse_listen_list("127.0.0.1:1", &cfg.pop3d.listen), 0);
+	((struct sockaddr_in *)&cfg.pop3d.listen.a[0].ss)->sin_port = 0;
+
+	snprintf(mbox, sizeof(mbox), "%s/mail/alice", tmpdir);
+	struct mc_store *st = mc_store_open(mbox, MC_STORE_CREATE, err, sizeof(err));
+	assert_non_null(st);
+	deliver(st, "Subject: one\n\nfirst\n.dot\n");
+	deliver(st, "Subject: two\n\nl1\nl2\nl3\n");
+	mc_store_close(st);
+
+	char cert[600], key[600];
+	snprintf(cert, sizeof(cert), "%s/cert.pem", tmpdir);
+	snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
+	assert_int_equal(mc_tls_selfsigned(cert, key, "mx.test", err, sizeof(err)), 0);
+	assert_int_equal(mc_tls_load(&tls, cert, key, err, sizeof(err)), 0);
+
+	uv_loop_init(&loop);
+	uv_async_init(&loop, &async, async_cb);
+	sem_init(&async_done, 0, 0);
+	mc_proto_set_identities(&cfg);
+	mc_config_sock(&cfg, path, sizeof(path), MC_SOCK_RESOLVERD);
+	fake_res = mc_chan_server_start(&loop, path, 0660, &mc_proto, MC_ROLE_RESOLVERD, "resolverd", &res_cbs, NULL);
+	assert_non_null(fake_res);
+	pop3_server_init(&srv, &loop, &cfg);
+	srv.tls_test = tls.server;
+	srv.res = mc_resolver_open(&loop, &cfg, MC_ROLE_POP3D, "pop3d");
+	assert_int_equal(mc_listen_open(&loop, &cfg.pop3d.listen, 0, pop3_server_accept, &srv, err, sizeof(err)), 0);
+	port = mc_listen_port(0);
+	assert_int_equal(pthread_create(&loop_thread, NULL, loop_main, NULL), 0);
+	for (int i = 0; i < 100 && !mc_resolver_is_up(srv.res); i++)
+		usleep(20000);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[400];
+	(void)state;
+	in_loop(stop_loop);
+	pthread_join(loop_thread, NULL);
+	uv_loop_close(&loop);
+	mc_tls_free(&tls);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- the client ---- */
+
+struct client {
+	int fd;
+	SSL_CTX *ctx;
+	SSL *ssl;
+	char buf[65536];
+	size_t len;
+};
+
+static void
+cl_open(struct client *c)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct timeval tv = { .tv_sec = 10 };
+	memset(c, 0, sizeof(*c));
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(c->fd >= 0);
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+}
+
+static void
+cl_close(struct client *c)
+{
+	if (c->ssl) {
+		SSL_free(c->ssl);
+		SSL_CTX_free(c->ctx);
+	}
+	close(c->fd);
+}
+
+static void
+cl_send(struct client *c, const char *p, size_t n)
+{
+	if (c->ssl)
+		assert_int_equal(SSL_write(c->ssl, p, (int)n), (int)n);
+	else
+		assert_int_equal(write(c->fd, p, n), (ssize_t)n);
+}
+
+/* One line from the server without its CRLF; false at EOF. */
+static bool
+cl_line(struct client *c, char *out, size_t outsz)
+{
+	for (;;) {
+		char *nl = memchr(c->buf, '\n', c->len);
+		if (nl) {
+			size_t n = (size_t)(nl - c->buf) + 1;
+			size_t k = n >= 2 && c->buf[n - 2] == '\r' ? n - 2 : n - 1;
+			assert_true(k < outsz);
+			memcpy(out, c->buf, k);
+			out[k] = '\0';
+			memmove(c->buf, c->buf + n, c->len - n);
+			c->len -= n;
+			return true;
+		}
+		assert_true(c->len < sizeof(c->buf) - 1);
+		ssize_t r = c->ssl ? SSL_read(c->ssl, c->buf + c->len, (int)(sizeof(c->buf) - 1 - c->len))
+				   : read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
+		if (r <= 0)
+			return false;
+		c->len += (size_t)r;
+	}
+}
+
+static void
+cl_starttls(struct client *c)
+{
+	c->ctx = SSL_CTX_new(TLS_client_method());
+	assert_non_null(c->ctx);
+	c->ssl = SSL_new(c->ctx);
+	SSL_set_fd(c->ssl, c->fd);
+	assert_int_equal(SSL_connect(c->ssl), 1);
+	c->len = 0;
+}
+
+/*
+ * Replay a transcript. "C: x" sends x CRLF; "C+ x" sends x CRLF in the
+ * same write as the following C lines; "S: p" expects a line starting
+ * with p, "S:=x" exactly x; "TLS" starts the client's handshake; "EOF"
+ * expects the server to close.
+ */
+static void
+replay(struct client *c, const char *const *t)
+{
+	char line[4096], batch[8192];
+	size_t blen = 0;
+	for (size_t i = 0; t[i]; i++) {
+		const char *step = t[i];
+		if (strncmp(step, "C+ ", 3) == 0 || strncmp(step, "C: ", 3) == 0) {
+			size_t n = strlen(step + 3);
+			assert_true(blen + n + 2 < sizeof(batch));
+			memcpy(batch + blen, step + 3, n);
+			blen += n;
+			batch[blen++] = '\r';
+			batch[blen++] = '\n';
+			if (step[1] == ':') {
+				cl_send(c, batch, blen);
+				blen = 0;
+			}
+		} else if (strncmp(step, "S: ", 3) == 0 || strncmp(step, "S:=", 3) == 0) {
+			if (!cl_line(c, line, sizeof(line)))
+				fail_msg("step %zu: closed, expected '%s'", i, step + 3);
+			bool ok = step[2] == '=' ? strcmp(line, step + 3) == 0
+						 : strncmp(line, step + 3, strlen(step + 3)) == 0;
+			if (!ok)
+				fail_msg("step %zu: got '%s', expected '%s'", i, line, step + 3);
+		} else if (strcmp(step, "TLS") == 0) {
+			cl_starttls(c);
+		} else if (strcmp(step, "EOF") == 0) {
+			if (cl_line(c, line, sizeof(line)))
+				fail_msg("step %zu: got '%s', expected the close", i, line);
+		} else {
+			fail_msg("bad step '%s'", step);
+		}
+	}
+}
+
+static void
+run(const char *const *t)
+{
+	struct client c;
+	cl_open(&c);
+	replay(&c, t);
+	cl_close(&c);
+}
+
+/* ---- transcripts ---- */
+
+static void
+test_states(void **state)
+{
+	(void)state;
+	static const char *const t[] = {
+		"S: +OK ",
+		"C: STAT", "S: -ERR STAT command is not valid before login",
+		"C: PASS pw", "S: -ERR USER first",
+		"C: USER alice", "S:=+OK",
+		"C: PASS wrong", "S: -ERR [AUTH] ",
+		"C: USER alice", "S:=+OK",
+		"C: PASS pw", "S: +OK Logged in, 2 messages",
+		"C: USER alice", "S: -ERR USER command is not valid after login",
+		"C: STAT", "S: +OK 2 ",
+		"C: LIST", "S: +OK 2 messages", "S: 1 ", "S: 2 ", "S:=.",
+		"C: UIDL 2", "S: +OK 2 ",
+		"C: RETR 1", "S: +OK ", "S:=Subject: one", "S:=", "S:=first", "S:=..dot", "S:=.",
+		"C: TOP 2 1", "S: +OK", "S:=Subject: two", "S:=", "S:=l1", "S:=.",
+		"C: DELE 1", "S: +OK",
+		"C: RETR 1", "S: -ERR Message 1 is deleted",
+		"C: STAT", "S: +OK 1 ",
+		"C: RSET", "S: +OK 2 messages",
+		"C: NOOP", "S:=+OK",
+		"C: QUIT", "S: +OK Bye, 0 messages deleted", "EOF",
+		NULL,
+	};
+	run(t);
+}
+
+static void
+test_bad_input(void **state)
+{
+	(void)state;
+	static const char *const t[] = {
+		"S: +OK ",
+		"C: USER alice", "S:=+OK",
+		"C: PASS pw", "S: +OK",
+		"C: RETR 0", "S: -ERR No such message",
+		"C: RETR 3", "S: -ERR No such message",
+		"C: RETR 99999999999", "S: -ERR Invalid message number",
+		"C: TOP 1 -1", "S: -ERR Invalid number of lines",
+		"C: LIST 1 2", "S: -ERR Wrong number of arguments",
+		"C: LIST 1 2 3", "S: -ERR Syntax error in arguments",
+		"C: FOO", "S: -ERR Unknown command",
+		"C: ", "S: -ERR Empty command",
+		"S: -ERR Too many bad commands", "EOF",
+		NULL,
+	};
+	run(t);
+}
+
+static void
+test_sasl(void **state)
+{
+	(void)state;
+	/* "\0alice\0pw" and "alice" / "pw" in base64. */
+	static const char *const t[] = {
+		"S: +OK ",
+		"C: AUTH", "S: +OK", "S:=PLAIN", "S:=LOGIN", "S:=.",
+		"C: AUTH PLAIN", "S:=+ ", "C: *", "S: -ERR Authentication aborted",
+		"C: AUTH PLAIN", "S:=+ ", "C: %%%%", "S: -ERR Malformed SASL response",
+		"C: AUTH LOGIN", "S:=+ VXNlcm5hbWU6", "C: YWxpY2U=", "S:=+ UGFzc3dvcmQ6", "C: cHc=",
+		"S: +OK Logged in",
+		"C: QUIT", "S: +OK Bye", "EOF",
+		NULL,
+	};
+	run(t);
+	static const char *const t2[] = {
+		"S: +OK ",
+		"C: AUTH PLAIN AGFsaWNlAHB3", "S: +OK Logged in",
+		"C: QUIT", "S: +OK", "EOF",
+		NULL,
+	};
+	run(t2);
+}
+
+static void
+test_in_use(void **state)
+{
+	(void)state;
+	struct client a, b;
+	static const char *const login[] = {
+		"S: +OK ", "C: USER alice", "S:=+OK", "C: PASS pw", "S: +OK Logged in", NULL,
+	};
+	static const char *const refused[] = {
+		"S: +OK ", "C: USER alice", "S:=+OK", "C: PASS pw", "S: -ERR [IN-USE]", NULL,
+	};
+	cl_open(&a);
+	replay(&a, login);
+	cl_open(&b);
+	replay(&b, refused);
+	cl_close(&b);
+	cl_close(&a);   /* dropped without QUIT: the lock goes with the session */
+	for (int i = 0; i < 100; i++) {
+		usleep(10000);
+		struct client c;
+		char line[256];
+		cl_open(&c);
+		cl_line(&c, line, sizeof(line));
+		cl_send(&c, "USER alice\r\nPASS pw\r\n", 21);
+		cl_line(&c, line, sizeof(line));
+		cl_line(&c, line, sizeof(line));
+		cl_close(&c);
+		if (strncmp(line, "+OK", 3) == 0)
+			return;
+	}
+	fail_msg("the lock was not released");
+}
+
+static void
+test_pipelining_and_stls(void **state)
+{
+	(void)state;
+	static const char *const t[] = {
+		"S: +OK ",
+		"C+ CAPA", "C+ NOOP", "C: USER alice",
+		"S: +OK Capability", "S:=TOP", "S:=UIDL", "S:=RESP-CODES", "S:=AUTH-RESP-CODE", "S:=PIPELINING",
+		"S:=EXPIRE NEVER", "S:=USER", "S:=SASL PLAIN LOGIN", "S:=STLS", "S:=IMPLEMENTATION Postern", "S:=.",
+		"S: -ERR NOOP command is not valid before login",
+		"S:=+OK",
+		/* STLS with a PASS pipelined behind it: discarded, and USER is forgotten too. */
+		"C+ STLS", "C: PASS pw", "S: +OK Begin TLS", "TLS",
+		"C: PASS pw", "S: -ERR USER first",
+		"C: STLS", "S: -ERR Already using TLS",
+		"C+ USER alice", "C+ PASS pw", "C+ STAT", "C: QUIT",
+		"S:=+OK", "S: +OK Logged in", "S: +OK 2 ", "S: +OK Bye", "EOF",
+		NULL,
+	};
+	run(t);
+}
+
+static void
+test_long_line_and_nul(void **state)
+{
+	(void)state;
+	struct client c;
+	char line[256], big[POP3_LINE_MAX + 100];
+	cl_open(&c);
+	assert_true(cl_line(&c, line, sizeof(line)));
+	memset(big, 'A', sizeof(big));
+	memcpy(big + sizeof(big) - 2, "\r\n", 2);
+	cl_send(&c, big, sizeof(big));
+	assert_true(cl_line(&c, line, sizeof(line)));
+	assert_string_equal(line, "-ERR Line too long");
+	cl_send(&c, "NOOP\0x\r\n", 8);
+	assert_true(cl_line(&c, line, sizeof(line)));
+	assert_string_equal(line, "-ERR NUL byte in command");
+	cl_send(&c, "QUIT\r\n", 6);
+	assert_true(cl_line(&c, line, sizeof(line)));
+	assert_string_equal(line, "+OK Bye");
+	cl_close(&c);
+}
+
+static void
+test_update_deletes(void **state)
+{
+	(void)state;
+	static const char *const t[] = {
+		"S: +OK ", "C: USER alice", "S:=+OK", "C: PASS pw", "S: +OK Logged in, 2 messages",
+		"C: UIDL 2", "S: +OK 2 ",
+		"C: DELE 1", "S: +OK",
+		"C: QUIT", "S: +OK Bye, 1 messages deleted", "EOF",
+		NULL,
+	};
+	run(t);
+	static const char *const t2[] = {
+		"S: +OK ", "C: USER alice", "S:=+OK", "C: PASS pw", "S: +OK Logged in, 1 messages",
+		"C: RETR 1", "S: +OK", "S:=Subject: two", "S:=", "S:=l1", "S:=l2", "S:=l3", "S:=.",
+		"C: QUIT", "S: +OK", "EOF",
+		NULL,
+	};
+	run(t2);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test_setup_teardown(test_states, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sasl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_in_use, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pipelining_and_stls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_line_and_nul, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_deletes, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
