@@ -1,0 +1,237 @@
+#!/bin/bash
+# pop3-bench.sh - Postern's pop3d against Dovecot's pop3 on this machine, same users, same mail.
+#
+#   bench/pop3-bench.sh [-r ROUNDS] [-c CLIENTS] [-n LOGINS] [-m MESSAGES] [-H yescrypt|sha512] [-k]
+#
+# Run as root (Dovecot's master starts as root). Installs dovecot-pop3d when
+# missing (with no system Dovecot started: scripts/install-deps.sh), builds
+# Postern (build/), then:
+#   - starts a Postern instance on free loopback ports with example.test,
+#     CLIENTS users bench01..NN (5 small messages each) and
+#     download@example.test (MESSAGES messages, 1 KB to 400 KB, most a few
+#     KB), all delivered over SMTP by bench/pop3_bench.py fill;
+#   - copies those Maildirs for Dovecot and gives Dovecot the users with
+#     the very password hashes of Postern's directory (passwd-file,
+#     {CRYPT}: the same yescrypt cost on both sides); a private Dovecot
+#     (dovecot -c its own config: base_dir, state and logs under the
+#     temporary directory, pop3 on one loopback port, Maildir, a static
+#     userdb as nobody, its default process-per-connection login service);
+#   - runs bench/pop3_bench.py in interleaved rounds: logins/s with CLIENTS
+#     concurrent clients (USER, PASS, STAT, QUIT), then a download of the
+#     whole MESSAGES-message mailbox (RETR one at a time). Each system runs
+#     in its own cgroup when one can be made, for its CPU time.
+# Prints the rounds, the medians and the ratios; stops both and removes the
+# temporary directory (-k keeps it). Defaults: -r 3 -c 20 -n 2000 -m 2000.
+# -H sha512 gives the users SHA512-CRYPT hashes (Dovecot's usual scheme,
+# about a tenth of yescrypt's cost) instead of Postern's default yescrypt:
+# with yescrypt the hash dominates a login on both sides.
+set -euo pipefail
+
+ROUNDS=3
+CLIENTS=20
+LOGINS=2000
+MESSAGES=2000
+KEEP=0
+HASH=yescrypt
+while getopts "r:c:n:m:H:k" opt; do
+	case $opt in
+	r) ROUNDS=$OPTARG ;;
+	c) CLIENTS=$OPTARG ;;
+	n) LOGINS=$OPTARG ;;
+	m) MESSAGES=$OPTARG ;;
+	H) HASH=$OPTARG ;;
+	k) KEEP=1 ;;
+	*)
+		echo "usage: $0 [-r ROUNDS] [-c CLIENTS] [-n LOGINS] [-m MESSAGES] [-H yescrypt|sha512] [-k]" >&2
+		exit 2
+		;;
+	esac
+done
+if [ "$(id -u)" != 0 ]; then
+	echo "pop3-bench.sh: run as root (Dovecot's master must start as root)" >&2
+	exit 1
+fi
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BUILD=${POSTERN_BUILD:-build}
+PY=/usr/bin/python3
+
+./scripts/install-deps.sh build >&2
+./scripts/install-deps.sh bench >&2
+[ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" >&2
+ninja -C "$BUILD" >&2
+POSTERN="$ROOT/$BUILD/postern/postern"
+
+W=$(mktemp -d /var/tmp/postern-pop3-bench.XXXXXX)
+chmod 755 "$W"
+read -r P_SMTP P_SUB P_SUBS P_POP P_POPS P_IMAP P_IMAPS D_POP < <("$PY" -c '
+import socket
+ss = [socket.socket() for _ in range(8)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
+
+# ---- cgroups, one per system, for CPU accounting ----
+CPU_KIND=procstat
+CG_BASE=""
+v2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+v1=$(awk '$3 == "cgroup" && $4 ~ /(^|,)cpuacct(,|$)/ { print $2; exit }' /proc/mounts)
+if [ -n "$v2" ] && mkdir "$v2/postern-pop3-bench-$$" 2>/dev/null; then
+	CPU_KIND=v2
+	CG_BASE="$v2/postern-pop3-bench-$$"
+elif [ -n "$v1" ] && mkdir "$v1/postern-pop3-bench-$$" 2>/dev/null; then
+	CPU_KIND=v1
+	CG_BASE="$v1/postern-pop3-bench-$$"
+fi
+CG_POSTERN=/nonexistent
+CG_DOVECOT=/nonexistent
+if [ -n "$CG_BASE" ]; then
+	CG_POSTERN="$CG_BASE/postern"
+	CG_DOVECOT="$CG_BASE/dovecot"
+	mkdir "$CG_POSTERN" "$CG_DOVECOT"
+fi
+
+DV="$W/dovecot"
+PD="$W/postern"
+POSTERN_PID=""
+cleanup() {
+	set +e
+	if [ -f "$DV/run/master.pid" ]; then
+		kill -TERM "$(cat "$DV/run/master.pid")" 2>/dev/null
+		for _ in $(seq 100); do [ -f "$DV/run/master.pid" ] || break; sleep 0.1; done
+	fi
+	if [ -n "$POSTERN_PID" ]; then
+		for sig in INT TERM KILL; do
+			kill -"$sig" "$POSTERN_PID" 2>/dev/null || break
+			for _ in $(seq 100); do
+				kill -0 "$POSTERN_PID" 2>/dev/null || break 2
+				sleep 0.1
+			done
+			echo "postern up did not stop on SIG$sig" >&2
+		done
+		wait "$POSTERN_PID" 2>/dev/null
+	fi
+	for _ in $(seq 100); do
+		busy=0
+		for cg in "$CG_POSTERN" "$CG_DOVECOT"; do
+			[ -f "$cg/cgroup.procs" ] && [ -n "$(cat "$cg/cgroup.procs")" ] && busy=1
+		done
+		[ $busy = 0 ] && break
+		sleep 0.1
+	done
+	[ -n "$CG_BASE" ] && rmdir "$CG_POSTERN" "$CG_DOVECOT" "$CG_BASE" 2>/dev/null
+	if [ "$KEEP" = 1 ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+
+# ---- Postern ----
+mkdir -p "$PD"
+cat >"$PD/postern.conf" <<EOF2
+[global]
+hostname = postern-bench.example.test
+state_dir = ./var
+[smtpd]
+listen = 127.0.0.1:$P_SMTP
+submission = 127.0.0.1:$P_SUB
+submissions = 127.0.0.1:$P_SUBS
+[resolverd]
+; nothing listens there: no lookup leaves the machine
+nameservers = 127.0.0.1:9
+[pop3d]
+listen = 127.0.0.1:$P_POP
+listen_tls = 127.0.0.1:$P_POPS
+[imapd]
+listen = 127.0.0.1:$P_IMAP
+listen_tls = 127.0.0.1:$P_IMAPS
+EOF2
+(
+	cd "$PD" || exit 1
+	if [ -d "$CG_POSTERN" ]; then echo "$BASHPID" >"$CG_POSTERN/cgroup.procs"; fi
+	exec "$POSTERN" -c "$PD/postern.conf" up
+) >"$PD/postern.log" 2>&1 &
+POSTERN_PID=$!
+"$POSTERN" -c "$PD/postern.conf" status --wait 30 >/dev/null
+"$POSTERN" -c "$PD/postern.conf" domain add example.test
+for i in $(seq 1 "$CLIENTS") download; do
+	u=$([ "$i" = download ] && echo download || printf 'bench%02d' "$i")
+	if [ "$HASH" = sha512 ]; then
+		"$PY" -W ignore -c 'import crypt; print(crypt.crypt("bench-password", crypt.mksalt(crypt.METHOD_SHA512)))' |
+			"$POSTERN" -c "$PD/postern.conf" user add "$u@example.test" --hash-stdin
+	else
+		echo "bench-password" | "$POSTERN" -c "$PD/postern.conf" user add "$u@example.test" --password-stdin
+	fi
+done
+echo "filling the mailboxes over SMTP ($MESSAGES + $CLIENTS x 5 messages)..." >&2
+"$PY" "$ROOT/bench/pop3_bench.py" fill --port "$P_SMTP" --users "$CLIENTS" --messages "$MESSAGES"
+MAIL="$PD/var/mail/example.test"
+for _ in $(seq 600); do
+	n=$(find "$MAIL/download/new" -type f 2>/dev/null | wc -l)
+	[ "$n" -ge "$MESSAGES" ] && break
+	sleep 0.1
+done
+
+# ---- Dovecot: the same Maildirs, the same hashes ----
+mkdir -p "$DV/run" "$DV/state" "$DV/mail/example.test"
+for u in "$MAIL"/*; do
+	mkdir -p "$DV/mail/example.test/$(basename "$u")"
+	cp -a "$u/new" "$u/cur" "$u/tmp" "$DV/mail/example.test/$(basename "$u")/"
+done
+chown -R nobody:nogroup "$DV/mail"
+sqlite3 "$PD/var/directory.sqlite" "SELECT address || ':{CRYPT}' || password FROM users" >"$DV/passwd"
+chmod 644 "$DV/passwd"
+cat >"$DV/dovecot.conf" <<EOF2
+base_dir = $DV/run
+state_dir = $DV/state
+instance_name = postern-pop3-bench
+protocols = pop3
+listen = 127.0.0.1
+log_path = $DV/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+passdb {
+  driver = passwd-file
+  args = $DV/passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$DV/mail/%d/%n
+}
+mail_location = maildir:~/
+first_valid_uid = 1
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = $D_POP
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+service imap-login {
+  inet_listener imap {
+    port = 0
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+EOF2
+(
+	if [ -d "$CG_DOVECOT" ]; then echo "$BASHPID" >"$CG_DOVECOT/cgroup.procs"; fi
+	exec dovecot -c "$DV/dovecot.conf"
+)
+for _ in $(seq 100); do
+	(exec 3<>"/dev/tcp/127.0.0.1/$D_POP") 2>/dev/null && break
+	sleep 0.1
+done
+
+# ---- the rounds ----
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)," \
+	"$(sed -n 's/^PRETTY_NAME="\(.*\)"/\1/p' /etc/os-release); Dovecot $(dovecot --version | cut -d' ' -f1);" \
+	"Postern $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+echo "password hashes: $HASH (the same hash on both sides)"
+echo "mailbox: $MESSAGES messages, $(du -sb "$MAIL/download/new" | cut -f1) bytes on disk; $CLIENTS login users"
+echo "CPU accounting: $CPU_KIND${CG_BASE:+ ($CG_BASE)}"
+"$PY" "$ROOT/bench/pop3_bench.py" run --rounds "$ROUNDS" --clients "$CLIENTS" --logins "$LOGINS" --cpu "$CPU_KIND" \
+	--system "postern:$P_POP:$CG_POSTERN" --system "dovecot:$D_POP:$CG_DOVECOT" --markdown "$W/result.md"
