@@ -21,7 +21,7 @@ import time
 import poplib
 import pytest
 
-from harness import PASSWORDS, wait_for
+from harness import PASSWORDS, needs_root, wait_for
 from mailtest import client_tls_context, make_message, send_mail
 
 ALICE = "alice@example.test"
@@ -525,3 +525,34 @@ def test_fetchmail(inst, tmp_path):
     # fetchmail deletes what it fetched (no "keep"): through QUIT, from Maildir and index.
     wait_for(lambda: not stored_files(inst), what="Maildir emptied by fetchmail")
     assert inst.index_rows() == []
+
+
+# ---- failed logins are slowed and blocked by resolverd; privileges ----
+
+@pytest.mark.postern_config({"resolverd": {"auth_delay_after": "100", "auth_block_after": "3"}})
+def test_failed_logins_blocked_per_account(inst):
+    with RawPOP(inst.ports["pop3"]) as c:
+        c.line()
+        for _ in range(3):
+            c.cmd(f"USER {ALICE}")
+            assert c.cmd("PASS wrong").startswith("-ERR [AUTH]")
+        c.cmd(f"USER {ALICE}")
+        c.timeout = 40   # a blocked answer is held back (resolverd's delay) before it comes
+        # Now even the right password is turned away for a while, without saying whether it was right.
+        assert c.cmd(f"PASS {ALICE_PW}").startswith("-ERR [SYS/TEMP]")
+    inst.wait_log(r"auth failed user=alice@example\.test ip=127\.0\.0\.1 reason=blocked")
+
+
+@needs_root
+def test_pop3d_runs_as_mail_user(inst):
+    import pwd
+    deliver(inst, 1)
+    p = login(inst)
+    p.quit()
+    pid = inst.pids()["pop3d"]
+    with open(f"/proc/{pid}/status") as f:
+        uids = [ln.split()[1:] for ln in f if ln.startswith("Uid:")][0]
+    mail = pwd.getpwnam("postern-mail").pw_uid
+    assert all(int(u) == mail for u in uids), uids
+    # The maildrop lock was made by pop3d, as the mail store's owner.
+    assert (inst.maildir() / "pop3.lock").stat().st_uid == mail
