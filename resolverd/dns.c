@@ -34,8 +34,11 @@
 
 /* RES_MX requests in progress; past it the answer is TEMPFAIL (queued retries later). */
 #define JOBS_MAX 1024
-/* Distinct questions in flight at once. */
+/* Distinct questions in progress at once (sent or waiting to be sent). */
 #define QUERIES_MAX 4096
+/* Sent and not yet answered: a burst beyond it waits, since a name server's socket drops what overflows
+ * it (measured: 400 questions at once to dnsmasq lost about 60, each then waited out a whole timeout). */
+#define SENT_MAX 100
 #define TRIES 2
 /* A job not done by then is answered TEMPFAIL (well before the client's own 90 s) and ends unheard. */
 #define JOB_DEADLINE_MS 60000
@@ -57,6 +60,8 @@ struct query {
 	char name[DNS_NAME_LEN];
 	uint16_t type;
 	uint64_t sent_ms;
+	bool sent;
+	struct query *unsent_next;     /* in the queue of those waiting to be sent */
 	struct waiter *waiters;
 	unsigned nwaiters;
 };
@@ -105,6 +110,9 @@ struct dns {
 	struct dns_cache *cache;
 	struct query *queries;
 	unsigned nqueries;
+	struct query *unsent_head, *unsent_tail;
+	unsigned nsent;
+	bool draining;
 	struct mx_job *jobs;
 	unsigned njobs;
 	char servers[160];             /* as the detail of a failure names them */
@@ -229,6 +237,8 @@ status_name(enum dns_status s)
 	}
 }
 
+static void drain(struct dns *d);
+
 static void
 on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
@@ -239,6 +249,8 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	if (r == NULL)
 		mc_panic("dns: out of memory");
 	const char *tn = dns_type_name(q->type, tb);
+	if (q->sent)
+		d->nsent--;
 
 	/* With an answer (NOERROR, NXDOMAIN, no data, or an error rcode) c-ares hands over its bytes: read them. */
 	if (abuf != NULL && alen > 0 && status != ARES_EDESTRUCTION && status != ARES_ECANCELLED) {
@@ -277,6 +289,38 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 		w = next;
 	}
 	free(r);
+	drain(d);
+}
+
+static void
+send_query(struct dns *d, struct query *q)
+{
+	char tb[16];
+	q->sent = true;
+	q->sent_ms = uv_now(d->loop);
+	d->nsent++;
+	if (mc_trace_on(MC_TRACE_DNS))
+		mc_trace(MC_TRACE_DNS, "dns: query %s %s", dns_type_name(q->type, tb), q->name);
+	/* May answer before it returns (on_answer frees q): q is not touched after. */
+	ares_query(d->ch, q->name, 1 /* C_IN */, q->type, on_answer, q);
+}
+
+/* Send what waits, while fewer than SENT_MAX are out. Not re-entered from an answer that comes at once. */
+static void
+drain(struct dns *d)
+{
+	if (d->draining || !d->ch_open)
+		return;
+	d->draining = true;
+	while (d->nsent < SENT_MAX && d->unsent_head != NULL) {
+		struct query *q = d->unsent_head;
+		d->unsent_head = q->unsent_next;
+		if (d->unsent_head == NULL)
+			d->unsent_tail = NULL;
+		send_query(d, q);
+	}
+	d->draining = false;
+	arm_timer(d);
 }
 
 /* Answer (name, type) through cb: from the cache at once, or when the query (perhaps another asker's) ends. */
@@ -337,11 +381,12 @@ lookup(struct dns *d, const char *name, uint16_t type, lookup_cb cb, void *arg)
 		d->queries->prev = q;
 	d->queries = q;
 	d->nqueries++;
-	if (mc_trace_on(MC_TRACE_DNS))
-		mc_trace(MC_TRACE_DNS, "dns: query %s %s", tn, name);
-	/* May answer before it returns (on_answer frees q): q is not touched after. */
-	ares_query(d->ch, name, 1 /* C_IN */, type, on_answer, q);
-	arm_timer(d);
+	if (d->unsent_tail)
+		d->unsent_tail->unsent_next = q;
+	else
+		d->unsent_head = q;
+	d->unsent_tail = q;
+	drain(d);
 }
 
 /* ---- MX jobs ---- */
@@ -826,6 +871,12 @@ dns_stop(struct resolverd *rd)
 	/* Every query ends with ARES_EDESTRUCTION, so every job finishes (unheard) and frees itself. */
 	d->ch_open = false;
 	ares_destroy(d->ch);
+	while (d->unsent_head != NULL) {
+		struct query *q = d->unsent_head;
+		d->unsent_head = q->unsent_next;
+		on_answer(q, ARES_EDESTRUCTION, 0, NULL, 0);
+	}
+	d->unsent_tail = NULL;
 	for (struct dns_sock *s = d->socks, *next; s != NULL; s = next) {
 		next = s->next;
 		uv_poll_stop(&s->poll);

@@ -52,6 +52,8 @@ DNSMASQ_RECORDS = [
     "--mx-host=merged.dns.test,mx.merged.dns.test,10", "--host-record=mx.merged.dns.test,192.0.2.31",
     "--host-record=v4only.dns.test,192.0.2.40",
 ]
+# a burst of domains asked at once
+BURST = 300
 # sixty exchangers: the answer is too big for UDP (c-ares asks again over TCP), and only the 32 best are kept
 DNSMASQ_RECORDS += [f"--mx-host=big.dns.test,exchanger-{i:02}.big.dns.test,{i}" for i in range(1, 61)]
 DNSMASQ_RECORDS += [f"--host-record=exchanger-{i:02}.big.dns.test,192.0.2.{100 + i}" for i in range(1, 61)]
@@ -309,6 +311,33 @@ def test_concurrent_identical_questions_merged(dm):
     assert len(server.queries("mx.merged.dns.test", "A")) == 1
 
 
+def test_burst_of_questions_not_lost():
+    # its own server and instance, cold: the burst meets a name server that has not answered anything yet
+    tmp_path = Path(tempfile.mkdtemp(prefix="postern-dnsb-"))
+    recs = [f"--mx-host=burst{i}.dns.test,mx.burst{i}.dns.test,10" for i in range(BURST)]
+    recs += [f"--host-record=mx.burst{i}.dns.test,198.51.{100 + i // 250}.{i % 250 + 1}" for i in range(BURST)]
+    server = Dnsmasq(tmp_path, ["dns.test"], recs).start()
+    inst = None
+    try:
+        inst = _instance(tmp_path, server.port, {"resolverd": {"dns_timeout": "5s"}})
+        inst.tool("trace", "resolverd", "dns")
+        domains = [f"burst{i}.dns.test" for i in range(BURST)]
+        answers = mxask(inst, *domains)
+        assert sorted(a["domain"] for a in answers) == sorted(domains)
+        for a in answers:
+            i = int(a["domain"][5:].split(".")[0])
+            assert hosts(a) == [(f"mx.burst{i}.dns.test", 10, [f"198.51.{100 + i // 250}.{i % 250 + 1}"])], a
+        # 900 questions at once: resolverd paces them, so none is lost on the way and waited out a timeout
+        inst.wait_for(lambda: inst.log().count("dns: answer ") >= 3 * BURST, what="every answer traced")
+        slow = re.findall(r"dns: answer .* timeouts=[1-9].*", inst.log())
+        assert slow == [], f"{len(slow)} answers came only after a timeout: {slow[:3]}"
+    finally:
+        if inst is not None:
+            inst.stop(check=False)
+        server.stop()
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
 def test_malformed_names_refused(dm):
     server, inst = dm
     before = len(server.queries())
@@ -339,6 +368,21 @@ def test_host_only_skips_mx(dm):
     # a domain with MX records but no address of its own has none to give
     a = ask1(inst, "order.dns.test", host_only=True)
     assert a["result"] == "nohost" and "order.dns.test has no address record" in a["detail"], a
+
+
+def test_dns_trace(dm):
+    _, inst = dm
+    inst.tool("trace", "resolverd", "dns")
+    try:
+        ask1(inst, "dual.dns.test")
+        ask1(inst, "dual.dns.test")
+        ask1(inst, "traced.dns.test")
+        inst.wait_log(r"dns: cached MX dual\.dns\.test status=ok n=1")
+        inst.wait_log(r"dns: query MX traced\.dns\.test")
+        inst.wait_log(r"dns: answer MX traced\.dns\.test status=nxdomain n=0 ttl=300")
+        inst.wait_log(r"dns: mx domain=traced\.dns\.test family=0 result=3 hosts=0")
+    finally:
+        inst.tool("trace", "resolverd", "none")
 
 
 def test_trailing_dot_and_case(dm):
