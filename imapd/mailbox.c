@@ -621,89 +621,41 @@ match_name(const char *pat, const char *name, char sep)
 	return match(pat, name, sep);
 }
 
-static void
-list_run(struct imapd_session *s, const char *ref, const char *pat, bool lsub)
-{
-	char sep = s->srv->lim.sep;
-	const char *verb = lsub ? "LSUB" : "LIST";
-	if (pat[0] == '\0') {
-		/* RFC 3501 §6.3.8: the separator and the root of the reference. */
-		if (lsub)
-			imapd_done(s, "OK", "LSUB completed");
-		else {
-			imapd_send(s, "* LIST (\\Noselect) \"%c\" \"\"", sep);
-			imapd_done(s, "OK", "LIST completed");
-		}
-		return;
-	}
-	char full[2100], dref[1024], dpat[1024];
-	if (!s->utf8) {
-		/* Patterns travel in modified UTF-7 too; wildcards and separators are plain ASCII in it. */
-		int k1 = mc_utf7imap_decode(ref, strlen(ref), dref, sizeof(dref));
-		int k2 = mc_utf7imap_decode(pat, strlen(pat), dpat, sizeof(dpat));
-		if (k1 >= 0 && k2 >= 0) {
-			ref = dref;
-			pat = dpat;
-		}
-	}
-	if (ref[0] && pat[0] != sep)
-		snprintf(full, sizeof(full), "%s%s", ref, pat);
-	else
-		snprintf(full, sizeof(full), "%s", pat);
-	struct collect c;
-	if (collect_all(s, &c) < 0) {
-		free(c.e);
-		imapd_done(s, "NO", "[UNAVAILABLE] Cannot read the mailbox list now");
-		return;
-	}
-	for (size_t i = 0; i < c.n; i++) {
-		const struct entry *e = &c.e[i];
-		if (!match_name(full, e->name, sep))
-			continue;
-		if (lsub ? !e->subscribed : (!e->exists && !e->children))
-			continue;   /* LSUB: subscribed names only; LIST: no name that is only a subscription */
-		char attrs[128];
-		snprintf(attrs, sizeof(attrs), "%s%s%s%s", e->exists ? "" : "\\Noselect ",
-			 e->children ? "\\HasChildren" : "\\HasNoChildren", e->special[0] ? " " : "", e->special);
-		imapd_send_raw(s, "* ", 2);
-		imapd_send_raw(s, verb, 4);
-		char head[160];
-		int k = snprintf(head, sizeof(head), " (%s) \"%c\" ", attrs, sep);
-		imapd_send_raw(s, head, (size_t)k);
-		imapd_send_mailbox(s, e->name);
-		imapd_send_raw(s, "\r\n", 2);
-	}
-	free(c.e);
-	imapd_done(s, "OK", "%s completed", verb);
-}
+/* ---- STATUS (also LIST ... RETURN (STATUS ...), RFC 5819) ---- */
 
-static void
-list_parse(struct imapd_session *s, struct imap_p *p, bool lsub)
-{
-	char ref[MC_MAILBOX_NAME_MAX * 2 + 1], pat[512];
-	if (imap_p_sp(p) < 0 || imap_p_astring(p, ref, sizeof(ref)) < 0 || imap_p_sp(p) < 0 ||
-	    imap_p_list_mailbox(p, pat, sizeof(pat)) < 0 || imap_p_end(p) < 0) {
-		imapd_done(s, "BAD", "%s", p->err);
-		return;
-	}
-	list_run(s, ref, pat, lsub);
-}
+enum { A_MESSAGES, A_RECENT, A_UIDNEXT, A_UIDVALIDITY, A_UNSEEN, A_SIZE, A_COUNT };
+static const char *const att_names[A_COUNT] = { "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE" };
 
-void
-imapd_cmd_list(struct imapd_session *s, struct imap_p *p, bool uid)
-{
-	list_parse(s, p, false);
-	(void)uid;
-}
+struct status_req {
+	unsigned want[A_COUNT];
+	unsigned n;
+};
 
-void
-imapd_cmd_lsub(struct imapd_session *s, struct imap_p *p, bool uid)
+/* "(" status-att *(SP status-att) ")" */
+static int
+parse_status_atts(struct imap_p *p, struct status_req *r)
 {
-	list_parse(s, p, true);
-	(void)uid;
+	char att[IMAP_ATOM_MAX + 1];
+	r->n = 0;
+	if (imap_p_list_open(p) < 0)
+		return -1;
+	do {
+		if (imap_p_atom_upper(p, att, sizeof(att)) < 0)
+			return -1;
+		unsigned i;
+		for (i = 0; i < A_COUNT; i++)
+			if (strcmp(att, att_names[i]) == 0)
+				break;
+		if (i == A_COUNT)
+			return imap_p_fail(p, "unknown STATUS item");
+		bool dup = false;
+		for (unsigned k = 0; k < r->n; k++)
+			dup |= r->want[k] == i;
+		if (!dup)
+			r->want[r->n++] = i;
+	} while (imap_p_accept(p, ' '));
+	return imap_p_list_close(p);
 }
-
-/* ---- STATUS ---- */
 
 struct counts {
 	uint32_t messages, unseen;
@@ -721,57 +673,22 @@ count_msg(void *arg, const struct mc_store_msg *m)
 	return 0;
 }
 
-void
-imapd_cmd_status(struct imapd_session *s, struct imap_p *p, bool uid)
+/* "* STATUS name (...)" for the store's mailbox name. -1 when it does not exist or cannot be read. */
+static int
+send_status(struct imapd_session *s, const char *name, const struct status_req *r)
 {
-	enum { A_MESSAGES = 1, A_RECENT = 2, A_UIDNEXT = 4, A_UIDVALIDITY = 8, A_UNSEEN = 16, A_SIZE = 32 };
-	static const struct {
-		const char *name;
-		unsigned bit;
-	} atts[] = { { "MESSAGES", A_MESSAGES }, { "RECENT", A_RECENT },   { "UIDNEXT", A_UIDNEXT },
-		     { "UIDVALIDITY", A_UIDVALIDITY }, { "UNSEEN", A_UNSEEN }, { "SIZE", A_SIZE } };
-	char arg[MC_MAILBOX_NAME_MAX * 2 + 1], name[MC_MAILBOX_NAME_MAX + 1], att[IMAP_ATOM_MAX + 1];
-	unsigned want[8], nwant = 0;
-	const char *why;
-
-	if (imap_p_sp(p) < 0 || imap_p_astring(p, arg, sizeof(arg)) < 0 || imap_p_sp(p) < 0 || imap_p_list_open(p) < 0)
-		goto bad;
-	do {
-		if (imap_p_atom_upper(p, att, sizeof(att)) < 0)
-			goto bad;
-		size_t i;
-		for (i = 0; i < sizeof(atts) / sizeof(atts[0]); i++)
-			if (strcmp(att, atts[i].name) == 0)
-				break;
-		if (i == sizeof(atts) / sizeof(atts[0])) {
-			imap_p_fail(p, "unknown STATUS item");
-			goto bad;
-		}
-		if (nwant < sizeof(want) / sizeof(want[0]))
-			want[nwant++] = (unsigned)i;
-	} while (imap_p_accept(p, ' '));
-	if (imap_p_list_close(p) < 0 || imap_p_end(p) < 0)
-		goto bad;
-	if (imapd_mailbox_from_client(s, arg, name, sizeof(name), &why) < 0) {
-		imapd_done(s, "NO", "%s", why);
-		return;
-	}
 	struct mc_store_mailbox mb;
 	struct counts c = { 0 };
-	if (mc_store_mailbox_get(s->store, name, &mb) < 0) {
-		imapd_done(s, "NO", "[NONEXISTENT] Mailbox does not exist");
-		return;
-	}
-	if (mc_store_messages(s->store, mb.name, 1, count_msg, &c) < 0) {
-		imapd_done(s, "NO", "[UNAVAILABLE] Cannot read the mailbox now");
-		return;
-	}
+	if (mc_store_mailbox_get(s->store, name, &mb) < 0)
+		return -1;
+	if (mc_store_messages(s->store, mb.name, 1, count_msg, &c) < 0)
+		return -2;
 	char items[512];
 	size_t n = 0;
 	items[0] = '\0';
-	for (unsigned i = 0; i < nwant; i++) {
+	for (unsigned i = 0; i < r->n; i++) {
 		unsigned long long v = 0;
-		switch (atts[want[i]].bit) {
+		switch (r->want[i]) {
 		case A_MESSAGES: v = c.messages; break;
 		case A_RECENT: v = 0; break;
 		case A_UIDNEXT: v = mb.uidnext; break;
@@ -779,16 +696,269 @@ imapd_cmd_status(struct imapd_session *s, struct imap_p *p, bool uid)
 		case A_UNSEEN: v = c.unseen; break;
 		case A_SIZE: v = c.size; break;
 		}
-		int k = snprintf(items + n, sizeof(items) - n, "%s%s %llu", n ? " " : "", atts[want[i]].name, v);
+		int k = snprintf(items + n, sizeof(items) - n, "%s%s %llu", n ? " " : "", att_names[r->want[i]], v);
 		if (k > 0 && (size_t)k < sizeof(items) - n)
 			n += (size_t)k;
 	}
 	imapd_send_raw(s, "* STATUS ", 9);
 	imapd_send_mailbox(s, mb.name);
 	imapd_send(s, " (%s)", items);
-	imapd_done(s, "OK", "STATUS completed");
+	return 0;
+}
+
+void
+imapd_cmd_status(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	char arg[MC_MAILBOX_NAME_MAX * 2 + 1], name[MC_MAILBOX_NAME_MAX + 1];
+	struct status_req r;
+	const char *why;
+
+	if (imap_p_sp(p) < 0 || imap_p_astring(p, arg, sizeof(arg)) < 0 || imap_p_sp(p) < 0 ||
+	    parse_status_atts(p, &r) < 0 || imap_p_end(p) < 0) {
+		imapd_done(s, "BAD", "%s", p->err);
+		return;
+	}
+	if (imapd_mailbox_from_client(s, arg, name, sizeof(name), &why) < 0) {
+		imapd_done(s, "NO", "%s", why);
+		return;
+	}
+	int rc = send_status(s, name, &r);
+	if (rc == -1)
+		imapd_done(s, "NO", "[NONEXISTENT] Mailbox does not exist");
+	else if (rc < 0)
+		imapd_done(s, "NO", "[UNAVAILABLE] Cannot read the mailbox now");
+	else
+		imapd_done(s, "OK", "STATUS completed");
 	(void)uid;
+}
+
+/* ---- LIST (RFC 3501, RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS), LSUB ---- */
+
+#define PATTERNS_MAX 8
+
+struct list_opts {
+	bool lsub;
+	bool extended;           /* selection or return options given: RFC 5258 answers */
+	bool sel_subscribed, sel_special, recursive;
+	bool ret_subscribed, ret_children, ret_special;
+	bool ret_status;
+	struct status_req status;
+	char pats[PATTERNS_MAX][512];
+	size_t npats;
+};
+
+/* Does any mailbox below e (a child at any depth) match the selection? For RECURSIVEMATCH's CHILDINFO. */
+static bool
+child_selected(const struct collect *c, size_t i, char sep)
+{
+	size_t len = strlen(c->e[i].name);
+	for (size_t k = i + 1; k < c->n; k++) {
+		if (strncmp(c->e[k].name, c->e[i].name, len) != 0)
+			break;
+		if (c->e[k].name[len] == sep && c->e[k].subscribed)
+			return true;
+	}
+	return false;
+}
+
+static void
+list_run(struct imapd_session *s, const char *ref, struct list_opts *o)
+{
+	char sep = s->srv->lim.sep;
+	const char *verb = o->lsub ? "LSUB" : "LIST";
+	if (o->npats == 1 && o->pats[0][0] == '\0' && !o->extended) {
+		/* RFC 3501 §6.3.8: the separator and the root of the reference. */
+		if (!o->lsub)
+			imapd_send(s, "* LIST (\\Noselect) \"%c\" \"\"", sep);
+		imapd_done(s, "OK", "%s completed", verb);
+		return;
+	}
+	char dref[1024];
+	if (!s->utf8 && mc_utf7imap_decode(ref, strlen(ref), dref, sizeof(dref)) >= 0)
+		ref = dref;
+	char full[PATTERNS_MAX][2100];
+	for (size_t i = 0; i < o->npats; i++) {
+		char dpat[1024];
+		const char *pat = o->pats[i];
+		/* Patterns travel in modified UTF-7 too; wildcards and separators are plain ASCII in it. */
+		if (!s->utf8 && mc_utf7imap_decode(pat, strlen(pat), dpat, sizeof(dpat)) >= 0)
+			pat = dpat;
+		if (ref[0] && pat[0] != sep)
+			snprintf(full[i], sizeof(full[i]), "%s%s", ref, pat);
+		else
+			snprintf(full[i], sizeof(full[i]), "%s", pat);
+	}
+	struct collect c;
+	if (collect_all(s, &c) < 0) {
+		free(c.e);
+		imapd_done(s, "NO", "[UNAVAILABLE] Cannot read the mailbox list now");
+		return;
+	}
+	for (size_t i = 0; i < c.n; i++) {
+		const struct entry *e = &c.e[i];
+		bool matched = false;
+		for (size_t k = 0; k < o->npats && !matched; k++)
+			matched = match_name(full[k], e->name, sep);
+		if (!matched)
+			continue;
+		bool childinfo = false;
+		if (o->lsub || o->sel_subscribed) {
+			if (!e->subscribed) {
+				/* RECURSIVEMATCH: a parent whose children are subscribed is shown with CHILDINFO. */
+				if (!(o->recursive && child_selected(&c, i, sep)))
+					continue;
+				childinfo = true;
+			}
+		} else if (!e->exists && !e->children) {
+			continue;   /* a name that is only a subscription is no mailbox */
+		}
+		if (o->sel_special && !e->special[0])
+			continue;
+		char attrs[160];
+		size_t an = 0;
+		attrs[0] = '\0';
+#define ATTR(str)                                                                                 \
+	do {                                                                                      \
+		int k_ = snprintf(attrs + an, sizeof(attrs) - an, "%s%s", an ? " " : "", str);    \
+		if (k_ > 0 && (size_t)k_ < sizeof(attrs) - an)                                    \
+			an += (size_t)k_;                                                         \
+	} while (0)
+		if (!e->exists)
+			ATTR(o->extended && !e->children ? "\\NonExistent" : "\\Noselect");
+		if (!o->extended || o->ret_children || !o->lsub)
+			ATTR(e->children ? "\\HasChildren" : "\\HasNoChildren");
+		if (e->special[0] && (!o->extended || o->ret_special || o->sel_special))
+			ATTR(e->special);
+		if (e->subscribed && (o->ret_subscribed || o->sel_subscribed))
+			ATTR("\\Subscribed");
+#undef ATTR
+		imapd_send_raw(s, "* ", 2);
+		imapd_send_raw(s, verb, 4);
+		char head[200];
+		int k = snprintf(head, sizeof(head), " (%s) \"%c\" ", attrs, sep);
+		imapd_send_raw(s, head, (size_t)k);
+		imapd_send_mailbox(s, e->name);
+		if (childinfo) {
+			static const char ci[] = " (\"CHILDINFO\" (\"SUBSCRIBED\"))";
+			imapd_send_raw(s, ci, sizeof(ci) - 1);
+		}
+		imapd_send_raw(s, "\r\n", 2);
+		/* RFC 5819: STATUS right after the LIST line of each selectable mailbox. */
+		if (o->ret_status && e->exists)
+			(void)send_status(s, e->name, &o->status);
+	}
+	free(c.e);
+	imapd_done(s, "OK", "%s completed", verb);
+}
+
+static int
+list_opt_list(struct imap_p *p, struct list_opts *o, bool ret)
+{
+	char w[IMAP_ATOM_MAX + 1];
+	if (imap_p_list_open(p) < 0)
+		return -1;
+	if (imap_p_accept(p, ')')) {
+		p->depth--;
+		return 0;
+	}
+	do {
+		if (imap_p_atom_upper(p, w, sizeof(w)) < 0)
+			return -1;
+		if (!ret && strcmp(w, "SUBSCRIBED") == 0)
+			o->sel_subscribed = true;
+		else if (!ret && strcmp(w, "SPECIAL-USE") == 0)
+			o->sel_special = true;
+		else if (!ret && strcmp(w, "RECURSIVEMATCH") == 0)
+			o->recursive = true;
+		else if (!ret && strcmp(w, "REMOTE") == 0)
+			;   /* no remote mailboxes here */
+		else if (ret && strcmp(w, "SUBSCRIBED") == 0)
+			o->ret_subscribed = true;
+		else if (ret && strcmp(w, "CHILDREN") == 0)
+			o->ret_children = true;
+		else if (ret && strcmp(w, "SPECIAL-USE") == 0)
+			o->ret_special = true;
+		else if (ret && strcmp(w, "STATUS") == 0) {
+			o->ret_status = true;
+			if (imap_p_sp(p) < 0 || parse_status_atts(p, &o->status) < 0)
+				return -1;
+		} else
+			return imap_p_fail(p, "unknown LIST option");
+	} while (imap_p_accept(p, ' '));
+	if (imap_p_list_close(p) < 0)
+		return -1;
+	/* RFC 5258 §3: RECURSIVEMATCH alone means nothing. */
+	if (!ret && o->recursive && !o->sel_subscribed)
+		return imap_p_fail(p, "RECURSIVEMATCH needs another selection option");
+	return 0;
+}
+
+static void
+list_parse(struct imapd_session *s, struct imap_p *p, bool lsub)
+{
+	char ref[MC_MAILBOX_NAME_MAX * 2 + 1];
+	struct list_opts *o = calloc(1, sizeof(*o));
+	if (o == NULL) {
+		imapd_done(s, "NO", "[SERVERBUG] Out of memory");
+		return;
+	}
+	o->lsub = lsub;
+	if (imap_p_sp(p) < 0)
+		goto bad;
+	if (!lsub && imap_p_peek(p) == '(') {
+		o->extended = true;
+		if (list_opt_list(p, o, false) < 0 || imap_p_sp(p) < 0)
+			goto bad;
+	}
+	if (imap_p_astring(p, ref, sizeof(ref)) < 0 || imap_p_sp(p) < 0)
+		goto bad;
+	if (!lsub && imap_p_peek(p) == '(') {
+		o->extended = true;
+		if (imap_p_list_open(p) < 0)
+			goto bad;
+		do {
+			if (o->npats == PATTERNS_MAX) {
+				imap_p_fail(p, "too many patterns");
+				goto bad;
+			}
+			if (imap_p_list_mailbox(p, o->pats[o->npats++], sizeof(o->pats[0])) < 0)
+				goto bad;
+		} while (imap_p_accept(p, ' '));
+		if (imap_p_list_close(p) < 0)
+			goto bad;
+	} else if (imap_p_list_mailbox(p, o->pats[o->npats++], sizeof(o->pats[0])) < 0) {
+		goto bad;
+	}
+	if (!lsub && imap_p_accept(p, ' ')) {
+		char w[16];
+		if (imap_p_atom_upper(p, w, sizeof(w)) < 0 || strcmp(w, "RETURN") != 0) {
+			imap_p_fail(p, "expected RETURN");
+			goto bad;
+		}
+		o->extended = true;
+		if (imap_p_sp(p) < 0 || list_opt_list(p, o, true) < 0)
+			goto bad;
+	}
+	if (imap_p_end(p) < 0)
+		goto bad;
+	list_run(s, ref, o);
+	free(o);
 	return;
 bad:
 	imapd_done(s, "BAD", "%s", p->err);
+	free(o);
+}
+
+void
+imapd_cmd_list(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	list_parse(s, p, false);
+	(void)uid;
+}
+
+void
+imapd_cmd_lsub(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	list_parse(s, p, true);
+	(void)uid;
 }

@@ -87,6 +87,7 @@ struct q_deliver {
 	struct q_rcpt *rq_head, **rq_tail;
 	unsigned resolving;
 	struct mc_chan *imapd;       /* change notices for IDLE sessions (run_dir/imapd.sock) */
+	struct held_notice *held;    /* notices of the last seconds while imapd.sock was not up */
 };
 
 static void rcpt_finish(struct queued *q, struct q_rcpt *r);
@@ -507,23 +508,68 @@ local_work(uv_work_t *w)
 	}
 }
 
-/*
- * Tell imapd that the mailbox at path got mail, so IDLE sessions see it at
- * once (MBOX_CHANGED: address, mailbox name, store path). A hint only:
- * dropped silently while imapd is away; its sessions still see the mail at
- * their next command.
- */
+/* A notice kept while the channel to imapd is not up (it connects with backoff after imapd starts). */
+#define HELD_NOTICES 16
+#define HELD_NOTICE_SECONDS 10.0
+struct held_notice {
+	double at;                   /* 0: free */
+	char addr[MC_ADDR_MAX];
+	char path[MC_PATH_MAX + 400];
+};
+
 static void
-notify_imapd(struct queued *q, const char *addr, const char *path)
+send_notice(struct mc_chan *ch, const char *addr, const char *path)
 {
 	struct mc_msg m;
-	if (q->dl->imapd == NULL || !mc_chan_is_up(q->dl->imapd))
-		return;
 	mc_msg_init(&m, MC_MSG_MBOX_CHANGED);
 	mc_msg_put_str(&m, addr);
 	mc_msg_put_str(&m, "INBOX");
 	mc_msg_put_str(&m, path);
-	mc_chan_send(q->dl->imapd, &m);
+	mc_chan_send(ch, &m);
+}
+
+/*
+ * Tell imapd that the mailbox at path got mail, so IDLE sessions see it at
+ * once (MBOX_CHANGED: address, mailbox name, store path). A hint only:
+ * while the channel is down the last few are held for some seconds and
+ * sent when it comes up (imapd just started), else dropped; imapd's
+ * sessions still see the mail at their next command.
+ */
+static void
+notify_imapd(struct queued *q, const char *addr, const char *path)
+{
+	struct q_deliver *dl = q->dl;
+	if (dl->imapd == NULL)
+		return;
+	if (mc_chan_is_up(dl->imapd)) {
+		send_notice(dl->imapd, addr, path);
+		return;
+	}
+	if (dl->held == NULL && (dl->held = calloc(HELD_NOTICES, sizeof(*dl->held))) == NULL)
+		return;
+	size_t oldest = 0;
+	for (size_t i = 0; i < HELD_NOTICES; i++)
+		if (dl->held[i].at < dl->held[oldest].at)
+			oldest = i;
+	struct held_notice *h = &dl->held[oldest];
+	h->at = q_now();
+	snprintf(h->addr, sizeof(h->addr), "%s", addr);
+	snprintf(h->path, sizeof(h->path), "%s", path);
+}
+
+static void
+imapd_up(struct mc_chan *ch, void *arg)
+{
+	struct queued *q = arg;
+	struct q_deliver *dl = q->dl;
+	if (dl == NULL || dl->held == NULL)
+		return;
+	double now = q_now();
+	for (size_t i = 0; i < HELD_NOTICES; i++) {
+		if (dl->held[i].at > 0 && now - dl->held[i].at < HELD_NOTICE_SECONDS)
+			send_notice(ch, dl->held[i].addr, dl->held[i].path);
+		dl->held[i].at = 0;
+	}
 }
 
 static void
@@ -854,9 +900,9 @@ q_deliver_init(struct queued *q)
 	dl->rq_tail = &dl->rq_head;
 	q->dl = dl;
 	char sock[MC_PATH_MAX + 32];
-	static const struct mc_chan_cbs notice_cbs = { 0 };
+	static const struct mc_chan_cbs notice_cbs = { .on_up = imapd_up };
 	mc_config_sock(&q->d->cfg, sock, sizeof(sock), MC_SOCK_IMAPD);
-	dl->imapd = mc_chan_connect(q->loop, sock, &mc_proto, MC_ROLE_QUEUED, "queued", &notice_cbs, NULL);
+	dl->imapd = mc_chan_connect(q->loop, sock, &mc_proto, MC_ROLE_QUEUED, "queued", &notice_cbs, q);
 	return q_relay_init(q);
 }
 
@@ -933,6 +979,8 @@ q_deliver_stop(struct queued *q)
 		mc_chan_close(dl->imapd);
 		dl->imapd = NULL;
 	}
+	free(dl->held);
+	dl->held = NULL;
 	/* remote deliveries: what is not decided is abandoned */
 	q_relay_stop(q);
 	/* recipients waiting for resolverd */

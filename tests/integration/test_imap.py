@@ -526,3 +526,32 @@ def test_two_sessions_flags_and_expunge(inst):
     assert any(b"\\Answered" in f for f in fetches), fetches
     a.logout()
     b.logout()
+
+
+def test_list_extended_and_status(inst):
+    deliver(inst, 2)
+    r = Raw(inst.ports["imap"])
+    r.send(b"a LOGIN alice@example.test " + PASSWORDS[ALICE].encode() + b"\r\n")
+    caps = b" ".join(r.until_tagged(b"a"))
+    assert b"LIST-EXTENDED" in caps and b"LIST-STATUS" in caps
+    r.send(b"b CREATE Lists.pg\r\nc SUBSCRIBE Lists.pg\r\nd SUBSCRIBE Gone\r\n")
+    r.until_tagged(b"d")
+    r.send(b'e LIST (SPECIAL-USE) "" "*"\r\n')
+    lines = r.until_tagged(b"e")
+    assert len(lines) == 6 and all(b"\\Sent" in l or b"\\Drafts" in l or b"\\Trash" in l or b"\\Junk" in l
+                                   or b"\\Archive" in l for l in lines[:-1]), lines
+    r.send(b'f LIST (SUBSCRIBED) "" "*"\r\n')
+    lines = r.until_tagged(b"f")
+    assert b'* LIST (\\HasNoChildren \\Subscribed) "." "Lists.pg"' in lines, lines
+    assert b'* LIST (\\NonExistent \\HasNoChildren \\Subscribed) "." "Gone"' in lines, lines
+    r.send(b'g LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"\r\n')
+    lines = r.until_tagged(b"g")
+    assert b'* LIST (\\Noselect \\HasChildren) "." "Lists" ("CHILDINFO" ("SUBSCRIBED"))' in lines, lines
+    r.send(b'h LIST "" ("INBOX" "Sent") RETURN (STATUS (MESSAGES UNSEEN SIZE) SPECIAL-USE)\r\n')
+    lines = r.until_tagged(b"h")
+    assert lines[0] == b'* LIST (\\HasNoChildren) "." "INBOX"', lines
+    assert re.match(rb'\* STATUS "INBOX" \(MESSAGES 2 UNSEEN 2 SIZE \d+\)', lines[1]), lines
+    assert lines[2] == b'* LIST (\\HasNoChildren \\Sent) "." "Sent"' and lines[3].startswith(b'* STATUS "Sent"')
+    r.send(b'i LIST (RECURSIVEMATCH) "" "*"\r\nj LIST (BOGUS) "" "*"\r\n')
+    assert r.until_tagged(b"i")[-1].startswith(b"i BAD")
+    assert r.until_tagged(b"j")[-1].startswith(b"j BAD")
