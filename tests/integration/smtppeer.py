@@ -22,6 +22,7 @@ logged in). The script says how it answers:
     auth={"user": "pw"}  AUTH PLAIN/LOGIN (over TLS only)
     greeting="421 ..."   the greeting (default 220)
     delay=SECONDS        wait before answering the final dot
+    dsn=True             DSN is offered; its parameters are recorded in dsn_params
 """
 import asyncio
 import os
@@ -77,6 +78,8 @@ class _Handler:
         out = list(responses)
         if p.script.get("pipelining"):
             out.insert(1, "250-PIPELINING")
+        if p.script.get("dsn"):
+            out.insert(1, "250-DSN")
         return out
 
     async def handle_HELO(self, server, session, envelope, hostname):
@@ -147,6 +150,25 @@ class _SMTP(SMTP):
             self._peer.current -= 1
         super().connection_lost(error)
 
+    def _strip_dsn(self, arg, names):
+        """Take the DSN parameters out (aiosmtpd knows none of them) and remember them."""
+        if not self._peer.script.get("dsn"):
+            return arg
+        kept = []
+        for word in arg.split(" "):
+            if word.split("=", 1)[0].upper() in names:
+                with self._peer.lock:
+                    self._peer.dsn_params.append(word)
+            else:
+                kept.append(word)
+        return " ".join(kept)
+
+    async def smtp_MAIL(self, arg):
+        await super().smtp_MAIL(self._strip_dsn(arg, ("RET", "ENVID")) if arg else arg)
+
+    async def smtp_RCPT(self, arg):
+        await super().smtp_RCPT(self._strip_dsn(arg, ("NOTIFY", "ORCPT")) if arg else arg)
+
     async def _handle_client(self):
         g = self._peer.script.get("greeting")
         if g:
@@ -178,6 +200,7 @@ class Peer:
         self.max_current = 0
         self.connect_times = []
         self.dropped = 0
+        self.dsn_params = []
         self._tmp = tempfile.mkdtemp(prefix="smtppeer-")
         kw = {"enable_SMTPUTF8": bool(script.get("smtputf8")),
               "data_size_limit": script.get("size", None) or None,

@@ -12,6 +12,7 @@ state and events in the queue database.
 """
 import smtplib
 import sqlite3
+import time
 
 import pytest
 
@@ -174,6 +175,41 @@ def test_mail_from_refused(make_instance, port):
         assert b"Remote-MTA: dns; 127.0.0.2" in dsn, dsn
         assert b"Diagnostic-Code: smtp; 550 5.7.1 Sender refused" in dsn, dsn
         assert b"Status: 5.7.1" in dsn, dsn
+
+
+def _send_dsn(inst):
+    msg = make_message(to="bob@relay.test", sender="alice@example.test")
+    with smtplib.SMTP("127.0.0.1", inst.ports["submission"], local_hostname="client.test") as s:
+        s.ehlo()
+        s.login(*ALICE)
+        r = s.sendmail("alice@example.test", ["bob@relay.test"], msg.as_bytes(),
+                       mail_options=["RET=HDRS", "ENVID=env+2B1"],
+                       rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;bob@relay.test"])
+        assert r == {}
+
+
+def test_dsn_parameters_passed_on(make_instance, port):
+    """A server offering DSN gets NOTIFY, ORCPT, RET and ENVID as the client gave them, and reports success itself."""
+    with Peer("127.0.0.2", port, dsn=True) as peer:
+        inst = relay_inst(make_instance, port)
+        _send_dsn(inst)
+        wait_tx(peer, 1)
+        assert sorted(peer.dsn_params) == sorted(["RET=HDRS", "ENVID=env+2B1", "NOTIFY=SUCCESS,FAILURE",
+                                                  "ORCPT=rfc822;bob@relay.test"])
+        inst.wait_log(r"to=<bob@relay.test>, .*status=sent")
+        time.sleep(1)
+        assert inst.new_files("alice") == [], "a success notice although the next server reports it"
+
+
+def test_dsn_relayed_notice_without_dsn(make_instance, port):
+    """A server without DSN gets no DSN parameters; the sender who asked for success hears 'relayed'."""
+    with Peer("127.0.0.2", port) as peer:
+        inst = relay_inst(make_instance, port)
+        _send_dsn(inst)
+        t = wait_tx(peer, 1)[0]
+        assert peer.dsn_params == [] and t.rcpt_options == []
+        notice = inst.wait_new(1, user="alice")[0].read_bytes()
+        assert b"Action: relayed" in notice, notice
 
 
 def test_helo_fallback(make_instance, port):
