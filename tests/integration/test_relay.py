@@ -11,7 +11,9 @@ the sender's side shows: the log line per recipient and the recipient's
 state and events in the queue database.
 """
 import smtplib
+import socket
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -210,6 +212,48 @@ def test_dsn_relayed_notice_without_dsn(make_instance, port):
         assert peer.dsn_params == [] and t.rcpt_options == []
         notice = inst.wait_new(1, user="alice")[0].read_bytes()
         assert b"Action: relayed" in notice, notice
+
+
+def _raw_server(host, port, script):
+    """A server that answers each line it reads with the next reply of script (bytes), then closes."""
+    srv = socket.create_server((host, port))
+    seen = []
+
+    def run():
+        conn, _ = srv.accept()
+        with conn:
+            conn.sendall(script[0])
+            f = conn.makefile("rb")
+            for reply in script[1:]:
+                line = f.readline()
+                if not line:
+                    return
+                seen.append(line)
+                conn.sendall(reply)
+            f.readline()
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return srv, th, seen
+
+
+def test_malformed_replies_defer(make_instance, port):
+    """An overlong multi-line EHLO reply with bare LFs is read; a garbage reply to MAIL defers, cleaned."""
+    long_line = b"250-" + b"X" * 3000 + b"\n"
+    srv, th, seen = _raw_server("127.0.0.2", port, [
+        b"220 raw.test ESMTP\r\n",
+        b"250-raw.test\n" + long_line + b"250 8BITMIME\r\n",
+        b"hello \x1b[31mthere\r\n"])
+    try:
+        inst = relay_inst(make_instance, port, {"retry_min": "1h", "retry_max": "2h"})
+        qid = submit(inst, ["bob@relay.test"])
+        m = inst.wait_log(rf"{qid}: to=<bob@relay.test>, .*status=deferred \((.*)\)$")
+        assert "malformed reply" in m.group(1), m.group(1)
+        assert "\x1b" not in inst.log()
+        assert seen[0].startswith(b"EHLO mx.example.test") and seen[1].startswith(b"MAIL FROM:<alice@example.test>")
+    finally:
+        srv.close()
+        th.join(5)
 
 
 def test_helo_fallback(make_instance, port):
