@@ -9,7 +9,8 @@
 # (the same as smtp-bench.sh), then:
 #   - Postfix: relayhost = [127.0.0.1]:9 and defer_transports = smtp, so
 #     every message for a remote domain goes to the deferred queue without
-#     a delivery attempt; filled by smtp-source with MESSAGES/DOMAINS
+#     a delivery attempt, and no retry for 4 hours (queue_run_delay,
+#     minimal_backoff_time); filled by smtp-source with MESSAGES/DOMAINS
 #     messages to u@d0.test ... u@dN.test (relayed from mynetworks);
 #   - Postern: the domains d0.test ... as local domains with a user u each,
 #     delivery paused (`postern queue pause`), filled by smtp-source on the
@@ -50,9 +51,13 @@ MESSAGES=$((PER * DOMAINS))
 # ---- Postfix: everything for remote domains waits in deferred/ ----
 PF="$W/postfix"
 bench_postfix_config "$PF" "$PF_SMTP"
+# No retries during the run (Postern's side is paused): the queue stays as it was filled.
 cat >>"$PF/etc/main.cf" <<EOF
 relayhost = [127.0.0.1]:9
 defer_transports = smtp
+queue_run_delay = 4h
+minimal_backoff_time = 4h
+maximal_backoff_time = 8h
 EOF
 bench_postfix_start "$PF"
 
