@@ -103,44 +103,74 @@ rep_get(struct q_report **rp, struct queued *q, struct q_msg *m, double now)
 	return *rp;
 }
 
+/* The token starting with key ("host=") in why, at its start or after a space; NULL when none. */
+static const char *
+token(const char *why, const char *key)
+{
+	for (const char *p = strstr(why, key); p; p = strstr(p + 1, key))
+		if (p == why || p[-1] == ' ')
+			return p;
+	return NULL;
+}
+
+static bool
+smtp_reply(const char *s)
+{
+	return s[0] >= '2' && s[0] <= '5' && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' && s[2] <= '9' &&
+	       (s[3] == ' ' || s[3] == '-' || s[3] == '\0');
+}
+
 /*
- * The remote MTA and its reply from a remote failure's reason, in either
- * form deliver.c's relay accounting or a Postfix-minded reader writes:
+ * Read a failure's reason (x->reason) in the forms deliver.c's relay
+ * accounting and a Postfix-minded reader write, after any prefix such as
+ * "message expired after 5 days in the queue: ":
  *   "host=NAME[addr]:port dsn=5.1.1 reply=550 5.1.1 <x>: unknown"
+ *   "dsn=5.1.2 reply=Host or domain name not found"     (no server reached)
  *   "host NAME[addr] said: 550 5.1.1 <x>: unknown (in reply to RCPT TO command)"
- * diag is the reply (an SMTP reply starts with three digits; anything else,
- * such as "lost connection ...", is the client's own words: *smtp false).
+ * into the remote MTA's name (x->remote), its reply (x->diag; x->smtp when
+ * it is an SMTP reply, three digits first, rather than the client's own
+ * words such as "lost connection ..."), the status the relay gave, and
+ * x->reason reworded for people ("host NAME[addr]:port said: REPLY").
  */
 static void
-remote_of(const char *why, char *host, size_t hostsz, char *status, size_t statussz, char *diag, size_t diagsz,
-	  bool *smtp)
+read_reason(struct rep_rcpt *x, char *status, size_t statussz)
 {
-	host[0] = diag[0] = '\0';
-	*smtp = false;
-	const char *h = NULL, *reply = NULL;
-	const char *eq = strstr(why, "host=");
-	if (eq && (eq == why || eq[-1] == ' ')) {
-		h = eq + 5;
-		const char *d = strstr(h, " dsn=");
+	char why[Q_ERR_MAX];
+	snprintf(why, sizeof(why), "%s", x->reason);
+	const char *h = token(why, "host="), *d = token(why, "dsn="), *rp = token(why, "reply=");
+	const char *at = h ? h : d;
+	if (at && rp && rp > at) {
+		const char *reply = rp + 6;
 		if (d)
-			mc_dsn_status_of(d + 5, status, statussz);
-		const char *rp = strstr(h, " reply=");
-		reply = rp ? rp + 7 : NULL;
-	} else if ((h = strstr(why, "host ")) != NULL) {
-		h += 5;
-		const char *said = strstr(h, " said: ");
-		reply = said ? said + 7 : NULL;
+			mc_dsn_status_of(d + 4, status, statussz);
+		snprintf(x->diag, sizeof(x->diag), "%s", reply);
+		x->smtp = smtp_reply(reply);
+		char relay[300] = "";
+		if (h) {
+			size_t n = strcspn(h + 5, " ");
+			snprintf(relay, sizeof(relay), "%.*s", (int)(n < 299 ? n : 299), h + 5);
+			size_t k = strcspn(relay, "[:");
+			if (k > 0 && k < sizeof(x->remote))
+				snprintf(x->remote, sizeof(x->remote), "%.*s", (int)k, relay);
+		}
+		int plen = (int)(at - why);
+		if (relay[0])
+			snprintf(x->reason, sizeof(x->reason), "%.*shost %s%s %s", plen, why, relay,
+				 x->smtp ? " said:" : ":", reply);
+		else
+			snprintf(x->reason, sizeof(x->reason), "%.*s%s", plen, why, reply);
+		return;
 	}
-	if (h == NULL || reply == NULL)
+	const char *p = strstr(why, "host ");
+	const char *said = p ? strstr(p, " said: ") : NULL;
+	if (said == NULL)
 		return;
-	size_t n = strcspn(h, "[ :");
-	if (n == 0 || n >= hostsz || h + n > reply)
+	size_t n = strcspn(p + 5, "[ ");
+	if (n == 0 || n >= sizeof(x->remote) || p + 5 + n > said)
 		return;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	snprintf(diag, diagsz, "%s", reply);
-	*smtp = reply[0] >= '2' && reply[0] <= '5' && reply[1] >= '0' && reply[1] <= '9' && reply[2] >= '0' &&
-		reply[2] <= '9' && (reply[3] == ' ' || reply[3] == '-' || reply[3] == '\0');
+	snprintf(x->remote, sizeof(x->remote), "%.*s", (int)n, p + 5);
+	snprintf(x->diag, sizeof(x->diag), "%s", said + 7);
+	x->smtp = smtp_reply(said + 7);
 }
 
 /* The status: the recipient's own, the relay's, a code at the start of the reason, or in the reply. */
@@ -182,8 +212,7 @@ rep_add(struct q_report *rep, const struct q_rcpt *r, enum mc_dsn_action action,
 	}
 	char relay_status[12] = "";
 	snprintf(x->reason, sizeof(x->reason), "%s", r->last_error);
-	remote_of(r->last_error, x->remote, sizeof(x->remote), relay_status, sizeof(relay_status), x->diag,
-		  sizeof(x->diag), &x->smtp);
+	read_reason(x, relay_status, sizeof(relay_status));
 	status_of(r, r->last_error, relay_status, x->diag, dflt_status, x->status, sizeof(x->status));
 }
 

@@ -198,17 +198,26 @@ static void
 test_failure_report(void **state)
 {
 	struct fx *f = *state;
-	uint32_t notify[3] = { 0, MC_NOTIFY_FAILURE, MC_NOTIFY_NEVER };
-	struct q_msg *m = message(f, "alice@example.test", 3, notify, 0);
+	uint32_t notify[4] = { 0, MC_NOTIFY_FAILURE, MC_NOTIFY_NEVER, 0 };
+	struct q_msg *m = message(f, "alice@example.test", 4, notify, 0);
 	conclude(m, 0, Q_R_BOUNCED, "user unknown", "5.1.1");
 	conclude(m, 1, Q_R_BOUNCED,
 		 "host=mx.remote.test[192.0.2.7]:25 dsn=5.7.1 reply=550 5.7.1 <rcpt1@example.test>: relaying denied",
 		 NULL);
 	conclude(m, 2, Q_R_BOUNCED, "user unknown", "5.1.1");
+	conclude(m, 3, Q_R_BOUNCED, "dsn=5.1.2 reply=Host or domain name not found", NULL);
 	bool had;
 	char *t = round_end(f, m, &had);
 	assert_non_null(t);
 	assert_non_null(strstr(t, "Subject: Undelivered Mail Returned to Sender\r\n"));
+	/* the reasons in words */
+	assert_non_null(strstr(t, "<rcpt0@example.test>: user unknown\r\n"));
+	assert_non_null(strstr(t, "<rcpt1@example.test>: host mx.remote.test[192.0.2.7]:25 said: 550 5.7.1 "
+				  "<rcpt1@example.test>: relaying denied\r\n"));
+	assert_non_null(strstr(t, "<rcpt3@example.test>: Host or domain name not found\r\n"));
+	/* no server reached: the relay's status, no Remote-MTA, the client's words */
+	assert_non_null(strstr(t, "Final-Recipient: rfc822; rcpt3@example.test\r\nAction: failed\r\nStatus: 5.1.2\r\n"
+				  "Diagnostic-Code: X-Postern; Host or domain name not found\r\n"));
 	assert_non_null(strstr(t, "Original-Envelope-Id: env-7\r\n"));
 	assert_non_null(strstr(t, "Final-Recipient: rfc822; rcpt0@example.test\r\n"
 				  "Original-Recipient: rfc822;orig0@example.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"));
@@ -229,13 +238,17 @@ test_postfix_form_and_expiry(void **state)
 	struct q_msg *m = message(f, "alice@example.test", 2, NULL, MC_ENV_RET_FULL);
 	conclude(m, 0, Q_R_BOUNCED, "host mx.r.test[192.0.2.8] said: 554 5.7.1 no thanks (in reply to end of DATA command)",
 		 NULL);
-	conclude(m, 1, Q_R_BOUNCED, "message expired after 5 days in the queue: lost connection with mx.r.test", "4.4.7");
+	conclude(m, 1, Q_R_BOUNCED,
+		 "message expired after 5 days in the queue: host=mx.r.test[192.0.2.8]:25 dsn=4.4.2 reply=lost connection",
+		 "4.4.7");
 	bool had;
 	char *t = round_end(f, m, &had);
 	assert_non_null(t);
 	assert_non_null(strstr(t, "Status: 5.7.1\r\nRemote-MTA: dns; mx.r.test\r\nDiagnostic-Code: smtp; 554 5.7.1 no"));
 	assert_non_null(strstr(t, "Final-Recipient: rfc822; rcpt1@example.test\r\nAction: failed\r\nStatus: 4.4.7\r\n"
-				  "Diagnostic-Code: X-Postern; message expired"));
+				  "Remote-MTA: dns; mx.r.test\r\nDiagnostic-Code: X-Postern; lost connection\r\n"));
+	assert_non_null(strstr(t, "<rcpt1@example.test>: message expired after 5 days in the queue: host "
+				  "mx.r.test[192.0.2.8]:25: lost connection\r\n"));
 	/* RET=FULL: the whole message */
 	assert_non_null(strstr(t, "message/rfc822"));
 	assert_non_null(strstr(t, "the body"));
