@@ -712,7 +712,9 @@ q_deliver_remote_done(struct queued *q, struct q_rdest *d, const char *relay)
 		break;
 	case Q_RR_TEMP:
 	case Q_RR_PERM:
-		if (strcmp(relay, "none") == 0)   /* no server was reached (DNS, backoff) */
+		if (strcmp(d->reply, resolver_unreachable) == 0)   /* retried at once when it is back (sched.c) */
+			snprintf(why, sizeof(why), "%s", resolver_unreachable);
+		else if (strcmp(relay, "none") == 0)   /* no server was reached (DNS, backoff) */
 			snprintf(why, sizeof(why), "dsn=%.15s reply=%.200s", d->dsn, d->reply);
 		else
 			snprintf(why, sizeof(why), "host=%.80s dsn=%.15s reply=%.140s", relay, d->dsn, d->reply);
