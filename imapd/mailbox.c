@@ -35,6 +35,9 @@
 #include "mail/utf7imap.h"
 #include "util/log.h"
 
+/* Levels of a name in the store (Maildir++ folders ".a.b"); clients may see '/' instead. */
+#define STORE_SEP '.'
+
 /* The most mailboxes one LIST considers (a user with more gets the first ones, and a log line). */
 #define LIST_MAX 10000
 
@@ -59,10 +62,15 @@ imapd_mailbox_from_client(const struct imapd_session *s, const char *in, char *o
 		*why = n == 0 ? "Empty mailbox name" : "Mailbox name too long";
 		return -1;
 	}
+	/* The store's level separator is '.'; with '/' shown to clients, a '.' cannot be part of a name. */
+	char other = sep == '.' ? '/' : '.';
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)in[i];
-		if (c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == '*' || c == '%' || (c >= 0x80 && !s->utf8))
+		if (c < 0x20 || c == 0x7f || c == (unsigned char)other || c == '\\' || c == '*' || c == '%' ||
+		    (c >= 0x80 && !s->utf8))
 			return -1;
+		if (c == (unsigned char)sep && in[i + 1] == sep)
+			return -1;   /* an empty level */
 	}
 	if (in[0] == sep || in[n - 1] == sep || in[0] == '~' || strstr(in, ".."))
 		return -1;
@@ -81,8 +89,11 @@ imapd_mailbox_from_client(const struct imapd_session *s, const char *in, char *o
 		return -1;
 	}
 	memcpy(out, tmp, (size_t)k + 1);
+	for (char *q = out; sep != STORE_SEP && *q; q++)
+		if (*q == sep)
+			*q = STORE_SEP;
 	/* INBOX in any case, and as the first level of a longer name. */
-	if (strncasecmp(out, "INBOX", 5) == 0 && (out[5] == '\0' || out[5] == sep))
+	if (strncasecmp(out, "INBOX", 5) == 0 && (out[5] == '\0' || out[5] == STORE_SEP))
 		memcpy(out, "INBOX", 5);
 	if (!mc_store_mailbox_name_ok(out))
 		return -1;
@@ -92,7 +103,14 @@ imapd_mailbox_from_client(const struct imapd_session *s, const char *in, char *o
 void
 imapd_send_mailbox(struct imapd_session *s, const char *name)
 {
-	char enc[MC_MAILBOX_NAME_MAX * 4 + 8];
+	char enc[MC_MAILBOX_NAME_MAX * 4 + 8], shown[MC_MAILBOX_NAME_MAX + 1];
+	if (s->srv->lim.sep != STORE_SEP) {
+		snprintf(shown, sizeof(shown), "%s", name);
+		for (char *q = shown; *q; q++)
+			if (*q == STORE_SEP)
+				*q = s->srv->lim.sep;
+		name = shown;
+	}
 	if (!s->utf8) {
 		int k = mc_utf7imap_encode(name, strlen(name), enc, sizeof(enc));
 		if (k >= 0) {
@@ -539,7 +557,7 @@ collect_all(struct imapd_session *s, struct collect *c)
 	/* Subscriptions live apart from mailboxes (a name may be subscribed and not exist). */
 	if (mc_store_subscriptions(s->store, collect_sub, c) < 0)
 		return -1;
-	char sep = s->srv->lim.sep;
+	char sep = STORE_SEP;
 	for (size_t i = 0; i < real && !c->truncated; i++) {
 		char name[MC_MAILBOX_NAME_MAX + 1];
 		snprintf(name, sizeof(name), "%s", c->e[i].name);
@@ -764,12 +782,12 @@ child_selected(const struct collect *c, size_t i, char sep)
 static void
 list_run(struct imapd_session *s, const char *ref, struct list_opts *o)
 {
-	char sep = s->srv->lim.sep;
+	char csep = s->srv->lim.sep, sep = STORE_SEP;
 	const char *verb = o->lsub ? "LSUB" : "LIST";
 	if (o->npats == 1 && o->pats[0][0] == '\0' && !o->extended) {
 		/* RFC 3501 §6.3.8: the separator and the root of the reference. */
 		if (!o->lsub)
-			imapd_send(s, "* LIST (\\Noselect) \"%c\" \"\"", sep);
+			imapd_send(s, "* LIST (\\Noselect) \"%c\" \"\"", csep);
 		imapd_done(s, "OK", "%s completed", verb);
 		return;
 	}
@@ -783,10 +801,13 @@ list_run(struct imapd_session *s, const char *ref, struct list_opts *o)
 		/* Patterns travel in modified UTF-7 too; wildcards and separators are plain ASCII in it. */
 		if (!s->utf8 && mc_utf7imap_decode(pat, strlen(pat), dpat, sizeof(dpat)) >= 0)
 			pat = dpat;
-		if (ref[0] && pat[0] != sep)
+		if (ref[0] && pat[0] != csep)
 			snprintf(full[i], sizeof(full[i]), "%s%s", ref, pat);
 		else
 			snprintf(full[i], sizeof(full[i]), "%s", pat);
+		for (char *q = full[i]; csep != sep && *q; q++)
+			if (*q == csep)
+				*q = sep;   /* matched against the store's names */
 	}
 	struct collect c;
 	if (collect_all(s, &c) < 0) {
@@ -835,7 +856,7 @@ list_run(struct imapd_session *s, const char *ref, struct list_opts *o)
 		imapd_send_raw(s, "* ", 2);
 		imapd_send_raw(s, verb, 4);
 		char head[200];
-		int k = snprintf(head, sizeof(head), " (%s) \"%c\" ", attrs, sep);
+		int k = snprintf(head, sizeof(head), " (%s) \"%c\" ", attrs, csep);
 		imapd_send_raw(s, head, (size_t)k);
 		imapd_send_mailbox(s, e->name);
 		if (childinfo) {

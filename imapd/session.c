@@ -50,7 +50,7 @@ imapd_server_limits(struct imapd_server *srv, const struct mc_config *cfg)
 	l->max_connections = cfg->imapd.max_connections;
 	l->timeout_ms = cfg->imapd.timeout * 1000u;   /* default 30m: RFC 3501 §5.4's minimum */
 	l->plain_auth = cfg->imapd.allow_plaintext_auth;
-	l->sep = '.';
+	l->sep = cfg->imapd.hierarchy_separator == '/' ? '/' : '.';
 	l->append_max = cfg->smtpd.max_message_size;
 	if (l->append_max > UINT32_MAX)
 		l->append_max = UINT32_MAX;   /* a literal's length is a 32-bit number */

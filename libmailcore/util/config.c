@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 enum ktype { K_STR, K_PATH, K_BOOL, K_UINT, K_PORT, K_SIZE, K_DURATION, K_LISTEN, K_LOGLEVEL, K_PLAINAUTH,
-	     K_NAMESERVERS, K_FAMILY, K_OUTTLS };
+	     K_NAMESERVERS, K_FAMILY, K_OUTTLS, K_SEPARATOR };
 
 struct key {
 	const char *section;
@@ -98,6 +98,7 @@ static const struct key keys[] = {
 	{ "imapd", "allow_plaintext_auth", K_PLAINAUTH, F(imapd.allow_plaintext_auth), "loopback" },
 	{ "imapd", "max_connections", K_UINT, F(imapd.max_connections), "1000" },
 	{ "imapd", "timeout", K_DURATION, F(imapd.timeout), "30m" },
+	{ "imapd", "hierarchy_separator", K_SEPARATOR, F(imapd.hierarchy_separator), "." },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -410,6 +411,11 @@ setkey(struct mc_config *cfg, const struct key *k, const char *v, const char *ba
 			*(int *)field = MC_OUTTLS_ENCRYPT;
 		else
 			return "not none, may or encrypt";
+		return NULL;
+	case K_SEPARATOR:
+		if (strcmp(v, ".") != 0 && strcmp(v, "/") != 0)
+			return "not . or /";
+		*(char *)field = v[0];
 		return NULL;
 	}
 	return "bad key type";

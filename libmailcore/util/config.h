@@ -123,6 +123,7 @@ struct mc_config {
 		int allow_plaintext_auth;
 		unsigned max_connections;
 		unsigned timeout;
+		char hierarchy_separator;    /* '.' (Maildir++ as Dovecot) or '/': what clients see */
 	} imapd;
 };
 

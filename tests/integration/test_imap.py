@@ -555,3 +555,20 @@ def test_list_extended_and_status(inst):
     r.send(b'i LIST (RECURSIVEMATCH) "" "*"\r\nj LIST (BOGUS) "" "*"\r\n')
     assert r.until_tagged(b"i")[-1].startswith(b"i BAD")
     assert r.until_tagged(b"j")[-1].startswith(b"j BAD")
+
+
+@pytest.mark.postern_config({"imapd": {"hierarchy_separator": "/"}})
+def test_slash_separator(inst):
+    c = login(inst)
+    typ, data = c.list('""', '""')
+    assert data == [b'(\\Noselect) "/" ""']
+    assert c.create("Lists/pg")[0] == "OK"
+    assert (inst.maildir() / ".Lists.pg").is_dir()     # stored the Maildir++ way all the same
+    typ, data = c.list('""', "Lists/%")
+    assert data == [b'(\\HasNoChildren) "/" "Lists/pg"'], data
+    assert c.create('"a.b"')[0] == "NO"
+    assert c.select("Lists/pg")[0] == "OK"
+    assert c.rename("Lists/pg", "Lists/sql")[0] == "OK"
+    typ, data = c.status("Lists/sql", "(MESSAGES)")
+    assert data[0] == b'"Lists/sql" (MESSAGES 0)'
+    c.logout()
