@@ -502,7 +502,8 @@ sess_feed(struct sess *s)
 	const struct mc_config *cfg = cfg_of(rl);
 	if (rl->stopping || s->quitting || rl->q->paused)
 		return;
-	if (d->head && s->msgs >= cfg->queued.connection_reuse_limit) {
+	unsigned reuse = cfg->queued.connection_reuse_limit ? cfg->queued.connection_reuse_limit : 1;
+	if (d->head && s->msgs >= reuse) {
 		sess_quit(s);
 		return;
 	}
@@ -521,7 +522,7 @@ sess_feed(struct sess *s)
 		return;
 	}
 	if (d->head == NULL &&
-	    (s->msgs >= cfg->queued.connection_reuse_limit || rl->idle >= cfg->queued.connection_cache_size)) {
+	    (s->msgs >= reuse || rl->idle >= cfg->queued.connection_cache_size)) {
 		sess_quit(s);
 		return;
 	}

@@ -384,6 +384,16 @@ def test_connection_reused(make_instance, port):
         assert peer.connections == 1
 
 
+def test_no_reuse(make_instance, port):
+    """connection_reuse_limit = 0 (or 1): one message per connection, and still every message goes."""
+    with Peer("127.0.0.2", port) as peer:
+        inst = relay_inst(make_instance, port, {"connection_reuse_limit": "0"})
+        for i in range(3):
+            submit(inst, [f"u{i}@relay.test"])
+        wait_tx(peer, 3)
+        inst.wait_for(lambda: peer.connections == 3, what="three connections")
+
+
 def test_concurrency_limit(make_instance, port):
     """destination_concurrency = 2: the peer never sees more than two connections at once."""
     with Peer("127.0.0.2", port, delay=0.7) as peer:
