@@ -13,6 +13,7 @@
  * a message that was not asked for.
  */
 #include "mail/mailstore_ops.h"
+#include "mail/mailstore_cache.h"
 #include "mail/mailstore_int.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -741,8 +742,11 @@ mc_store_copy(struct mc_store *s, const char *from, const uint32_t *uids, size_t
 			goto out;
 		ret = -1;
 	}
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO messages(mailbox, uid, base, file, size, vsize, internal_date,"
-				      " flags, keywords, modseq) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	/* the copy keeps flags, keywords, dates and the message cache of its source row */
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO messages(mailbox, uid, base, file, modseq, size, vsize, internal_date,"
+				      " flags, keywords, " MC_STORE_CACHE_COLS ") SELECT ?1, ?2, ?3, ?4, ?5, size, vsize,"
+				      " internal_date, flags, keywords, " MC_STORE_CACHE_COLS
+				      " FROM messages WHERE mailbox = ?6 AND uid = ?7",
 			       -1, &ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db, "DELETE FROM messages WHERE mailbox = ? AND uid = ?", -1, &del, NULL) !=
 		    SQLITE_OK ||
@@ -789,13 +793,10 @@ mc_store_copy(struct mc_store *s, const char *from, const uint32_t *uids, size_t
 		sqlite3_bind_int64(ins, 2, uidnext);
 		sqlite3_bind_text(ins, 3, base, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 4, file, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(ins, 5, (int64_t)r->size);
-		sqlite3_bind_int64(ins, 6, (int64_t)r->vsize);
-		sqlite3_bind_int64(ins, 7, r->idate);
-		sqlite3_bind_int64(ins, 8, r->flags);
-		sqlite3_bind_text(ins, 9, r->keywords, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(ins, 10, dseq);
-		if (sqlite3_step(ins) != SQLITE_DONE) {
+		sqlite3_bind_int64(ins, 5, dseq);
+		sqlite3_bind_int64(ins, 6, src.id);
+		sqlite3_bind_int64(ins, 7, r->uid);
+		if (sqlite3_step(ins) != SQLITE_DONE || sqlite3_changes(s->db) != 1) {
 			db_err(s, err, errsz);
 			goto out;
 		}
@@ -955,6 +956,10 @@ mc_store_append(struct mc_store *s, const char *mailbox, struct mc_store_append 
 	a->uid = (uint32_t)mb.uidnext;
 	a->uidvalidity = (uint32_t)mb.uidvalidity;
 	ret = 0;
+	/* ENVELOPE, BODYSTRUCTURE and the search fields now; if that fails, on first use */
+	char cerr[160];
+	if (mc_store_cache_fill(s, mailbox, a->uid, cerr, sizeof(cerr)) == -1)
+		mc_warn("store %s: APPEND UID %u: no cache yet: %s", mb.dir, a->uid, cerr);
 	goto done;
 fail:
 	sqlite3_finalize(st);
@@ -1489,6 +1494,107 @@ out:
 	sqlite3_finalize(st);
 	exec(s, "COMMIT");
 	return r;
+}
+
+/* ---- SEARCH, SORT, THREAD ---- */
+
+int
+mc_store_search_prepare(struct mc_store *s, const char *mailbox, char *err, size_t errsz)
+{
+	struct mbrow mb;
+	int r = mailbox_row(s, mailbox, &mb);
+	if (r != 0) {
+		set_err(err, errsz, "no mailbox %s", mailbox);
+		return r;
+	}
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "SELECT uid FROM messages WHERE mailbox = ? AND coalesce(cache_ver, -1) <> ?"
+				      " ORDER BY uid",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_err(s, err, errsz);
+	sqlite3_bind_int64(st, 1, mb.id);
+	sqlite3_bind_int(st, 2, MC_STORE_CACHE_VERSION);
+	/* the UIDs first: filling writes the rows the query walks */
+	size_t n = 0, cap = 0;
+	uint32_t *v = NULL;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			uint32_t *nv = realloc(v, cap * sizeof(*v));
+			if (nv == NULL)
+				break;
+			v = nv;
+		}
+		v[n++] = (uint32_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return db_err(s, err, errsz);
+	}
+	r = 0;
+	for (size_t i = 0; i < n && r == 0; i++)
+		if (mc_store_cache_fill(s, mailbox, v[i], err, errsz) == -1)
+			r = -1; /* -2: expunged meanwhile, fine */
+	free(v);
+	return r;
+}
+
+int
+mc_store_search_rows(struct mc_store *s, const char *mailbox, uint32_t uid_from,
+		     int (*cb)(void *arg, const struct mc_store_search_row *row), void *arg)
+{
+	struct mbrow mb;
+	int r = mailbox_row(s, mailbox, &mb);
+	if (r != 0)
+		return r;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "SELECT uid, file, size, vsize, internal_date, flags, keywords, modseq,"
+				      " cache_ver, date_hdr, date_tz, subject, from_text, to_text, cc_text, bcc_text,"
+				      " from_sort, to_sort, cc_sort, message_id, in_reply_to, refs"
+				      " FROM messages WHERE mailbox = ? AND uid >= ? ORDER BY uid",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, mb.id);
+	sqlite3_bind_int64(st, 2, uid_from);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+#define TXT(i) ((const char *)sqlite3_column_text(st, (i)))
+		struct mc_store_search_row row = {
+			.msg = {
+				.uid = (uint32_t)sqlite3_column_int64(st, 0), .file = TXT(1) ? TXT(1) : "",
+				.size = (uint64_t)sqlite3_column_int64(st, 2), .vsize = (uint64_t)sqlite3_column_int64(st, 3),
+				.internal_date = sqlite3_column_int64(st, 4), .flags = (uint32_t)sqlite3_column_int64(st, 5),
+				.keywords = TXT(6) ? TXT(6) : "", .modseq = (uint64_t)sqlite3_column_int64(st, 7),
+			},
+			.cached = sqlite3_column_type(st, 8) != SQLITE_NULL &&
+				  sqlite3_column_int(st, 8) == MC_STORE_CACHE_VERSION,
+		};
+		if (row.cached) {
+			row.has_date = sqlite3_column_type(st, 9) != SQLITE_NULL;
+			row.date = sqlite3_column_int64(st, 9);
+			row.date_tz = sqlite3_column_int(st, 10);
+			row.subject = TXT(11);
+			row.from = TXT(12);
+			row.to = TXT(13);
+			row.cc = TXT(14);
+			row.bcc = TXT(15);
+			row.from_sort = TXT(16);
+			row.to_sort = TXT(17);
+			row.cc_sort = TXT(18);
+			row.message_id = TXT(19);
+			row.in_reply_to = TXT(20);
+			row.references = TXT(21);
+		}
+#undef TXT
+		if (cb(arg, &row) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* ---- reading ---- */

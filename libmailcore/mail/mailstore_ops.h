@@ -186,6 +186,35 @@ int mc_store_changes_since(struct mc_store *s, const char *mailbox, uint64_t sin
 			   int (*changed_cb)(void *arg, const struct mc_store_msg *msg),
 			   int (*expunged_cb)(void *arg, uint32_t uid, uint64_t modseq), void *arg);
 
+/* ---- SEARCH, SORT and THREAD: rows with their cached header fields ---- */
+
+/* One message with what the cache (mailstore.h, struct mc_store_cache) keeps for SEARCH/SORT/THREAD. */
+struct mc_store_search_row {
+	struct mc_store_msg msg;
+	bool cached;              /* false: the row has no cache (yet); the strings are NULL */
+	const char *subject, *from, *to, *cc, *bcc;           /* decoded UTF-8 */
+	const char *from_sort, *to_sort, *cc_sort;            /* RFC 5256 addr-mailbox */
+	const char *message_id, *in_reply_to, *references;    /* raw, unfolded */
+	bool has_date;
+	int64_t date;             /* Date: as UTC seconds */
+	int date_tz;              /* its zone, minutes east */
+};
+
+/*
+ * Fill the cache of every message of mailbox that has none (APPEND and
+ * COPY leave it to be filled later), so one walk of
+ * mc_store_search_rows sees every row's fields. 0, or -1 with err.
+ */
+int mc_store_search_prepare(struct mc_store *s, const char *mailbox, char *err, size_t errsz);
+
+/*
+ * Every message of mailbox with uid >= uid_from in UID order, with its
+ * cached fields, in one query (strings valid during the callback). cb
+ * returns non-zero to stop. MC_STORE_ENOMAILBOX or -1.
+ */
+int mc_store_search_rows(struct mc_store *s, const char *mailbox, uint32_t uid_from,
+			 int (*cb)(void *arg, const struct mc_store_search_row *row), void *arg);
+
 /* ---- quota (RFC 9208) ---- */
 
 /* The user's limits (from the directory at login): bytes and messages, 0 = none. Checked by APPEND and COPY. */

@@ -247,6 +247,23 @@ excb(void *arg, uint32_t uid, uint64_t modseq)
 	return 0;
 }
 
+struct cached {
+	size_t n, cached;
+	char subject[64];
+};
+
+static int
+cached_cb(void *arg, const struct mc_store_search_row *r)
+{
+	struct cached *c = arg;
+	c->n++;
+	if (r->cached) {
+		c->cached++;
+		snprintf(c->subject, sizeof(c->subject), "%s", r->subject ? r->subject : "(null)");
+	}
+	return 0;
+}
+
 static void
 test_copy_move(void **state)
 {
@@ -277,6 +294,13 @@ test_copy_move(void **state)
 	assert_int_equal(links(f, ".Archive/", c.file[0]), 2);   /* a hard link, not a second copy */
 	list(s, "INBOX", &c);
 	assert_int_equal(c.n, 3);
+
+	/* the copies carry their source's message cache: SEARCH and FETCH ENVELOPE need no parse */
+	struct cached c2 = { 0 };
+	assert_int_equal(mc_store_search_rows(s, "Archive", 1, cached_cb, &c2), 0);
+	assert_int_equal(c2.n, 2);
+	assert_int_equal(c2.cached, 2);
+	assert_string_equal(c2.subject, "hello");
 
 	/* target missing: TRYCREATE */
 	assert_int_equal(mc_store_copy(s, "INBOX", uids, 2, "Nope", false, NULL, NULL, NULL, err, sizeof(err)),
@@ -329,6 +353,11 @@ test_append(void **state)
 	assert_int_equal(read(fd, buf, sizeof(buf) - 1), (ssize_t)size);
 	close(fd);
 	assert_string_equal(buf, "Subject: hello\nFrom: a@example.org\n\nline one\nline two\n");
+	/* APPEND filled the message cache */
+	struct cached cc = { 0 };
+	assert_int_equal(mc_store_search_rows(s, "INBOX", 1, cached_cb, &cc), 0);
+	assert_int_equal(cc.cached, 1);
+	assert_string_equal(cc.subject, "hello");
 	assert_int_equal(mc_store_msg_open(s, "INBOX", 7, NULL), -1);
 
 	/* APPENDLIMIT, unknown mailbox, quota */
