@@ -52,6 +52,7 @@ struct auth_req {
 	char user[MC_DIR_ADDR_MAX + 1];
 	char canonical[MC_DIR_ADDR_MAX + 1];
 	char mailbox[MC_PATH_MAX + 400];
+	uint64_t quota;                      /* bytes, from the directory; 0 = none (imapd's QUOTA) */
 	char hash[384];
 	uv_work_t work;
 	uv_timer_t timer;
@@ -127,8 +128,9 @@ static void
 answer(struct auth_req *a)
 {
 	if (a->ch != NULL)
-		mc_resolver_reply_auth(a->ch, a->reqid, a->result, a->result == MC_AUTH_OK ? a->canonical : NULL,
-				       a->result == MC_AUTH_OK ? a->mailbox : NULL);
+		mc_resolver_reply_auth_quota(a->ch, a->reqid, a->result, a->result == MC_AUTH_OK ? a->canonical : NULL,
+					     a->result == MC_AUTH_OK ? a->mailbox : NULL,
+					     a->result == MC_AUTH_OK ? a->quota : 0);
 	unlink_req(a);
 	if (a->timer_open)
 		uv_close((uv_handle_t *)&a->timer, timer_closed);
@@ -257,6 +259,7 @@ auth_request(struct resolverd *rd, struct mc_chan *ch, struct mc_msg *m)
 		return;
 	}
 	a->known = r == 1 && mc_dir_mailbox_path(&rd->d->cfg, a->canonical, a->mailbox, sizeof(a->mailbox)) == 0;
+	a->quota = a->known ? u.quota : 0;
 	if (!a->known)
 		snprintf(a->hash, sizeof(a->hash), "%s", rd->dummy_hash);
 	a->work.data = a;

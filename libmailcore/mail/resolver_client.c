@@ -29,7 +29,7 @@
 /* Beside the channel's error codes: an answer that does not parse. */
 #define ERR_MALFORMED 1
 
-enum call_kind { CALL_RCPT, CALL_AUTH, CALL_EXPAND, CALL_MX };
+enum call_kind { CALL_RCPT, CALL_AUTH, CALL_EXPAND, CALL_MX, CALL_AUTH_QUOTA };
 
 struct rcall {
 	struct mc_resolver *r;        /* NULL once the client is closed */
@@ -41,6 +41,7 @@ struct rcall {
 		mc_resolver_auth_cb auth;
 		mc_resolver_expand_cb expand;
 		mc_resolver_mx_cb mx;
+		mc_resolver_auth_quota_cb auth_quota;
 	} cb;
 	void *arg;
 };
@@ -139,20 +140,30 @@ static void
 auth_done(struct rcall *c, struct mc_msg *m, int err)
 {
 	uint32_t res = 0;
+	uint64_t quota = 0;
 	char canon[CANON_MAX] = "", mailbox[MC_PATH_MAX] = "";
 	if (err == MC_CHAN_OK) {
 		mc_msg_get_u32(m, &res);
 		mc_msg_get_str(m, canon, sizeof(canon));
 		mc_msg_get_str(m, mailbox, sizeof(mailbox));
+		/* the account's quota came later: a reply without it means none */
+		if (mc_msg_more(m))
+			mc_msg_get_u64(m, &quota);
 		if (mc_msg_end(m) < 0 || res < MC_AUTH_OK || res > MC_AUTH_TEMPFAIL)
 			err = ERR_MALFORMED;
 	}
 	if (err != MC_CHAN_OK) {
 		log_failure(c, m, err);
-		c->cb.auth(c->arg, MC_AUTH_TEMPFAIL, "", "");
+		if (c->kind == CALL_AUTH_QUOTA)
+			c->cb.auth_quota(c->arg, MC_AUTH_TEMPFAIL, "", "", 0);
+		else
+			c->cb.auth(c->arg, MC_AUTH_TEMPFAIL, "", "");
 		return;
 	}
-	c->cb.auth(c->arg, (enum mc_auth_result)res, canon, mailbox);
+	if (c->kind == CALL_AUTH_QUOTA)
+		c->cb.auth_quota(c->arg, (enum mc_auth_result)res, canon, mailbox, quota);
+	else
+		c->cb.auth(c->arg, (enum mc_auth_result)res, canon, mailbox);
 }
 
 static void
@@ -267,6 +278,7 @@ on_reply(void *arg, struct mc_msg *m, int err)
 		rcpt_done(c, m, err);
 		break;
 	case CALL_AUTH:
+	case CALL_AUTH_QUOTA:
 		auth_done(c, m, err);
 		break;
 	case CALL_EXPAND:
@@ -321,6 +333,21 @@ mc_resolver_auth(struct mc_resolver *r, const char *service, const char *client_
 	struct rcall *c = new_call(CALL_AUTH, arg);
 	struct mc_msg m;
 	c->cb.auth = cb;
+	mc_msg_init(&m, MC_MSG_RES_AUTH);
+	mc_msg_put_str(&m, service);
+	mc_msg_put_str(&m, client_ip);
+	mc_msg_put_str(&m, user);
+	mc_msg_put_str(&m, password);
+	return start(r, &m, AUTH_TIMEOUT_MS, c);
+}
+
+uint32_t
+mc_resolver_auth_quota(struct mc_resolver *r, const char *service, const char *client_ip, const char *user,
+		       const char *password, mc_resolver_auth_quota_cb cb, void *arg)
+{
+	struct rcall *c = new_call(CALL_AUTH_QUOTA, arg);
+	struct mc_msg m;
+	c->cb.auth_quota = cb;
 	mc_msg_init(&m, MC_MSG_RES_AUTH);
 	mc_msg_put_str(&m, service);
 	mc_msg_put_str(&m, client_ip);
@@ -436,6 +463,19 @@ mc_resolver_reply_auth(struct mc_chan *ch, uint32_t reqid, enum mc_auth_result r
 	mc_msg_put_u32(&m, (uint32_t)r);
 	mc_msg_put_str(&m, canonical);
 	mc_msg_put_str(&m, mailbox);
+	return mc_chan_reply(ch, reqid, &m);
+}
+
+int
+mc_resolver_reply_auth_quota(struct mc_chan *ch, uint32_t reqid, enum mc_auth_result r, const char *canonical,
+			     const char *mailbox, uint64_t quota)
+{
+	struct mc_msg m;
+	mc_msg_init(&m, MC_MSG_RES_AUTH);
+	mc_msg_put_u32(&m, (uint32_t)r);
+	mc_msg_put_str(&m, canonical);
+	mc_msg_put_str(&m, mailbox);
+	mc_msg_put_u64(&m, quota);
 	return mc_chan_reply(ch, reqid, &m);
 }
 

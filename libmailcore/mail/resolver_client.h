@@ -29,6 +29,9 @@ struct mc_dest {
 
 typedef void (*mc_resolver_rcpt_cb)(void *arg, enum mc_rcpt_result r, const char *canonical);
 typedef void (*mc_resolver_auth_cb)(void *arg, enum mc_auth_result r, const char *canonical, const char *mailbox);
+/* As mc_resolver_auth_cb, with the account's quota in bytes from the directory (0 = none). */
+typedef void (*mc_resolver_auth_quota_cb)(void *arg, enum mc_auth_result r, const char *canonical,
+					  const char *mailbox, uint64_t quota);
 /* err: 0, or -1 when resolverd could not answer (defer); dests valid during the call only. */
 typedef void (*mc_resolver_expand_cb)(void *arg, int err, const struct mc_dest *dests, unsigned n);
 
@@ -53,6 +56,9 @@ uint32_t mc_resolver_rcpt(struct mc_resolver *r, const char *address, bool authe
 			  void *arg);
 uint32_t mc_resolver_auth(struct mc_resolver *r, const char *service, const char *client_ip, const char *user,
 			  const char *password, mc_resolver_auth_cb cb, void *arg);
+/* The same RES_AUTH, answered with the quota too (imapd: QUOTA of RFC 9208, mc_store_set_quota). */
+uint32_t mc_resolver_auth_quota(struct mc_resolver *r, const char *service, const char *client_ip, const char *user,
+				const char *password, mc_resolver_auth_quota_cb cb, void *arg);
 uint32_t mc_resolver_expand(struct mc_resolver *r, const char *address, mc_resolver_expand_cb cb, void *arg);
 /*
  * Mail exchangers of a domain with their addresses; family 0 any, 4 IPv4 only, 6 IPv6 only, with
@@ -103,6 +109,9 @@ int mc_resolver_reply_rcpt(struct mc_chan *ch, uint32_t reqid, enum mc_rcpt_resu
 /* RES_AUTH reply (canonical and mailbox NULL are sent as ""). */
 int mc_resolver_reply_auth(struct mc_chan *ch, uint32_t reqid, enum mc_auth_result r, const char *canonical,
 			   const char *mailbox);
+/* RES_AUTH reply with the account's quota in bytes (0 = none) after the mailbox. */
+int mc_resolver_reply_auth_quota(struct mc_chan *ch, uint32_t reqid, enum mc_auth_result r, const char *canonical,
+				 const char *mailbox, uint64_t quota);
 /* RES_EXPAND reply with n destinations. */
 int mc_resolver_reply_expand(struct mc_chan *ch, uint32_t reqid, const struct mc_dest *d, unsigned n);
 

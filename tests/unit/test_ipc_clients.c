@@ -69,8 +69,12 @@ res_on_msg(struct mc_chan *ch, struct mc_msg *m, void *arg)
 		assert_string_equal(req.service, "imap");
 		assert_string_equal(req.client_ip, "192.0.2.7");
 		bool ok = strcmp(req.user, "alice@example.org") == 0 && strcmp(req.password, "s3cret pass") == 0;
-		mc_resolver_reply_auth(ch, m->reqid, ok ? MC_AUTH_OK : MC_AUTH_FAIL, ok ? req.user : NULL,
-				       ok ? "/var/mail/example.org/alice" : NULL);
+		/* a success carries the quota (RES_AUTH's later field), a failure the older form without it */
+		if (ok)
+			mc_resolver_reply_auth_quota(ch, m->reqid, MC_AUTH_OK, req.user, "/var/mail/example.org/alice",
+						     5000000);
+		else
+			mc_resolver_reply_auth(ch, m->reqid, MC_AUTH_FAIL, NULL, NULL);
 	} else if (m->type == MC_MSG_RES_EXPAND) {
 		assert_int_equal(mc_resolver_req_expand(m, addr, sizeof(addr)), 0);
 		struct mc_dest d[3];
@@ -278,6 +282,13 @@ got_auth(void *arg, enum mc_auth_result r, const char *canonical, const char *ma
 }
 
 static void
+got_auth_quota(void *arg, enum mc_auth_result r, const char *canonical, const char *mailbox, uint64_t quota)
+{
+	got_auth(arg, r, canonical, mailbox);
+	((struct got *)arg)->code = (unsigned)quota;
+}
+
+static void
 got_expand(void *arg, int err, const struct mc_dest *dests, unsigned n)
 {
 	struct got *g = arg;
@@ -359,6 +370,11 @@ test_resolver_calls(void **state)
 					      got_auth, c), 0);
 	assert_int_not_equal(mc_resolver_auth(fx->res, "imap", "192.0.2.7", "alice@example.org", "wrong", got_auth,
 					      d), 0);
+	struct got *q1 = got_new(fx), *q2 = got_new(fx);
+	assert_int_not_equal(mc_resolver_auth_quota(fx->res, "imap", "192.0.2.7", "alice@example.org", "s3cret pass",
+						    got_auth_quota, q1), 0);
+	assert_int_not_equal(mc_resolver_auth_quota(fx->res, "imap", "192.0.2.7", "alice@example.org", "wrong",
+						    got_auth_quota, q2), 0);
 	/* only queued may expand: smtpd asking would be cut off */
 	fx->in_call = false;
 	struct mc_resolver *qres = mc_resolver_open(&fx->loop, &fx->cfg, MC_ROLE_QUEUED, "queued");
@@ -380,6 +396,12 @@ test_resolver_calls(void **state)
 	assert_string_equal(c->s2, "/var/mail/example.org/alice");
 	assert_int_equal(d->r, MC_AUTH_FAIL);
 	assert_string_equal(d->s1, "");
+	assert_true(run_until(fx, &q2->called, 1, 2000));
+	assert_int_equal(q1->r, MC_AUTH_OK);
+	assert_string_equal(q1->s2, "/var/mail/example.org/alice");
+	assert_int_equal(q1->code, 5000000);
+	assert_int_equal(q2->r, MC_AUTH_FAIL);
+	assert_int_equal(q2->code, 0);
 	assert_int_equal(e->err, 0);
 	assert_int_equal(e->n, 3);
 	assert_int_equal(e->d[0].kind, MC_DEST_LOCAL);
