@@ -256,6 +256,32 @@ def test_malformed_replies_defer(make_instance, port):
         th.join(5)
 
 
+def test_8bitmime_declared(make_instance, port):
+    """A message sent with BODY=8BITMIME goes on with BODY=8BITMIME to a server that offers it, bytes intact."""
+    with Peer("127.0.0.2", port) as peer:
+        inst = relay_inst(make_instance, port)
+        raw = ("From: alice@example.test\r\nTo: bob@relay.test\r\nSubject: 8bit\r\n"
+               "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+               "gr\u00fc\u00dfe\r\n").encode()
+        with smtplib.SMTP("127.0.0.1", inst.ports["submission"], local_hostname="client.test") as s:
+            s.ehlo()
+            s.login(*ALICE)
+            assert s.sendmail("alice@example.test", ["bob@relay.test"], raw, mail_options=["BODY=8BITMIME"]) == {}
+        t = wait_tx(peer, 1)[0]
+        assert "BODY=8BITMIME" in t.mail_options, t.mail_options
+        assert "gr\u00fc\u00dfe\r\n".encode() in t.data
+
+
+def test_timeout_after_dot_defers(make_instance, port):
+    """No answer to the final dot within data_timeout: deferred, never bounced."""
+    with Peer("127.0.0.2", port, delay=4):
+        inst = relay_inst(make_instance, port, {"data_timeout": "1s", "retry_min": "1h", "retry_max": "2h"})
+        qid = submit(inst, ["bob@relay.test"])
+        inst.wait_log(rf"{qid}: to=<bob@relay.test>, .*status=deferred \(conversation with .* timed out while "
+                      rf"sending end of data\)")
+        assert "status=bounced" not in inst.log()
+
+
 def test_helo_fallback(make_instance, port):
     """A server that refuses EHLO gets HELO, and the message."""
     with Peer("127.0.0.2", port, ehlo=False) as peer:
