@@ -144,6 +144,7 @@ def test_failure_after_dot_defers(make_instance, port, reply):
         assert rows["bob@relay.test"][0] == "deferred", rows
         assert "status=bounced" not in inst.log()
         assert (inst.state / "queue" / "active" / qid).exists()
+        assert peer.transactions == [] and peer.connections >= 1
         if reply == "drop":
             assert "lost connection" in rows["bob@relay.test"][1]
         else:
