@@ -61,6 +61,7 @@ struct query {
 	uint16_t type;
 	uint64_t sent_ms;
 	bool sent;
+	unsigned gen;                  /* the channel it was sent on (dns.gen then) */
 	struct query *unsent_next;     /* in the queue of those waiting to be sent */
 	struct waiter *waiters;
 	unsigned nwaiters;
@@ -104,6 +105,10 @@ struct dns {
 	uv_loop_t *loop;
 	ares_channel ch;
 	bool ch_open;
+	unsigned gen;                  /* counts channels: a reload makes a new one */
+	ares_channel old;              /* the one before a reload, until its queries have ended */
+	bool old_open, reap_old;
+	unsigned old_pending;
 	uv_timer_t timer;
 	uv_timer_t sweep;              /* runs while jobs exist: their deadline */
 	struct dns_sock *socks;
@@ -130,21 +135,38 @@ random_below(uint32_t bound)
 
 static void arm_timer(struct dns *d);
 
+/* The old channel's last query has ended: destroy it (never from inside its own callback). */
+static void
+reap_old(struct dns *d)
+{
+	if (!d->reap_old)
+		return;
+	d->reap_old = false;
+	d->old_open = false;
+	ares_destroy(d->old);
+	mc_info("dns: the lookups sent to the nameservers before the reload have ended");
+}
+
 static void
 on_timer(uv_timer_t *t)
 {
 	struct dns *d = t->data;
+	if (d->old_open)
+		ares_process_fd(d->old, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 	ares_process_fd(d->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	reap_old(d);
 	arm_timer(d);
 }
 
 static void
 arm_timer(struct dns *d)
 {
-	struct timeval tv, *tp;
+	struct timeval tv, tv2, *tp;
 	if (!d->ch_open)
 		return;
 	tp = ares_timeout(d->ch, NULL, &tv);
+	if (d->old_open)
+		tp = ares_timeout(d->old, tp, &tv2);
 	if (tp == NULL) {
 		uv_timer_stop(&d->timer);
 		return;
@@ -161,7 +183,11 @@ on_poll(uv_poll_t *p, int status, int events)
 	ares_socket_t fd = s->fd;
 	/* An error on the socket: let c-ares read and write, so it sees the error and moves on. */
 	bool rd = status < 0 || (events & UV_READABLE), wr = status < 0 || (events & UV_WRITABLE);
+	/* A socket belongs to one channel; the other does not know the descriptor and does nothing. */
+	if (d->old_open)
+		ares_process_fd(d->old, rd ? fd : ARES_SOCKET_BAD, wr ? fd : ARES_SOCKET_BAD);
 	ares_process_fd(d->ch, rd ? fd : ARES_SOCKET_BAD, wr ? fd : ARES_SOCKET_BAD);
+	reap_old(d);
 	arm_timer(d);
 }
 
@@ -251,6 +277,8 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	const char *tn = dns_type_name(q->type, tb);
 	if (q->sent)
 		d->nsent--;
+	if (q->sent && q->gen != d->gen && d->old_open && --d->old_pending == 0)
+		d->reap_old = true;
 
 	/* With an answer (NOERROR, NXDOMAIN, no data, or an error rcode) c-ares hands over its bytes: read them. */
 	if (abuf != NULL && alen > 0 && status != ARES_EDESTRUCTION && status != ARES_ECANCELLED) {
@@ -297,6 +325,7 @@ send_query(struct dns *d, struct query *q)
 {
 	char tb[16];
 	q->sent = true;
+	q->gen = d->gen;
 	q->sent_ms = uv_now(d->loop);
 	d->nsent++;
 	if (mc_trace_on(MC_TRACE_DNS))
@@ -796,10 +825,17 @@ open_channel(struct dns *d, const struct mc_config *cfg, char *err, size_t errsz
 			break;
 		ares_destroy(ch);
 	}
-	if (d->ch_open)
+	if (d->ch_open && d->nsent > 0) {
+		/* Queries are out on it: it answers them while new ones go to the new channel. */
+		d->old = d->ch;
+		d->old_open = true;
+		d->old_pending = d->nsent;
+	} else if (d->ch_open) {
 		ares_destroy(d->ch);
+	}
 	d->ch = ch;
 	d->ch_open = true;
+	d->gen++;
 	snprintf(d->servers_cfg, sizeof(d->servers_cfg), "%s", cfg->resolverd.nameservers);
 	d->timeout = cfg->resolverd.dns_timeout;
 	return 0;
@@ -837,10 +873,10 @@ dns_reload(struct resolverd *rd, const struct mc_config *newcfg, char *err, size
 {
 	struct dns *d = rd->dns;
 	if (strcmp(newcfg->resolverd.nameservers, d->servers_cfg) != 0 || newcfg->resolverd.dns_timeout != d->timeout) {
-		/* c-ares takes new servers only while idle; lookups last seconds, so the operator tries again. */
-		if (d->nqueries > 0) {
-			snprintf(err, errsz, "nameservers: %u DNS lookups are in progress; reload again in a moment",
-				 d->nqueries);
+		/* New lookups go to a new channel; the old one ends what it has (seconds), once at a time. */
+		if (d->old_open) {
+			snprintf(err, errsz, "nameservers: %u lookups of the previous change are still in progress; "
+				 "reload again in a moment", d->old_pending);
 			return -1;
 		}
 		if (open_channel(d, newcfg, err, errsz) < 0)
@@ -870,6 +906,10 @@ dns_stop(struct resolverd *rd)
 		j->ch = NULL;
 	/* Every query ends with ARES_EDESTRUCTION, so every job finishes (unheard) and frees itself. */
 	d->ch_open = false;
+	if (d->old_open) {
+		d->old_open = false;
+		ares_destroy(d->old);
+	}
 	ares_destroy(d->ch);
 	while (d->unsent_head != NULL) {
 		struct query *q = d->unsent_head;
