@@ -85,6 +85,9 @@ static const struct cmd cmds[] = {
 	{ "DELETE", AUTHED, 0, imapd_cmd_delete },
 	{ "RENAME", AUTHED, 0, imapd_cmd_rename },
 	{ "APPEND", AUTHED, 0, imapd_cmd_append },
+	{ "SEARCH", IMAPD_SELECTED, F_UID | F_NOEXPUNGE, imapd_cmd_search },
+	{ "SORT", IMAPD_SELECTED, F_UID | F_NOEXPUNGE, imapd_cmd_sort },
+	{ "THREAD", IMAPD_SELECTED, F_UID | F_NOEXPUNGE, imapd_cmd_thread },
 	{ "SUBSCRIBE", AUTHED, 0, imapd_cmd_subscribe },
 	{ "UNSUBSCRIBE", AUTHED, 0, imapd_cmd_unsubscribe },
 };
@@ -112,6 +115,7 @@ imapd_capabilities(const struct imapd_session *s, char *out, size_t outsz)
 		}
 	}
 	ADD("LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE UIDPLUS MOVE STATUS=SIZE LIST-EXTENDED LIST-STATUS");
+	ADD("ESEARCH SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
 	if (s->state != IMAPD_NOTAUTH)
 		ADD("UTF8=ACCEPT");
 	if (s->state != IMAPD_NOTAUTH) {

@@ -13,6 +13,7 @@
  *               (sequence numbers <-> UIDs, untagged EXISTS/EXPUNGE/FETCH)
  *   modify.c    STORE, EXPUNGE, COPY, MOVE, DELETE, RENAME, SUBSCRIBE:
  *               the store's operations (mailstore_ops.h) as commands
+ *   searchcmd.c SEARCH, SORT, THREAD: search.c/sort.c/thread.c run on the view
  *   fetch.c     FETCH and UID FETCH, streamed from the Maildir files
  *   idle.c      IDLE and run_dir/imapd.sock (MBOX_CHANGED from queued)
  *   parse.c     the reader and grammar cursor (parse.h)
@@ -236,6 +237,12 @@ void imapd_cmd_unsubscribe(struct imapd_session *s, struct imap_p *p, bool uid);
 
 /* Send a store name as the client reads names: modified UTF-7, or UTF-8 after ENABLE UTF8=ACCEPT. */
 void imapd_send_mailbox(struct imapd_session *s, const char *name);
+
+/* ---- searchcmd.c ---- */
+
+void imapd_cmd_search(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_sort(struct imapd_session *s, struct imap_p *p, bool uid);
+void imapd_cmd_thread(struct imapd_session *s, struct imap_p *p, bool uid);
 
 /* ---- fetch.c ---- */
 

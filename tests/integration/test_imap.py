@@ -572,3 +572,40 @@ def test_slash_separator(inst):
     typ, data = c.status("Lists/sql", "(MESSAGES)")
     assert data[0] == b'"Lists/sql" (MESSAGES 0)'
     c.logout()
+
+
+def test_search_sort_thread(inst):
+    sent = []
+    for i, (subj, body) in enumerate([("apple pie", "crust and apples"), ("Re: apple pie", "more apples"),
+                                      ("banana", "yellow fruit")]):
+        msg = make_message(subject=subj, body=body + "\n")
+        if i == 1:
+            msg["In-Reply-To"] = first_id
+            msg["References"] = first_id
+        if i == 0:
+            first_id = msg["Message-ID"]
+        send_mail(inst.ports["smtp"], msg=msg.as_bytes(policy=email.policy.SMTP))
+    inst.wait_for(lambda: len(inst.index_rows()) >= 3, what="3 index rows")
+    c = login(inst)
+    caps = c.capability()[1][0].decode()
+    assert "ESEARCH" in caps and "SORT" in caps and "THREAD=REFERENCES" in caps
+    c.select("INBOX")
+    c.store("3", "+FLAGS", r"(\Flagged)")
+    assert c.search(None, "SUBJECT", '"apple"') == ("OK", [b"1 2"])
+    assert c.search(None, "FLAGGED") == ("OK", [b"3"])
+    assert c.search(None, "NOT", "FLAGGED", "BODY", "apples") == ("OK", [b"1 2"])
+    assert c.search("UTF-8", "TEXT", "yellow") == ("OK", [b"3"])
+    assert c.uid("SEARCH", "OR", "FLAGGED", "SUBJECT", "banana") == ("OK", [b"3"])
+    typ, data = c.search("KOI8-R", "ALL")
+    assert typ == "NO" and b"BADCHARSET" in data[0]
+    typ, data = c._simple_command("SEARCH", "RETURN", "(MIN MAX COUNT)", "ALL")
+    assert typ == "OK" and c.untagged_responses.pop("ESEARCH")[0].endswith(b"MIN 1 MAX 3 COUNT 3")
+    typ, data = c.sort("(REVERSE SUBJECT)", "UTF-8", "ALL")
+    assert typ == "OK" and data == [b"3 1 2"], data   # equal base subjects keep their order (RFC 5256)
+    typ, data = c.thread("REFERENCES", "UTF-8", "ALL")
+    assert typ == "OK" and data == [b"(1 2)(3)"], data
+    typ, data = c.uid("THREAD", "ORDEREDSUBJECT", "UTF-8", "ALL")
+    assert typ == "OK" and data[0].startswith(b"(")
+    with pytest.raises(imaplib.IMAP4.error):
+        c.search(None, "(" * 50 + "ALL" + ")" * 50)
+    c.logout()
