@@ -503,6 +503,9 @@ pause_request(struct q_ctl *c, struct mc_chan *ch, struct mc_msg *m)
 	}
 	bool was = q->paused;
 	q->paused = pause;
+	/* postern status shows it (sched.c keeps the suffix when resolverd comes and goes) */
+	mc_daemon_set_state(q->d, "%s%s", q->res_was_up ? "running" : "resolverd unreachable",
+			    pause ? ", delivery paused" : "");
 	if (pause != was) {
 		mc_notice("queue: delivery %s by admin", pause ? "paused" : "resumed");
 		q_ctl_event(q, "", NULL, pause ? "paused" : "resumed", "delivery, by admin");

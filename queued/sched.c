@@ -207,7 +207,8 @@ on_tick(uv_timer_t *t)
 	bool up = mc_resolver_is_up(q->res);
 	if (up != q->res_was_up) {
 		q->res_was_up = up;
-		mc_daemon_set_state(q->d, "%s", up ? "running" : "resolverd unreachable");
+		mc_daemon_set_state(q->d, "%s%s", up ? "running" : "resolverd unreachable",
+				    q->paused ? ", delivery paused" : "");
 		if (up) {
 			struct resched_job *r = calloc(1, sizeof(*r));
 			if (r == NULL)

@@ -249,9 +249,11 @@ def test_pause_holds_delivery_until_resume(inst):
         assert inst.new_files("alice") == []
         assert listed(inst)[qid]["state"] == "active"
         assert qjson(inst, "pause") == {"paused": True, "was_paused": True}
+        assert inst.status()["queued"]["state"] == "running, delivery paused"
     finally:
         r = q(inst, "resume")
     assert "resumed" in r.stdout
+    assert inst.status()["queued"]["state"] == "running"
     inst.wait_new(1, "alice")
     wait_for(lambda: qid not in listed(inst), 15, "the delivered message to leave the queue")
 
