@@ -23,6 +23,8 @@ Usage (normally called by queue-bench.sh):
       --postfix-smtp-port PORT --postfix-probe-rcpt ADDR [--markdown FILE]
 """
 import argparse
+import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -31,14 +33,52 @@ import threading
 import time
 
 
-def timed(cmd, timeout=900):
+def find_cgroup(name, parent_pid):
+    """queue-bench.sh's cgroup for one system (bench/lib/common.sh: MOUNT/postern-bench-PID/NAME), or None."""
+    with open("/proc/mounts") as f:
+        mounts = [ln.split() for ln in f]
+    for dev, mnt, kind, opts, *_ in mounts:
+        if kind == "cgroup2" or (kind == "cgroup" and "cpuacct" in opts.split(",")):
+            d = os.path.join(mnt, f"postern-bench-{parent_pid}", name)
+            stat = "cpu.stat" if kind == "cgroup2" else "cpuacct.usage"
+            if os.path.exists(os.path.join(d, stat)):
+                return d, kind
+    return None
+
+
+def cgroup_cpu(cg):
+    """CPU seconds used so far by every process of the cgroup."""
+    if cg is None:
+        return 0.0
+    d, kind = cg
+    if kind == "cgroup2":
+        with open(os.path.join(d, "cpu.stat")) as f:
+            for line in f:
+                k, v = line.split()
+                if k == "usage_usec":
+                    return int(v) / 1e6
+        return 0.0
+    with open(os.path.join(d, "cpuacct.usage")) as f:
+        return int(f.read()) / 1e9
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(cmd, timeout=900, cg=None):
+    """Wall seconds, output bytes, and CPU seconds: the command itself (and its pipeline) plus the
+    system's own processes that answered it (queued for postern; showq for postqueue), from its cgroup."""
+    c0, g0 = children_cpu(), cgroup_cpu(cg)
     t0 = time.monotonic()
     r = subprocess.run(cmd, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=timeout)
     dt = time.monotonic() - t0
+    cpu = children_cpu() - c0 + cgroup_cpu(cg) - g0
     if r.returncode != 0:
         sys.exit(f"`{cmd}` exited {r.returncode}: {r.stderr.decode(errors='replace')[-2000:]}")
-    return dt, len(r.stdout)
+    return dt, len(r.stdout), cpu
 
 
 def probe(port, rcpt, n=200):
@@ -72,14 +112,18 @@ def main():
         ("summary", f"{pt} queue summary", f"qshape -c {pf} deferred"),
         ("show ID", f"{pt} queue show {a.postern_qid}", f"postcat -c {pf} -q {a.postfix_qid}"),
     ]
-    res = {name: {"postern": [], "postfix": [], "bytes": {}} for name, _, _ in pairs}
+    cgs = {n: find_cgroup(n, os.getppid()) for n in ("postern", "postfix")}
+    res = {name: {"postern": [], "postfix": [], "cpu_postern": [], "cpu_postfix": [], "bytes": {}}
+           for name, _, _ in pairs}
     for rnd in range(1, a.rounds + 1):
         for name, pc, fc in pairs:
             for sysname, cmd in (("postern", pc), ("postfix", fc)):
-                dt, nbytes = timed(cmd)
+                dt, nbytes, cpu = timed(cmd, cg=cgs[sysname])
                 res[name][sysname].append(dt)
+                res[name]["cpu_" + sysname].append(cpu)
                 res[name]["bytes"][sysname] = nbytes
-                print(f"round {rnd} {sysname:8s} {name:24s} {dt:8.3f} s  ({nbytes} bytes of output)", flush=True)
+                print(f"round {rnd} {sysname:8s} {name:24s} {dt:8.3f} s  {cpu:8.3f} s CPU  ({nbytes} bytes of output)",
+                      flush=True)
 
     # accepting while listings run, each system with its own listing
     def under_load(port, rcpt, list_cmd):
@@ -104,12 +148,17 @@ def main():
         "postern": under_load(a.smtp_port, a.probe_rcpt, f"{pt} --json queue list"),
         "postfix": under_load(a.postfix_smtp_port, a.postfix_probe_rcpt, f"postqueue -c {pf} -j"),
     }
-    lines = [f"| command (Postern / Postfix) | Postern s (median of {a.rounds}) | Postfix s (median) | ratio |",
-             "|---|---|---|---|"]
+    lines = [f"| command (Postern / Postfix) | Postern s (median of {a.rounds}) | Postfix s | ratio "
+             f"| Postern CPU s | Postfix CPU s | CPU ratio |",
+             "|---|---|---|---|---|---|---|"]
     for name, pc, fc in pairs:
         p = statistics.median(res[name]["postern"])
         f = statistics.median(res[name]["postfix"])
-        lines.append(f"| `{pc.replace(pt, 'postern')}` / `{fc}` | {p:.3f} | {f:.3f} | {p / max(f, 1e-9):.2f} |")
+        cp = statistics.median(res[name]["cpu_postern"])
+        cf = statistics.median(res[name]["cpu_postfix"])
+        lines.append(f"| `{pc.replace(pt, 'postern').replace(a.postfix_etc, 'ETC')}` / "
+                     f"`{fc.replace(a.postfix_etc, 'ETC')}` | {p:.3f} | {f:.3f} | {p / max(f, 1e-9):.2f} "
+                     f"| {cp:.3f} | {cf:.3f} | {cp / max(cf, 1e-9):.2f} |")
     table = "\n".join(lines)
     note = "\n".join(
         f"- {name}: 200 SMTP sessions one after another took {idle:.2f} s idle and {busy:.2f} s while its JSON "
@@ -118,7 +167,9 @@ def main():
     print()
     print(table)
     print()
-    print("ratio = Postern time / Postfix time (below 1: Postern is faster)")
+    print("ratio = Postern / Postfix (below 1: Postern is faster). CPU: the command and what it ran, plus the"
+          " system's cgroup over the same span (queued for Postern, showq for Postfix): "
+          + ", ".join(f"{n}: {'cgroup ' + c[0] if c else 'no cgroup, the command only'}" for n, c in cgs.items()))
     print(note)
     if a.markdown:
         with open(a.markdown, "w") as f:
