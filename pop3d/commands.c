@@ -340,6 +340,9 @@ cmd_quit(struct pop3_session *s, const struct pop3_cmd *c)
 		s->deleted_at_quit = (unsigned)n;
 		pop3_reply(s, "+OK Bye, %d messages deleted", n);
 	}
+	/* The maildrop is free before the client reads the answer (an IMAP expunge may follow at once). */
+	pop3_maildrop_close(&s->drop);
+	s->have_drop = false;
 	pop3_session_close(s, NULL);
 }
 

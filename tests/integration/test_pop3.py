@@ -556,3 +556,31 @@ def test_pop3d_runs_as_mail_user(inst):
     assert all(int(u) == mail for u in uids), uids
     # The maildrop lock was made by pop3d, as the mail store's owner.
     assert (inst.maildir() / "pop3.lock").stat().st_uid == mail
+
+
+# ---- POP3 and IMAP on the same mailbox ----
+
+def test_imap_expunge_waits_for_pop3_session_and_sees_pop3_deletions(inst):
+    import imaplib
+    deliver(inst, 3)
+    pop = raw_login(inst)
+    im = imaplib.IMAP4("127.0.0.1", inst.ports["imap"], timeout=15)
+    im.login(ALICE, ALICE_PW)
+    im.select("INBOX")
+    im.store("1", "+FLAGS", "\\Deleted")
+    # A POP3 session holds the maildrop: message numbers must not change under it.
+    typ, data = im.expunge()
+    assert typ == "NO" and b"[INUSE]" in data[0], (typ, data)
+    assert len(stored_files(inst)) == 3
+    assert pop.cmd("STAT").startswith("+OK 3 ")
+    assert pop.cmd("DELE 3").startswith("+OK")
+    assert pop.cmd("QUIT").startswith("+OK Bye, 1 messages deleted")
+    pop.close()
+    # POP3's deletion is an expunge IMAP sees; IMAP's own expunge goes through now.
+    im.noop()
+    typ, data = im.expunge()
+    assert typ == "OK"
+    typ, data = im.select("INBOX")
+    assert int(data[0]) == 1
+    im.logout()
+    assert len(stored_files(inst)) == 1 and len(inst.index_rows()) == 1
