@@ -63,7 +63,9 @@ pop3_parse(char *line, size_t len, struct pop3_cmd *cmd)
 		/* An empty argument (two spaces, a trailing space) is a syntax error. */
 		if (n == 0)
 			return POP3_PARSE_SYNTAX;
-		if (n > POP3_ARG_MAX && !(cmd->verb == POP3_AUTH && cmd->nargs == 1))
+		/* User names (addresses) and SASL responses may be longer than RFC 2449's 40 octets. */
+		if (n > POP3_ARG_MAX && cmd->verb != POP3_USER && cmd->verb != POP3_APOP &&
+		    !(cmd->verb == POP3_AUTH && cmd->nargs == 1))
 			return POP3_PARSE_SYNTAX;
 		cmd->args[cmd->nargs++] = p;
 		if (sp == NULL)

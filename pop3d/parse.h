@@ -16,7 +16,7 @@
 /* The longest command line accepted (RFC 2449 §4 says 255 octets; AUTH's initial response may need more). */
 #define POP3_LINE_MAX 1024
 #define POP3_ARGS_MAX 2
-/* RFC 2449 §4: each argument up to 40 octets; AUTH's initial response and PASS are exempt. */
+/* RFC 2449 §4: each argument up to 40 octets; user names (USER, APOP), AUTH's initial response and PASS are exempt. */
 #define POP3_ARG_MAX 40
 
 enum pop3_verb {

@@ -34,7 +34,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t n = strlen(c.args[i]);
 			if (c.args[i] < line || c.args[i] + n > line + size || n == 0)
 				abort();
-			if (n > POP3_ARG_MAX && c.verb != POP3_AUTH && c.verb != POP3_PASS)
+			if (n > POP3_ARG_MAX && c.verb != POP3_AUTH && c.verb != POP3_PASS && c.verb != POP3_USER &&
+			    c.verb != POP3_APOP)
 				abort();
 			uint32_t v;
 			if (pop3_parse_number(c.args[i], 1000, &v) == 0 && v > 1000)

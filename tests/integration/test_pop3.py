@@ -584,3 +584,12 @@ def test_imap_expunge_waits_for_pop3_session_and_sees_pop3_deletions(inst):
     assert int(data[0]) == 1
     im.logout()
     assert len(stored_files(inst)) == 1 and len(inst.index_rows()) == 1
+
+
+def test_long_user_name(inst):
+    # Longer than RFC 2449's 40-octet argument: user names are addresses and may be.
+    addr = "a.rather.long.mailbox.name.for.pop3@example.test"
+    inst.add_user(addr, "long-user-pass-1")
+    p = login(inst, user=addr, pw="long-user-pass-1")
+    assert p.stat()[0] == 0
+    p.quit()

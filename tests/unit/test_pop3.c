@@ -77,8 +77,10 @@ test_parse(void **state)
 	assert_int_equal(pop3_parse(l, strlen(l), &c), POP3_PARSE_SYNTAX);
 	strcpy(l, "TOP 1 2 3");
 	assert_int_equal(pop3_parse(l, strlen(l), &c), POP3_PARSE_SYNTAX);
-	snprintf(l, sizeof(l), "USER %045d", 1);
+	snprintf(l, sizeof(l), "LIST %045d", 1);
 	assert_int_equal(pop3_parse(l, strlen(l), &c), POP3_PARSE_SYNTAX);
+	snprintf(l, sizeof(l), "USER a-rather-long-name@mail.subdomain.example.test");
+	assert_int_equal(pop3_parse(l, strlen(l), &c), POP3_PARSE_OK);
 
 	assert_int_equal(pop3_parse_number("1", 10, &v), 0);
 	assert_int_equal(v, 1);
