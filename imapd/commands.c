@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mail/mailstore_ops.h"
 #include "mail/netsvc.h"
 #include "mail/resolver_client.h"
 #include "mail/sasl.h"
@@ -56,6 +57,9 @@ static void c_authenticate(struct imapd_session *s, struct imap_p *p, bool uid);
 static void c_id(struct imapd_session *s, struct imap_p *p, bool uid);
 static void c_enable(struct imapd_session *s, struct imap_p *p, bool uid);
 static void c_namespace(struct imapd_session *s, struct imap_p *p, bool uid);
+static void c_getquotaroot(struct imapd_session *s, struct imap_p *p, bool uid);
+static void c_getquota(struct imapd_session *s, struct imap_p *p, bool uid);
+static void c_setquota(struct imapd_session *s, struct imap_p *p, bool uid);
 
 static const struct cmd cmds[] = {
 	{ "CAPABILITY", ANY, 0, c_capability },
@@ -89,6 +93,9 @@ static const struct cmd cmds[] = {
 	{ "SORT", IMAPD_SELECTED, F_UID | F_NOEXPUNGE, imapd_cmd_sort },
 	{ "THREAD", IMAPD_SELECTED, F_UID | F_NOEXPUNGE, imapd_cmd_thread },
 	{ "SUBSCRIBE", AUTHED, 0, imapd_cmd_subscribe },
+	{ "GETQUOTAROOT", AUTHED, 0, c_getquotaroot },
+	{ "GETQUOTA", AUTHED, 0, c_getquota },
+	{ "SETQUOTA", AUTHED, 0, c_setquota },
 	{ "UNSUBSCRIBE", AUTHED, 0, imapd_cmd_unsubscribe },
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -115,7 +122,7 @@ imapd_capabilities(const struct imapd_session *s, char *out, size_t outsz)
 		}
 	}
 	ADD("LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE UIDPLUS MOVE STATUS=SIZE LIST-EXTENDED LIST-STATUS");
-	ADD("ESEARCH SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
+	ADD("ESEARCH SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE");
 	if (s->state != IMAPD_NOTAUTH)
 		ADD("UTF8=ACCEPT");
 	if (s->state != IMAPD_NOTAUTH) {
@@ -253,7 +260,7 @@ c_starttls(struct imapd_session *s, struct imap_p *p, bool uid)
 /* ---- LOGIN and AUTHENTICATE ---- */
 
 static void
-auth_done(void *arg, enum mc_auth_result r, const char *canonical, const char *mailbox)
+auth_done(void *arg, enum mc_auth_result r, const char *canonical, const char *mailbox, uint64_t quota)
 {
 	struct imapd_session *s = arg;
 	char user[MC_ADDR_MAX];
@@ -274,6 +281,8 @@ auth_done(void *arg, enum mc_auth_result r, const char *canonical, const char *m
 			s->user[0] = '\0';
 			break;
 		}
+		s->quota = quota;
+		mc_store_set_quota(s->store, quota, 0);
 		mc_info("%s: login user=%s ip=[%s] tls=%s", s->id, s->user, s->ip, s->tls ? "yes" : "no");
 		char caps[1024];
 		imapd_capabilities(s, caps, sizeof(caps));
@@ -300,7 +309,7 @@ check(struct imapd_session *s, const char *user, const char *pass)
 {
 	/* s->user holds the name tried until the answer (for the log); cleared on failure. */
 	snprintf(s->user, sizeof(s->user), "%s", user);
-	s->res_call = mc_resolver_auth(s->srv->res, "imap", s->ip, user, pass, auth_done, s);
+	s->res_call = mc_resolver_auth_quota(s->srv->res, "imap", s->ip, user, pass, auth_done, s);
 	imapd_session_wait(s);
 }
 
@@ -497,5 +506,70 @@ c_namespace(struct imapd_session *s, struct imap_p *p, bool uid)
 		return;
 	imapd_send(s, "* NAMESPACE ((\"\" \"%c\")) NIL NIL", s->srv->lim.sep);
 	imapd_done(s, "OK", "NAMESPACE completed");
+	(void)uid;
+}
+
+/* ---- QUOTA (RFC 9208): one root "" over all of the user's mailboxes, STORAGE from the directory ---- */
+
+/* "* QUOTA "" (STORAGE used limit)"; false when the user has no limit or the figures cannot be read. */
+static bool
+send_quota(struct imapd_session *s)
+{
+	struct mc_store_quota q;
+	if (s->quota == 0 || mc_store_quota(s->store, &q) < 0)
+		return false;
+	imapd_send(s, "* QUOTA \"\" (STORAGE %llu %llu)", (unsigned long long)((q.bytes + 1023) / 1024),
+		   (unsigned long long)(q.bytes_limit / 1024));
+	return true;
+}
+
+static void
+c_getquotaroot(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	char arg[MC_MAILBOX_NAME_MAX * 2 + 1], name[MC_MAILBOX_NAME_MAX + 1];
+	const char *why;
+	struct mc_store_mailbox mb;
+	if (imap_p_sp(p) < 0 || imap_p_astring(p, arg, sizeof(arg)) < 0 || imap_p_end(p) < 0) {
+		imapd_done(s, "BAD", "%s", p->err);
+		return;
+	}
+	if (imapd_mailbox_from_client(s, arg, name, sizeof(name), &why) < 0) {
+		imapd_done(s, "NO", "%s", why);
+		return;
+	}
+	if (mc_store_mailbox_get(s->store, name, &mb) < 0) {
+		imapd_done(s, "NO", "[NONEXISTENT] Mailbox does not exist");
+		return;
+	}
+	imapd_send_raw(s, "* QUOTAROOT ", 12);
+	imapd_send_mailbox(s, mb.name);
+	imapd_send(s, "%s", s->quota ? " \"\"" : "");
+	send_quota(s);
+	imapd_done(s, "OK", "GETQUOTAROOT completed");
+	(void)uid;
+}
+
+static void
+c_getquota(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	char root[256];
+	if (imap_p_sp(p) < 0 || imap_p_astring(p, root, sizeof(root)) < 0 || imap_p_end(p) < 0) {
+		imapd_done(s, "BAD", "%s", p->err);
+		return;
+	}
+	if (root[0] != '\0' || !send_quota(s)) {
+		imapd_done(s, "NO", "[NONEXISTENT] No such quota root");
+		return;
+	}
+	imapd_done(s, "OK", "GETQUOTA completed");
+	(void)uid;
+}
+
+static void
+c_setquota(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	/* Limits come from the directory (postern user add --quota): a user cannot change them. */
+	imapd_done(s, "NO", "[NOPERM] Quotas are set by the administrator");
+	(void)p;
 	(void)uid;
 }

@@ -136,7 +136,8 @@ struct imapd_session {
 	char user[MC_ADDR_MAX];
 	char home[1024];
 	struct mc_store *store;
-	uint32_t res_call;
+ 	uint32_t res_call;
+	uint64_t quota;             /* bytes, from the directory at login; 0 = none */
 	bool utf8;                  /* ENABLE UTF8=ACCEPT */
 	bool rev2;                  /* ENABLE IMAP4rev2 */
 	bool condstore;

@@ -609,3 +609,25 @@ def test_search_sort_thread(inst):
     with pytest.raises(imaplib.IMAP4.error):
         c.search(None, "(" * 50 + "ALL" + ")" * 50)
     c.logout()
+
+
+def test_quota(inst):
+    inst.tool("user", "add", "carol@example.test", "--password-stdin", "--quota", "20K", input="carol-pass-999\n")
+    c = imaplib.IMAP4("127.0.0.1", inst.ports["imap"], timeout=15)
+    c.login("carol@example.test", "carol-pass-999")
+    assert "QUOTA" in c.capability()[1][0].decode().split()
+    typ, data = c.getquotaroot("INBOX")
+    assert typ == "OK" and data == [[b'"INBOX" ""'], [b'"" (STORAGE 0 20)']], data
+    msg = b"Subject: big\r\n\r\n" + b"x" * 12000 + b"\r\n"
+    assert c.append("INBOX", None, None, msg)[0] == "OK"
+    typ, data = c.getquota('""')
+    assert data == [b'"" (STORAGE 12 20)'], data
+    typ, data = c.append("INBOX", None, None, msg)
+    assert typ == "NO" and b"OVERQUOTA" in data[0]
+    assert c.setquota('""', "(STORAGE 100)")[0] == "NO"
+    c.logout()
+    # A user without a limit has no quota root.
+    a = login(inst)
+    typ, data = a.getquotaroot("INBOX")
+    assert typ == "OK" and data[0] == [b'"INBOX"'], data
+    a.logout()
