@@ -32,8 +32,8 @@
 #include <string.h>
 #include <strings.h>
 
-/* RES_MX requests in progress; past it the answer is TEMPFAIL (queued retries later). */
-#define JOBS_MAX 1024
+/* RES_MX requests in progress (a job is about 0.5 KiB per MX host); past it the answer is TEMPFAIL. */
+#define JOBS_MAX 16384
 /* Distinct questions in progress at once (sent or waiting to be sent). */
 #define QUERIES_MAX 4096
 /* Sent and not yet answered: a burst beyond it waits, since a name server's socket drops what overflows
@@ -79,10 +79,9 @@ struct mx_host {
 	char name[DNS_NAME_LEN];
 	uint16_t pref;
 	unsigned n6, n4;
-	char a6[MC_RESOLVER_MX_ADDRS_MAX][INET6_ADDRSTRLEN];
-	char a4[MC_RESOLVER_MX_ADDRS_MAX][INET6_ADDRSTRLEN];
+	uint8_t a6[MC_RESOLVER_MX_ADDRS_MAX][16];    /* binary until the answer is written: a job stays small */
+	uint8_t a4[MC_RESOLVER_MX_ADDRS_MAX][4];
 	bool tempfail;                 /* an address lookup of this host failed for now */
-	char why[400];
 };
 
 struct mx_job {
@@ -97,6 +96,7 @@ struct mx_job {
 	unsigned pending;              /* lookups not yet answered */
 	unsigned nhosts;
 	struct mx_host *hosts;
+	char why[400];                 /* the first address lookup that failed for now */
 	uint64_t started_ms;
 };
 
@@ -463,7 +463,7 @@ on_sweep(uv_timer_t *t)
 /* The addresses of host h in the order to try, at most MC_RESOLVER_MX_ADDRS_MAX: IPv6 first, but with
  * both families some of each, so a host with many AAAA records still shows its IPv4 ones. */
 static unsigned
-host_addrs(const struct mx_host *h, const char **out)
+host_addrs(const struct mx_host *h, char text[][INET6_ADDRSTRLEN], const char **out)
 {
 	unsigned max = MC_RESOLVER_MX_ADDRS_MAX, n = 0;
 	unsigned take6 = h->n6, take4 = h->n4;
@@ -472,9 +472,11 @@ host_addrs(const struct mx_host *h, const char **out)
 		take4 = max - take6 < take4 ? max - take6 : take4;
 	}
 	for (unsigned i = 0; i < take6; i++)
-		out[n++] = h->a6[i];
+		if (inet_ntop(AF_INET6, h->a6[i], text[n], INET6_ADDRSTRLEN) != NULL)
+			out[n] = text[n], n++;
 	for (unsigned i = 0; i < take4; i++)
-		out[n++] = h->a4[i];
+		if (inet_ntop(AF_INET, h->a4[i], text[n], INET6_ADDRSTRLEN) != NULL)
+			out[n] = text[n], n++;
 	return n;
 }
 
@@ -484,14 +486,15 @@ job_assemble(struct mx_job *j)
 {
 	struct mc_mx_host out[MC_RESOLVER_MX_HOSTS_MAX];
 	const char *addrs[MC_RESOLVER_MX_HOSTS_MAX][MC_RESOLVER_MX_ADDRS_MAX];
+	char text[MC_RESOLVER_MX_HOSTS_MAX][MC_RESOLVER_MX_ADDRS_MAX][INET6_ADDRSTRLEN];
 	char detail[DETAIL_LEN];
 	unsigned n = 0;
 	const char *why = NULL;
 	for (unsigned i = 0; i < j->nhosts && n < MC_RESOLVER_MX_HOSTS_MAX; i++) {
 		struct mx_host *h = &j->hosts[i];
 		if (h->tempfail && why == NULL)
-			why = h->why;
-		unsigned na = host_addrs(h, addrs[n]);
+			why = j->why;
+		unsigned na = host_addrs(h, text[n], addrs[n]);
 		if (na == 0)
 			continue;
 		out[n].name = h->name;
@@ -533,15 +536,15 @@ got_addrs(struct mx_host *h, const struct dns_result *r, int af)
 {
 	if (r->status == DNS_TEMPFAIL) {
 		h->tempfail = true;
-		snprintf(h->why, sizeof(h->why), "%s %s: %s", af == AF_INET6 ? "AAAA" : "A", h->name, r->why);
+		if (h->job->why[0] == '\0')
+			snprintf(h->job->why, sizeof(h->job->why), "%s %s: %s", af == AF_INET6 ? "AAAA" : "A", h->name,
+				 r->why);
 	}
 	for (unsigned i = 0; r->status == DNS_OK && i < r->n; i++) {
-		unsigned *n = af == AF_INET6 ? &h->n6 : &h->n4;
-		char(*a)[INET6_ADDRSTRLEN] = af == AF_INET6 ? h->a6 : h->a4;
-		if (*n >= MC_RESOLVER_MX_ADDRS_MAX)
-			break;
-		if (inet_ntop(af, r->rr[i].addr, a[*n], INET6_ADDRSTRLEN) != NULL)
-			(*n)++;
+		if (af == AF_INET6 && h->n6 < MC_RESOLVER_MX_ADDRS_MAX)
+			memcpy(h->a6[h->n6++], r->rr[i].addr, 16);
+		else if (af == AF_INET && h->n4 < MC_RESOLVER_MX_ADDRS_MAX)
+			memcpy(h->a4[h->n4++], r->rr[i].addr, 4);
 	}
 }
 
