@@ -122,7 +122,7 @@ imapd_capabilities(const struct imapd_session *s, char *out, size_t outsz)
 		}
 	}
 	ADD("LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE UIDPLUS MOVE STATUS=SIZE LIST-EXTENDED LIST-STATUS");
-	ADD("ESEARCH SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE");
+	ADD("ESEARCH SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE CONDSTORE");
 	if (s->state != IMAPD_NOTAUTH)
 		ADD("UTF8=ACCEPT");
 	if (s->state != IMAPD_NOTAUTH) {
@@ -477,24 +477,30 @@ c_enable(struct imapd_session *s, struct imap_p *p, bool uid)
 	/* RFC 5161: only what is both asked and known is enabled; UTF8=ACCEPT (RFC 6855) is what there is. */
 	char cap[IMAP_ATOM_MAX + 1];
 	int count = 0;
-	bool utf8 = false;
+	bool utf8 = false, condstore = false;
 	while (imap_p_accept(p, ' ')) {
 		if (imap_p_atom_upper(p, cap, sizeof(cap)) < 0)
 			break;
 		if (strcmp(cap, "UTF8=ACCEPT") == 0)
 			utf8 = true;
+		if (strcmp(cap, "CONDSTORE") == 0)
+			condstore = true;
 		count++;
 	}
 	if (count == 0)
 		imap_p_fail(p, "ENABLE needs a capability");
 	if (!args_end(s, p))
 		return;
+	char enabled[64] = "";
 	if (utf8 && !s->utf8) {
 		s->utf8 = true;
-		imapd_send(s, "* ENABLED UTF8=ACCEPT");
-	} else {
-		imapd_send(s, "* ENABLED");
+		strcat(enabled, " UTF8=ACCEPT");
 	}
+	if (condstore && !s->condstore) {
+		s->condstore = true;
+		strcat(enabled, " CONDSTORE");
+	}
+	imapd_send(s, "* ENABLED%s", enabled);
 	imapd_done(s, "OK", "ENABLE completed");
 	(void)uid;
 }

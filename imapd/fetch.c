@@ -41,7 +41,8 @@
 /* A header longer than this is not searched for HEADER.FIELDS past it. */
 #define HEADER_MAX (1024 * 1024)
 
-enum fitem_kind { FI_UID, FI_FLAGS, FI_INTERNALDATE, FI_SIZE, FI_SECTION, FI_ENVELOPE, FI_BODYSTRUCTURE, FI_BODY };
+enum fitem_kind { FI_UID, FI_FLAGS, FI_INTERNALDATE, FI_SIZE, FI_SECTION, FI_ENVELOPE, FI_BODYSTRUCTURE, FI_BODY,
+		  FI_MODSEQ };
 enum fsec_kind { SEC_ALL, SEC_HEADER, SEC_TEXT, SEC_FIELDS, SEC_FIELDS_NOT, SEC_MIME };
 #define PATH_MAX_PARTS 16
 
@@ -60,6 +61,7 @@ struct fitem {
 /* The message being answered, copied out of the index row. */
 struct fmsg {
 	uint32_t seq, uid, flags;
+	uint64_t modseq;
 	uint64_t size, vsize;
 	int64_t internal_date;
 	char file[MC_MAILDIR_FILE_MAX + 1];
@@ -75,6 +77,7 @@ struct imapd_fetch {
 	uint64_t next_uid;            /* where the index walk goes on */
 	uint64_t last_uid;            /* the highest UID to consider */
 	bool walk_stopped;            /* the last walk stopped before the index's end */
+	uint64_t changedsince;        /* CONDSTORE: only messages changed after this MODSEQ; 0 = all */
 	bool in_msg;                  /* a message's response is open */
 	struct fmsg m;
 	size_t item;                  /* next item of the open message */
@@ -265,6 +268,8 @@ fetch_att(struct imapd_fetch *f, struct imap_p *p)
 		return add(f, p, FI_BODYSTRUCTURE);
 	if (strcmp(w, "BODY") == 0)
 		return add(f, p, FI_BODY);
+	if (strcmp(w, "MODSEQ") == 0)
+		return add(f, p, FI_MODSEQ);   /* RFC 7162 §3.1.4.1 */
 	return imap_p_fail(p, "unknown fetch item");
 }
 
@@ -292,7 +297,7 @@ parse_fetch(struct imapd_fetch *f, struct imap_p *p)
 		if (imap_p_list_close(p) < 0)
 			return -1;
 	} else {
-		const char *save = p->p;
+		char *save = p->p;
 		if (word(p, w, sizeof(w)) < 0)
 			return -1;
 		/* The macros (RFC 3501 §6.4.5). */
@@ -305,10 +310,23 @@ parse_fetch(struct imapd_fetch *f, struct imap_p *p)
 			if (w[1] == 'U')
 				add(f, p, FI_BODY);
 		} else {
-			p->p = (char *)save;
+			p->p = save;
 			if (fetch_att(f, p) < 0)
 				return -1;
 		}
+	}
+	/* fetch-modifiers: " (CHANGEDSINCE mod-sequence)" (RFC 7162 §3.1.4.1) */
+	if (imap_p_accept(p, ' ')) {
+		char m[32];
+		if (imap_p_list_open(p) < 0 || imap_p_atom_upper(p, m, sizeof(m)) < 0)
+			return -1;
+		if (strcmp(m, "CHANGEDSINCE") != 0)
+			return imap_p_fail(p, "unknown FETCH modifier");
+		if (imap_p_sp(p) < 0 || imap_p_number64(p, &f->changedsince) < 0 || imap_p_list_close(p) < 0)
+			return -1;
+		if (f->changedsince == 0)
+			return imap_p_fail(p, "CHANGEDSINCE needs a mod-sequence above 0");
+		add(f, p, FI_MODSEQ);
 	}
 	return imap_p_end(p);
 }
@@ -638,6 +656,11 @@ message_items(struct imapd_session *s, struct imapd_fetch *f)
 			imapd_send_raw(s, buf, strlen(buf));
 			break;
 		}
+		case FI_MODSEQ:
+			item_sep(s, f);
+			snprintf(buf, sizeof(buf), "MODSEQ (%llu)", (unsigned long long)f->m.modseq);
+			imapd_send_raw(s, buf, strlen(buf));
+			break;
 		case FI_SIZE:
 			item_sep(s, f);
 			snprintf(buf, sizeof(buf), "RFC822.SIZE %llu", (unsigned long long)f->m.vsize);
@@ -694,10 +717,13 @@ walk(void *arg, const struct mc_store_msg *msg)
 	if (!imap_seqset_has(&f->seqset, f->uid ? msg->uid : seq,
 			     f->uid ? s->view->msgs[s->view->n - 1].uid : s->view->n))
 		return 0;
+	if (f->changedsince && msg->modseq <= f->changedsince)
+		return 0;
 	struct fmsg *m = &f->m;
 	m->seq = seq;
 	m->uid = msg->uid;
 	m->flags = msg->flags;
+	m->modseq = msg->modseq;
 	m->size = msg->size;
 	m->vsize = msg->vsize;
 	m->internal_date = msg->internal_date;
@@ -834,8 +860,11 @@ set_seen(struct imapd_session *s, struct imapd_fetch *f, uint32_t lo, uint32_t h
 		uint64_t modseq;
 		if (mc_store_flags_change(s->store, v->name, uids, n, &ch, &modseq, seen_set, v, err, sizeof(err)) < 0)
 			mc_warn("%s: cannot set \\Seen for user=%s: %s", s->id, s->user, err);
-		else
+		else {
 			add(f, &(struct imap_p){ 0 }, FI_FLAGS);
+			if (s->condstore)
+				add(f, &(struct imap_p){ 0 }, FI_MODSEQ);
+		}
 	}
 	free(uids);
 }
@@ -855,6 +884,9 @@ imapd_cmd_fetch(struct imapd_session *s, struct imap_p *p, bool uid)
 		imapd_done(s, "BAD", "%s", p->err);
 		return;
 	}
+	for (size_t i = 0; i < f->nitems; i++)
+		if (f->items[i].kind == FI_MODSEQ)
+			s->condstore = true;   /* RFC 7162 §3.1: a CONDSTORE-using command enables it */
 	if (uid && add(f, p, FI_UID) == 0) {
 		/* UID FETCH answers with the UID even when not asked (RFC 3501 §6.4.8): put it first. */
 		struct fitem u = f->items[f->nitems - 1];

@@ -236,7 +236,11 @@ sync_msg(void *arg, const struct mc_store_msg *m)
 		if (old->modseq != m->modseq || old->flags != m->flags) {
 			char fl[1024];
 			flags_text(fl, sizeof(fl), m->flags, m->keywords);
-			imapd_send(x->s, "* %u FETCH (FLAGS (%s))", x->j + 1 - x->removed, fl);
+			if (x->s->condstore)
+				imapd_send(x->s, "* %u FETCH (FLAGS (%s) MODSEQ (%llu))", x->j + 1 - x->removed, fl,
+					   (unsigned long long)m->modseq);
+			else
+				imapd_send(x->s, "* %u FETCH (FLAGS (%s))", x->j + 1 - x->removed, fl);
 		}
 		x->j++;
 	} else if (x->j < v->n) {
@@ -313,7 +317,21 @@ select_mailbox(struct imapd_session *s, struct imap_p *p, bool readonly)
 	const char *why;
 	struct mc_store_mailbox mb;
 
-	if (imap_p_sp(p) < 0 || imap_p_astring(p, arg, sizeof(arg)) < 0 || imap_p_end(p) < 0) {
+	if (imap_p_sp(p) < 0 || imap_p_astring(p, arg, sizeof(arg)) < 0) {
+		imapd_done(s, "BAD", "%s", p->err);
+		return;
+	}
+	/* select-params: " (CONDSTORE)" (RFC 7162 §3.1.8) */
+	if (imap_p_accept(p, ' ')) {
+		char w[32];
+		if (imap_p_list_open(p) < 0 || imap_p_atom_upper(p, w, sizeof(w)) < 0 || strcmp(w, "CONDSTORE") != 0 ||
+		    imap_p_list_close(p) < 0) {
+			imapd_done(s, "BAD", "%s", p->err ? p->err : "unknown SELECT parameter");
+			return;
+		}
+		s->condstore = true;
+	}
+	if (imap_p_end(p) < 0) {
 		imapd_done(s, "BAD", "%s", p->err);
 		return;
 	}
@@ -368,6 +386,7 @@ select_mailbox(struct imapd_session *s, struct imap_p *p, bool readonly)
 		imapd_send(s, "* OK [UNSEEN %u] First unseen", unseen);
 	imapd_send(s, "* OK [UIDVALIDITY %u] UIDs valid", v->uidvalidity);
 	imapd_send(s, "* OK [UIDNEXT %u] Predicted next UID", v->uidnext);
+	imapd_send(s, "* OK [HIGHESTMODSEQ %llu] Highest", (unsigned long long)v->modseq);
 	imapd_done(s, "OK", "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE", readonly ? "EXAMINE" : "SELECT");
 }
 
@@ -641,8 +660,9 @@ match_name(const char *pat, const char *name, char sep)
 
 /* ---- STATUS (also LIST ... RETURN (STATUS ...), RFC 5819) ---- */
 
-enum { A_MESSAGES, A_RECENT, A_UIDNEXT, A_UIDVALIDITY, A_UNSEEN, A_SIZE, A_COUNT };
-static const char *const att_names[A_COUNT] = { "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE" };
+enum { A_MESSAGES, A_RECENT, A_UIDNEXT, A_UIDVALIDITY, A_UNSEEN, A_SIZE, A_HIGHESTMODSEQ, A_COUNT };
+static const char *const att_names[A_COUNT] = { "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY",
+						"UNSEEN",   "SIZE",   "HIGHESTMODSEQ" };
 
 struct status_req {
 	unsigned want[A_COUNT];
@@ -713,6 +733,7 @@ send_status(struct imapd_session *s, const char *name, const struct status_req *
 		case A_UIDVALIDITY: v = mb.uidvalidity; break;
 		case A_UNSEEN: v = c.unseen; break;
 		case A_SIZE: v = c.size; break;
+		case A_HIGHESTMODSEQ: v = mb.highestmodseq; break;
 		}
 		int k = snprintf(items + n, sizeof(items) - n, "%s%s %llu", n ? " " : "", att_names[r->want[i]], v);
 		if (k > 0 && (size_t)k < sizeof(items) - n)

@@ -111,6 +111,7 @@ store_error(struct imapd_session *s, int r, const char *err, const char *what)
 struct store_ctx {
 	struct imapd_session *s;
 	bool silent, uid;
+	struct mc_buf modified;     /* RFC 7162 [MODIFIED set]: failed UNCHANGEDSINCE */
 };
 
 static int
@@ -121,17 +122,25 @@ stored(void *arg, const struct mc_store_msg *m, enum mc_store_flag_result r)
 	uint32_t seq = imapd_view_seq(v, m->uid);
 	if (seq == 0)
 		return 0;
+	if (r == MC_FLAGS_MODIFIED) {
+		mc_buf_printf(&x->modified, "%s%u", x->modified.len ? "," : "", x->uid ? m->uid : seq);
+		return 0;
+	}
 	v->msgs[seq - 1].flags = m->flags;
 	v->msgs[seq - 1].modseq = m->modseq;
-	if (x->silent)
+	/* .SILENT still reports the new MODSEQ of what changed under CONDSTORE (RFC 7162 §3.1.3). */
+	if (x->silent && !(x->s->condstore && r == MC_FLAGS_CHANGED))
 		return 0;
-	char fl[1100];
+	char fl[1100], ms[48] = "", u[24] = "";
 	imapd_flags_text(fl, sizeof(fl), m->flags, m->keywords);
+	if (x->s->condstore)
+		snprintf(ms, sizeof(ms), " MODSEQ (%llu)", (unsigned long long)m->modseq);
 	if (x->uid)
-		imapd_send(x->s, "* %u FETCH (UID %u FLAGS (%s))", seq, m->uid, fl);
+		snprintf(u, sizeof(u), "UID %u ", m->uid);
+	if (x->silent)
+		imapd_send(x->s, "* %u FETCH (%s%s)", seq, u, ms + 1);
 	else
-		imapd_send(x->s, "* %u FETCH (FLAGS (%s))", seq, fl);
-	(void)r;
+		imapd_send(x->s, "* %u FETCH (%sFLAGS (%s)%s)", seq, u, fl, ms);
 	return 0;
 }
 
@@ -174,6 +183,20 @@ imapd_cmd_store(struct imapd_session *s, struct imap_p *p, bool uid)
 	kw[0] = '\0';
 	if (imap_p_sp(p) < 0 || imap_p_seqset(p, &set) < 0 || imap_p_sp(p) < 0)
 		goto bad;
+	/* store-modifiers: "(UNCHANGEDSINCE mod-sequence) " (RFC 7162 §3.1.3) */
+	if (imap_p_peek(p) == '(') {
+		char m[32];
+		if (imap_p_list_open(p) < 0 || imap_p_atom_upper(p, m, sizeof(m)) < 0)
+			goto bad;
+		if (strcmp(m, "UNCHANGEDSINCE") != 0) {
+			imap_p_fail(p, "unknown STORE modifier");
+			goto bad;
+		}
+		if (imap_p_sp(p) < 0 || imap_p_number64(p, &ch.unchangedsince) < 0 || imap_p_list_close(p) < 0 ||
+		    imap_p_sp(p) < 0)
+			goto bad;
+		s->condstore = true;
+	}
 	ch.op = MC_FLAGOP_SET;
 	if (imap_p_accept(p, '+'))
 		ch.op = MC_FLAGOP_ADD;
@@ -216,16 +239,22 @@ imapd_cmd_store(struct imapd_session *s, struct imap_p *p, bool uid)
 	}
 	char err[256] = "";
 	uint64_t modseq;
+	mc_buf_init(&x.modified, 64 * 1024);
 	if (n > 0) {
 		r = mc_store_flags_change(s->store, s->view->name, uids, n, &ch, &modseq, stored, &x, err, sizeof(err));
 		if (r < 0) {
 			free(uids);
+			mc_buf_free(&x.modified);
 			store_error(s, r, err, "STORE");
 			return;
 		}
 	}
 	free(uids);
-	imapd_done(s, "OK", "STORE completed");
+	if (x.modified.len)
+		imapd_done(s, "OK", "[MODIFIED %s] Conditional STORE failed for some", x.modified.data);
+	else
+		imapd_done(s, "OK", "STORE completed");
+	mc_buf_free(&x.modified);
 	return;
 bad:
 	imapd_done(s, "BAD", "%s", p->err);

@@ -76,6 +76,8 @@ run(struct imapd_session *s, struct imap_p *p, bool uid, enum kind kind)
 			imapd_done(s, "BAD", "%s", why ? why : "syntax error");
 		return;
 	}
+	if (prog.has_modseq)
+		s->condstore = true;   /* RFC 7162 §3.1: SEARCH MODSEQ enables CONDSTORE */
 	if (prog.ret & IMAP_RET_SAVE) {
 		imap_search_free(&prog);
 		imapd_done(s, "BAD", "RETURN (SAVE) is not offered (no SEARCHRES)");

@@ -631,3 +631,35 @@ def test_quota(inst):
     typ, data = a.getquotaroot("INBOX")
     assert typ == "OK" and data[0] == [b'"INBOX"'], data
     a.logout()
+
+
+def test_condstore(inst):
+    deliver(inst, 3)
+    r = Raw(inst.ports["imap"])
+    r.send(b"a LOGIN alice@example.test " + PASSWORDS[ALICE].encode() + b"\r\n")
+    assert b"CONDSTORE" in b" ".join(r.until_tagged(b"a"))
+    r.send(b"b SELECT INBOX (CONDSTORE)\r\n")
+    lines = r.until_tagged(b"b")
+    hms = int(re.search(rb"HIGHESTMODSEQ (\d+)", b"\n".join(lines)).group(1))
+    r.send(b"c FETCH 1:* (UID MODSEQ)\r\n")
+    lines = r.until_tagged(b"c")
+    mods = [int(m) for m in re.findall(rb"MODSEQ \((\d+)\)", b"\n".join(lines))]
+    assert len(mods) == 3 and max(mods) <= hms
+    r.send(b"d STORE 2 +FLAGS (\\Flagged)\r\n")
+    lines = r.until_tagged(b"d")
+    new = int(re.search(rb"\* 2 FETCH \(FLAGS \(\\Flagged\) MODSEQ \((\d+)\)\)", b"\n".join(lines)).group(1))
+    assert new > hms
+    r.send(b"e FETCH 1:* (FLAGS) (CHANGEDSINCE %d)\r\n" % hms)
+    lines = r.until_tagged(b"e")
+    assert [l for l in lines if l.startswith(b"* ")] == [b"* 2 FETCH (FLAGS (\\Flagged) MODSEQ (%d))" % new], lines
+    # UNCHANGEDSINCE below the message's MODSEQ: not changed, reported as MODIFIED.
+    r.send(b"f STORE 2,3 (UNCHANGEDSINCE %d) +FLAGS (\\Seen)\r\n" % hms)
+    lines = r.until_tagged(b"f")
+    assert lines[-1].startswith(b"f OK [MODIFIED 2]"), lines
+    assert any(l.startswith(b"* 3 FETCH (FLAGS (\\Seen) MODSEQ (") for l in lines), lines
+    r.send(b"g STATUS INBOX (HIGHESTMODSEQ)\r\n")
+    lines = r.until_tagged(b"g")
+    assert int(re.search(rb"HIGHESTMODSEQ (\d+)", lines[0]).group(1)) > new
+    r.send(b"h UID SEARCH MODSEQ %d\r\n" % new)
+    lines = r.until_tagged(b"h")
+    assert re.match(rb"\* SEARCH 2 3 \(MODSEQ \d+\)", lines[0]), lines
