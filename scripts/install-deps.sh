@@ -13,10 +13,10 @@ BUILD_PKGS="meson ninja-build pkg-config gcc libuv1-dev libssl-dev libsqlite3-de
 libcrypt-dev openssl"
 # clang + its runtime for the libFuzzer build; swaks (and its TLS module), Python's test
 # packages, dnsmasq as a real DNS server, curl; procps/passwd/util-linux for ps, useradd, runuser;
-# fetchmail as a third POP3 client.
+# fetchmail as a third POP3 client; isync (mbsync) as a real IMAP sync client.
 TEST_PKGS="$BUILD_PKGS clang libclang-rt-14-dev libcmocka-dev sqlite3 swaks libnet-ssleay-perl python3
 python3-pytest python3-dnslib python3-aiosmtpd dnsmasq-base curl procps passwd util-linux
-fetchmail"
+fetchmail isync"
 # Postfix for bench/smtp-bench.sh, Dovecot's pop3d for bench/pop3-bench.sh (neither runs as a system service).
 BENCH_PKGS="postfix dovecot-pop3d"
 
