@@ -663,3 +663,35 @@ def test_condstore(inst):
     r.send(b"h UID SEARCH MODSEQ %d\r\n" % new)
     lines = r.until_tagged(b"h")
     assert re.match(rb"\* SEARCH 2 3 \(MODSEQ \d+\)", lines[0]), lines
+
+
+def test_small_commands_and_states(inst):
+    r = Raw(inst.ports["imap"])
+    r.send(b"a NOOP\r\nb SELECT INBOX\r\nc FOO\r\nd ID NIL\r\n")
+    assert r.until_tagged(b"a")[-1].startswith(b"a OK")
+    assert r.until_tagged(b"b")[-1] == b"b BAD Log in first"
+    assert r.until_tagged(b"c")[-1] == b"c BAD Unknown command"
+    lines = r.until_tagged(b"d")
+    assert lines[0].startswith(b'* ID ("name" "Postern"') and lines[-1].startswith(b"d OK")
+    r.send(b"e LOGIN alice@example.test " + PASSWORDS[ALICE].encode() + b"\r\n")
+    r.until_tagged(b"e")
+    r.send(b'f NAMESPACE\r\ng ID ("name" "test" "version" "1")\r\nh FETCH 1 FLAGS\r\ni SELECT INBOX\r\n')
+    assert r.until_tagged(b"f")[0] == b'* NAMESPACE (("" ".")) NIL NIL'
+    assert r.until_tagged(b"g")[-1].startswith(b"g OK")
+    assert r.until_tagged(b"h")[-1] == b"h BAD No mailbox selected"
+    assert r.until_tagged(b"i")[-1].startswith(b"i OK [READ-WRITE]")
+    r.send(b"j CHECK\r\nk UNSELECT\r\nl CHECK\r\nm ENABLE FOO\r\n")
+    assert r.until_tagged(b"j")[-1].startswith(b"j OK")
+    assert r.until_tagged(b"k")[-1].startswith(b"k OK")
+    assert r.until_tagged(b"l")[-1].startswith(b"l BAD")
+    assert r.until_tagged(b"m")[:2] == [b"* ENABLED", b"m OK ENABLE completed"]
+    r.send(b"n LOGOUT\r\n")
+    lines = r.until_tagged(b"n")
+    assert lines == [b"* BYE Logging out", b"n OK LOGOUT completed"]
+    assert r.closed()
+    # Before login a line is at most 8 KiB: a longer one ends the session.
+    r = Raw(inst.ports["imap"])
+    r.send(b"a LOGIN " + b"x" * 9000 + b"\r\n")
+    assert r.line().startswith(b"* BYE [TOOBIG]")
+    assert r.closed()
+    assert re.search(r"input refused from \[127\.0\.0\.1\]: command line too long", inst.log())
