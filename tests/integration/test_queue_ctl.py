@@ -276,7 +276,7 @@ def test_hold_prevents_delivery_release_lets_it_go(inst):
     assert inst.new_files("alice") == []  # ... but not for the held message
     assert listed(inst)[held]["state"] == "held"
     assert "held by an administrator" in q(inst, "show", held).stdout
-    assert free not in listed(inst)
+    wait_for(lambda: free not in listed(inst), 15, "the delivered message to leave the queue")
 
     r = q(inst, "release", held)
     assert f"{held}: released" in r.stdout, r.stdout
