@@ -512,7 +512,7 @@ mc_store_flags_change(struct mc_store *s, const char *mailbox, const uint32_t *u
 	}
 	for (size_t i = 0; i < nrows; i++) {
 		struct row *r = &rows[i];
-		if (ch->unchangedsince && r->modseq > ch->unchangedsince) {
+		if ((ch->unchangedsince || ch->conditional) && r->modseq > ch->unchangedsince) {
 			r->result = MC_FLAGS_MODIFIED;
 			continue;
 		}
@@ -734,7 +734,7 @@ mc_store_copy(struct mc_store *s, const char *from, const uint32_t *uids, size_t
 		db_err(s, err, errsz);
 		goto out;
 	}
-	if (!move || src.id == dst.id) {
+	if (!move) {   /* a move leaves the user's usage as it was */
 		uint64_t bytes = 0;
 		for (size_t i = 0; i < nrows; i++)
 			bytes += rows[i].vsize;

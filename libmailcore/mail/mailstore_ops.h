@@ -59,7 +59,8 @@ struct mc_store_flag_change {
 	enum mc_store_flag_op op;
 	uint32_t flags;            /* enum mc_store_flag */
 	const char *keywords;      /* space-separated keywords (compared case-insensitively); NULL = none */
-	uint64_t unchangedsince;   /* CONDSTORE UNCHANGEDSINCE; 0 = no condition */
+	uint64_t unchangedsince;   /* CONDSTORE UNCHANGEDSINCE; 0 = no condition, unless conditional */
+	bool conditional;          /* UNCHANGEDSINCE was given, even as 0 (which every message fails, RFC 7162 3.1.3) */
 };
 
 /* What happened to one message of the set (the cb's result argument). */

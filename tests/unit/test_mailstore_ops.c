@@ -214,6 +214,13 @@ test_flags(void **state)
 	assert_int_equal(c.flags[1], MC_FLAG_DELETED);
 	assert_string_equal(c.kw[1], "");
 
+	/* UNCHANGEDSINCE 0 fails for every message */
+	ch = (struct mc_store_flag_change){ .op = MC_FLAGOP_ADD, .flags = MC_FLAG_DRAFT, .conditional = true };
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(mc_store_flags_change(s, "INBOX", set23, 2, &ch, NULL, seen_change, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.result[0], MC_FLAGS_MODIFIED);
+	assert_int_equal(c.result[1], MC_FLAGS_MODIFIED);
+
 	/* bad keywords are refused before anything changes */
 	ch = (struct mc_store_flag_change){ .op = MC_FLAGOP_ADD, .keywords = "\\Seen" };
 	assert_int_equal(mc_store_flags_change(s, "INBOX", set23, 2, &ch, NULL, NULL, NULL, err, sizeof(err)),
