@@ -403,13 +403,28 @@ subject_of(const struct tctx *t, size_t r)
 struct subj {
 	const char *s;
 	size_t root;
+	size_t order;      /* position in the root list: ties keep it (a stable sort) */
 };
 
 static int
 cmp_subj(const void *a, const void *b)
 {
 	const struct subj *x = a, *y = b;
-	return strcmp(x->s, y->s);
+	int r = strcmp(x->s, y->s);
+	return r ? r : x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* ORDEREDSUBJECT: by base subject, then sent date, then sequence number. */
+static int
+cmp_subj_date(const void *a, const void *b)
+{
+	const struct cont *x = &cur->c[*(const size_t *)a], *y = &cur->c[*(const size_t *)b];
+	int r = strcmp(x->subj, y->subj);
+	if (r)
+		return r;
+	if (x->date != y->date)
+		return x->date < y->date ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 /* Step 5: gather threads with the same base subject. Returns the new root list. */
@@ -438,18 +453,10 @@ group_subjects(struct tctx *t, size_t roots)
 			continue;
 		tab[nt].s = t->c[sc].subj;
 		tab[nt].root = rv[i];
+		tab[nt].order = i;
 		nt++;
 	}
-	/* sort the table by subject, keeping root order within one subject (insertion sort is stable) */
-	for (size_t i = 1; i < nt; i++) {
-		struct subj x = tab[i];
-		size_t j = i;
-		while (j > 0 && cmp_subj(&tab[j - 1], &x) > 0) {
-			tab[j] = tab[j - 1];
-			j--;
-		}
-		tab[j] = x;
-	}
+	qsort(tab, nt, sizeof(*tab), cmp_subj);
 	bool *gone = calloc(t->n ? t->n : 1, sizeof(*gone));
 	if (gone == NULL) {
 		free(tab);
@@ -653,18 +660,9 @@ imap_thread_run(enum imap_thread_alg alg, const struct imap_search_msg *msgs, si
 		}
 		for (size_t i = 0; i < n; i++)
 			v[i] = i;
-		/* insertion into per-subject runs: sort by date first, then stable by subject */
 		cur = &t;
-		qsort(v, n, sizeof(*v), cmp_date);
+		qsort(v, n, sizeof(*v), cmp_subj_date);
 		cur = NULL;
-		for (size_t i = 1; i < n; i++) {
-			size_t x = v[i], j = i;
-			while (j > 0 && strcmp(t.c[v[j - 1]].subj, t.c[x].subj) > 0) {
-				v[j] = v[j - 1];
-				j--;
-			}
-			v[j] = x;
-		}
 		size_t *tail = &roots;
 		for (size_t i = 0; i < n;) {
 			size_t j = i + 1, parent = v[i];
