@@ -12,8 +12,9 @@
  * block once per message (at most HDR_MAX bytes), the body streamed in
  * CHUNK pieces with the needle's length of overlap, so memory does not
  * grow with the message. String matching is ASCII case-insensitive on
- * UTF-8 (no Unicode case folding); BODY/TEXT match the stored bytes (no
- * base64/quoted-printable decoding yet).
+ * UTF-8 with the two-byte letters of Latin-1/Extended-A, Greek and
+ * Cyrillic folded too (fold_cp; not all of i;unicode-casemap); BODY/TEXT
+ * match the stored bytes (no base64/quoted-printable decoding yet).
  */
 #include "search.h"
 
@@ -404,12 +405,67 @@ imap_search_free(struct imap_search *prog)
 	prog->nodes = 0;
 }
 
+/*
+ * Case folding for matching: ASCII, and the two-byte UTF-8 letters of
+ * Latin-1, Latin Extended-A, Greek and Cyrillic (upper and lower case
+ * there have the same UTF-8 length, so a folded string keeps its length
+ * and a match window its byte size). Not the whole of i;unicode-casemap.
+ */
+static uint32_t
+fold_cp(uint32_t c)
+{
+	if (c < 0x80)
+		return c >= 'A' && c <= 'Z' ? c + 32 : c;
+	if (c >= 0xC0 && c <= 0xDE && c != 0xD7)
+		return c + 0x20;
+	if ((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177))
+		return c | 1;
+	if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E))
+		return (c & 1) ? c + 1 : c;
+	if (c == 0x178)
+		return 0xFF;
+	if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2)
+		return c + 0x20;
+	if (c >= 0x410 && c <= 0x42F)
+		return c + 0x20;
+	if (c >= 0x400 && c <= 0x40F)
+		return c + 0x50;
+	return c;
+}
+
+/* The code point at p (n bytes left) and its length; a byte that starts no valid two-byte sequence stands alone. */
+static uint32_t
+next_cp(const unsigned char *p, size_t n, size_t *len)
+{
+	if (p[0] >= 0xC2 && p[0] <= 0xDF && n >= 2 && (p[1] & 0xC0) == 0x80) {
+		*len = 2;
+		return ((uint32_t)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
+	}
+	*len = 1;
+	return p[0];
+}
+
+/* Fold s in place (same length, see fold_cp). */
+static void
+fold_utf8(char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t l;
+		uint32_t c = fold_cp(next_cp((const unsigned char *)s + i, n - i, &l));
+		if (l == 1)
+			s[i] = (char)c;
+		else {
+			s[i] = (char)(0xC0 | (c >> 6));
+			s[i + 1] = (char)(0x80 | (c & 0x3F));
+		}
+		i += l;
+	}
+}
+
 static void
 lower_ascii(char *s)
 {
-	for (; *s; s++)
-		if (*s >= 'A' && *s <= 'Z')
-			*s = (char)(*s + 32);
+	fold_utf8(s, strlen(s));
 }
 
 /* How dear a node is to evaluate: 0 index, 1 cached fields, 2 message file. */
@@ -811,20 +867,28 @@ imap_search_contains(const char *hay, size_t hl, const char *needle, size_t nl)
 		return true;
 	if (hl < nl)
 		return false;
-	unsigned char first = (unsigned char)needle[0];
+	const unsigned char *h = (const unsigned char *)hay, *nd = (const unsigned char *)needle;
+	unsigned char first = nd[0];
 	for (size_t i = 0; i + nl <= hl; i++) {
-		unsigned char c = (unsigned char)hay[i];
-		if (c >= 'A' && c <= 'Z')
-			c = (unsigned char)(c + 32);
-		if (c != first)
-			continue;
-		size_t j = 1;
-		for (; j < nl; j++) {
-			unsigned char x = (unsigned char)hay[i + j];
-			if (x >= 'A' && x <= 'Z')
-				x = (unsigned char)(x + 32);
-			if (x != (unsigned char)needle[j])
+		unsigned char c = h[i];
+		if (c < 0x80) {
+			if (c >= 'A' && c <= 'Z')
+				c = (unsigned char)(c + 32);
+			if (c != first)
+				continue;
+		} else if (c < 0xC2 || c > 0xDF || first < 0xC2) {
+			if (c != first)
+				continue;
+		}
+		/* compare folded code points (folding keeps lengths, so j walks both) */
+		size_t j = 0;
+		while (j < nl) {
+			size_t lh, ln;
+			uint32_t a = fold_cp(next_cp(h + i + j, hl - i - j, &lh));
+			uint32_t b = next_cp(nd + j, nl - j, &ln);
+			if (a != b || lh != ln)
 				break;
+			j += ln;
 		}
 		if (j == nl)
 			return true;

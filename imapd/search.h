@@ -86,7 +86,7 @@ struct imap_search_node {
 	struct imap_search_node *next;    /* the next sibling */
 	enum imap_search_field field;     /* ISK_FIELD */
 	uint32_t mask, want;              /* ISK_FLAGS, ISK_RECENT (want) */
-	char *str;                        /* NUL-terminated UTF-8 (lowercased ASCII for matching) */
+	char *str;                        /* NUL-terminated UTF-8, case-folded for matching (search.c fold_cp) */
 	size_t strlen;
 	char *hname;                      /* ISK_HEADER field name */
 	int64_t day;                      /* date keys: the day's start, UTC seconds */
@@ -183,7 +183,11 @@ int imap_esearch_format(struct mc_buf *out, const char *tag, bool uid, unsigned 
 /* A sorted list of numbers as a compact sequence set "1:3,7,9:10" (appended to out). */
 int imap_seqset_format(struct mc_buf *out, const uint32_t *nums, size_t n);
 
-/* Case-insensitive (ASCII) substring search: is needle (len nl) in hay (len hl)? */
+/*
+ * Case-insensitive substring search: is needle (len nl, already folded
+ * as the parser folds strings) in hay (len hl)? ASCII and the two-byte
+ * UTF-8 letters of Latin-1, Latin Extended-A, Greek and Cyrillic.
+ */
 bool imap_search_contains(const char *hay, size_t hl, const char *needle, size_t nl);
 
 #endif

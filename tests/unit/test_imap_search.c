@@ -233,6 +233,9 @@ test_header_keys(void **state)
 	assert_string_equal(run(b, "SUBJECT lunch"), "1 3");
 	assert_string_equal(run(b, "CHARSET UTF-8 SUBJECT {5}\r\nCAFé"), "2");
 	assert_string_equal(run(b, "charset us-ascii FROM {7+}\r\nbäcker"), "2");
+	/* case folding beyond ASCII: É/é, Ä/ä */
+	assert_string_equal(run(b, "SUBJECT \"CAFÉ MENU\""), "2");
+	assert_string_equal(run(b, "FROM {7}\r\nBÄCKER"), "2");
 	assert_string_equal(run(b, "SENTON 10-Mar-2024"), "1");
 	/* message 2 was sent 2024-03-11 12:00 UTC at -0500: its own day is the 11th */
 	assert_string_equal(run(b, "SENTBEFORE 11-Mar-2024"), "1");
@@ -354,6 +357,11 @@ test_return_and_format(void **state)
 	mc_buf_free(&out);
 
 	assert_true(imap_search_contains("Hello World", 11, "o w", 3));
+	assert_true(imap_search_contains("ПРИВЕТ мир", strlen("ПРИВЕТ мир"), "привет", strlen("привет")));
+	assert_true(imap_search_contains("ΣΟΦΊΑ", strlen("ΣΟΦΊΑ"), "σοφ", strlen("σοφ")));
+	assert_true(imap_search_contains("xŁÓDŹ", strlen("xŁÓDŹ"), "łódź", strlen("łódź")));
+	assert_false(imap_search_contains("é", strlen("é"), "e", 1));
+	assert_false(imap_search_contains("\xc3", 1, "\xc3\xa9", 2));
 	assert_false(imap_search_contains("Hello", 5, "hello!", 6));
 }
 
