@@ -861,6 +861,7 @@ set_seen(struct imapd_session *s, struct imapd_fetch *f, uint32_t lo, uint32_t h
 		if (mc_store_flags_change(s->store, v->name, uids, n, &ch, &modseq, seen_set, v, err, sizeof(err)) < 0)
 			mc_warn("%s: cannot set \\Seen for user=%s: %s", s->id, s->user, err);
 		else {
+			imapd_idle_changed(s, v->name);
 			add(f, &(struct imap_p){ 0 }, FI_FLAGS);
 			if (s->condstore)
 				add(f, &(struct imap_p){ 0 }, FI_MODSEQ);

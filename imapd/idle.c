@@ -56,10 +56,10 @@ imapd_idle_line(struct imapd_session *s, const char *line, size_t len)
 
 /* Wake the sessions of the store at path (and, with a mailbox name, only those on that mailbox). */
 static void
-wake(struct imapd_server *srv, const char *path, const char *mailbox)
+wake(struct imapd_server *srv, const char *path, const char *mailbox, const struct imapd_session *except)
 {
 	for (struct imapd_session *s = srv->sessions; s; s = s->next) {
-		if (s->closing || s->view == NULL || strcmp(s->home, path) != 0)
+		if (s == except || s->closing || s->view == NULL || strcmp(s->home, path) != 0)
 			continue;
 		if (mailbox[0] && strcmp(mailbox, s->view->name) != 0)
 			continue;
@@ -85,7 +85,13 @@ on_msg(struct mc_chan *ch, struct mc_msg *m, void *arg)
 	}
 	mc_info("imapd.sock: mailbox changed: %s %s %s", addr, mailbox, path);
 	if (path[0])
-		wake(srv, path, mailbox);
+		wake(srv, path, mailbox, NULL);
+}
+
+void
+imapd_idle_changed(struct imapd_session *s, const char *mailbox)
+{
+	wake(s->srv, s->home, mailbox, s);
 }
 
 static const struct mc_chan_cbs notice_cbs = {

@@ -258,6 +258,8 @@ void imapd_fetch_free(struct imapd_session *s);
 void imapd_cmd_idle(struct imapd_session *s, struct imap_p *p, bool uid);
 /* A line while wait is IMAPD_W_IDLE. */
 void imapd_idle_line(struct imapd_session *s, const char *line, size_t len);
+/* s changed mailbox (a store name): other sessions idling on it are told now. */
+void imapd_idle_changed(struct imapd_session *s, const char *mailbox);
 /* Listen on run_dir/imapd.sock for MBOX_CHANGED. */
 void imapd_notices_start(struct imapd_server *srv, const struct mc_config *cfg);
 void imapd_notices_stop(struct imapd_server *srv);

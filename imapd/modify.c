@@ -250,6 +250,8 @@ imapd_cmd_store(struct imapd_session *s, struct imap_p *p, bool uid)
 		}
 	}
 	free(uids);
+	if (n > 0)
+		imapd_idle_changed(s, s->view->name);
 	if (x.modified.len)
 		imapd_done(s, "OK", "[MODIFIED %s] Conditional STORE failed for some", x.modified.data);
 	else
@@ -295,6 +297,7 @@ expunge(struct imapd_session *s, const uint32_t *uids, size_t n, bool answer)
 		return -1;
 	}
 	mc_info("%s: expunged %d from mailbox=%s user=%s", s->id, r, s->view->name, s->user);
+	imapd_idle_changed(s, s->view->name);
 	return 0;
 }
 
@@ -407,6 +410,9 @@ copy_move(struct imapd_session *s, struct imap_p *p, bool uid, bool move)
 		store_error(s, r, err, verb);
 		return;
 	}
+	imapd_idle_changed(s, to);
+	if (move)
+		imapd_idle_changed(s, s->view->name);
 	struct mc_buf a, b;
 	mc_buf_init(&a, 0);
 	mc_buf_init(&b, 0);
@@ -613,6 +619,7 @@ imapd_cmd_append(struct imapd_session *s, struct imap_p *p, bool uid)
 		return;
 	}
 	mc_info("%s: appended uid=%u mailbox=%s size=%zu user=%s", s->id, a.uid, name, msg.len, s->user);
+	imapd_idle_changed(s, name);
 	imapd_done(s, "OK", "[APPENDUID %u %u] APPEND completed", a.uidvalidity, a.uid);
 	(void)uid;
 	return;

@@ -695,3 +695,28 @@ def test_small_commands_and_states(inst):
     assert r.line().startswith(b"* BYE [TOOBIG]")
     assert r.closed()
     assert re.search(r"input refused from \[127\.0\.0\.1\]: command line too long", inst.log())
+
+
+def test_idle_sees_other_sessions_changes(inst):
+    deliver(inst, 3)
+    a = login(inst)
+    b = login(inst)
+    a.select("INBOX")
+    b.select("INBOX")
+    tag = a._new_tag()
+    a.send(tag + b" IDLE\r\n")
+    assert a.readline().startswith(b"+")
+    a.sock.settimeout(5)
+    b.store("2", "+FLAGS", r"(\Flagged)")
+    assert a.readline() == b"* 2 FETCH (FLAGS (\\Flagged))\r\n"
+    b.store("1", "+FLAGS", r"(\Deleted)")
+    assert a.readline() == b"* 1 FETCH (FLAGS (\\Deleted))\r\n"
+    b.expunge()
+    assert a.readline() == b"* 1 EXPUNGE\r\n"
+    assert a.readline() == b"* 2 EXISTS\r\n"
+    b.append("INBOX", None, None, MULTIPART)
+    assert a.readline() == b"* 3 EXISTS\r\n"
+    a.send(b"DONE\r\n")
+    assert a.readline().startswith(tag + b" OK")
+    a.logout()
+    b.logout()
