@@ -451,7 +451,7 @@ test_resolver_calls(void **state)
 	assert_true(run_until(fx, &s->called, 1, 2000));
 	assert_int_equal(s->r, MC_RCPT_TEMPFAIL);
 	assert_int_equal(k->called, 0);
-	free(a), free(b), free(c), free(d), free(e), free(j), free(k), free(s);
+	free(a), free(b), free(c), free(d), free(e), free(j), free(k), free(s), free(q1), free(q2);
 }
 
 static void
