@@ -10,7 +10,8 @@
  *   auth.c     RES_AUTH: password checks on the libuv threadpool, held and
  *              refused by the guard
  *   guard.c    failure counting (guard.h)
- *   dns.c      RES_MX: DNS with c-ares on the loop; answers read (and MX
+ *   mx.c       RES_MX: MX hosts and their addresses, from dns.c's lookups
+ *   dns.c      DNS with c-ares on the loop (dns.h); answers read (and MX
  *              records ordered) by dnsmsg.c, kept by dnscache.c
  * Everything runs on the one event loop except the password hashing that
  * auth.c hands to the threadpool.
@@ -46,7 +47,7 @@ struct resolverd {
 	/* lookup.c */
 	struct mc_dest *dests;           /* MC_DIR_EXPAND_MAX, reused by every expansion */
 
-	/* dns.c */
+	/* dns.c, mx.c */
 	struct dns *dns;
 };
 
@@ -65,7 +66,7 @@ void auth_reload(struct resolverd *rd, const struct mc_config *cfg);
 /* Stop: cancel what can be cancelled, close the timers; the rest ends as it finishes. */
 void auth_stop(struct resolverd *rd);
 
-/* dns.c */
+/* dns.c, mx.c */
 /* Start c-ares on the loop with the [resolverd] nameservers (or the system's); -1 with err. */
 int dns_init(struct resolverd *rd, char *err, size_t errsz);
 void dns_request(struct resolverd *rd, struct mc_chan *ch, struct mc_msg *m);
