@@ -7,12 +7,13 @@
  *               continuation lines), responses, TLS, timeouts, close
  *   commands.c  the command table and the commands of any state:
  *               CAPABILITY, NOOP, LOGOUT, STARTTLS, LOGIN, AUTHENTICATE,
- *               ID, ENABLE, NAMESPACE
- *   mailbox.c   mailbox names, SELECT/EXAMINE, LIST/LSUB, STATUS, CREATE,
- *               SUBSCRIBE, CLOSE/UNSELECT, CHECK, and the selected view
- *               (sequence numbers <-> UIDs, untagged EXISTS/EXPUNGE/FETCH)
- *   modify.c    STORE, EXPUNGE, COPY, MOVE, DELETE, RENAME, SUBSCRIBE:
- *               the store's operations (mailstore_ops.h) as commands
+ *               ID, ENABLE, NAMESPACE, GETQUOTA(ROOT)/SETQUOTA
+ *   mailbox.c   mailbox names, SELECT/EXAMINE, LIST/LSUB (LIST-EXTENDED,
+ *               LIST-STATUS), STATUS, CREATE, UNSELECT, CHECK, and the
+ *               selected view (sequence numbers <-> UIDs, untagged
+ *               EXISTS/EXPUNGE/FETCH)
+ *   modify.c    STORE, EXPUNGE, CLOSE, COPY, MOVE, APPEND, DELETE, RENAME,
+ *               SUBSCRIBE: the store's operations (mailstore_ops.h) as commands
  *   searchcmd.c SEARCH, SORT, THREAD: search.c/sort.c/thread.c run on the view
  *   fetch.c     FETCH and UID FETCH, streamed from the Maildir files
  *   idle.c      IDLE and run_dir/imapd.sock (MBOX_CHANGED from queued)
@@ -139,15 +140,11 @@ struct imapd_session {
  	uint32_t res_call;
 	uint64_t quota;             /* bytes, from the directory at login; 0 = none */
 	bool utf8;                  /* ENABLE UTF8=ACCEPT */
-	bool rev2;                  /* ENABLE IMAP4rev2 */
 	bool condstore;
 	struct imapd_view *view;    /* SELECTED */
 	struct imapd_fetch *fetch;  /* a FETCH streaming out */
-	/* AUTHENTICATE waiting for its response */
-	char sasl_tag[IMAP_TAG_MAX + 1];
 	/* IDLE */
 	char idle_tag[IMAP_TAG_MAX + 1];
-	bool idle_dirty;            /* a change notice came in */
 	/* counters for the disconnect line */
 	unsigned ncommands;
 };

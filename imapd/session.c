@@ -3,7 +3,8 @@
  * loop, responses, TLS, timeouts, limits, close (RFC 3501 §2.2, §5.4;
  * RFC 7888 literals; RFC 8314 implicit TLS).
  *
- * Called from the listeners (imapd_server_accept) and by mc_conn's
+ * Called by the network front (mail/netsvc: imapd_server_client for each
+ * new client, TLS already up on listen_tls) and by mc_conn's
  * callbacks. Bytes go to the reader (parse.c), which says when a command
  * is complete, when a synchronising literal may come ("+"), and when one
  * is refused before any of it is kept. Commands run one at a time, in
