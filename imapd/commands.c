@@ -122,7 +122,7 @@ imapd_capabilities(const struct imapd_session *s, char *out, size_t outsz)
 		}
 	}
 	ADD("LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE UIDPLUS MOVE STATUS=SIZE LIST-EXTENDED LIST-STATUS");
-	ADD("ESEARCH SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE CONDSTORE");
+	ADD("ESEARCH SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE CONDSTORE QRESYNC");
 	if (s->state != IMAPD_NOTAUTH)
 		ADD("UTF8=ACCEPT");
 	if (s->state != IMAPD_NOTAUTH) {
@@ -477,7 +477,7 @@ c_enable(struct imapd_session *s, struct imap_p *p, bool uid)
 	/* RFC 5161: only what is both asked and known is enabled; UTF8=ACCEPT (RFC 6855) is what there is. */
 	char cap[IMAP_ATOM_MAX + 1];
 	int count = 0;
-	bool utf8 = false, condstore = false;
+	bool utf8 = false, condstore = false, qresync = false;
 	while (imap_p_accept(p, ' ')) {
 		if (imap_p_atom_upper(p, cap, sizeof(cap)) < 0)
 			break;
@@ -485,6 +485,8 @@ c_enable(struct imapd_session *s, struct imap_p *p, bool uid)
 			utf8 = true;
 		if (strcmp(cap, "CONDSTORE") == 0)
 			condstore = true;
+		if (strcmp(cap, "QRESYNC") == 0)
+			qresync = condstore = true;   /* RFC 7162 §3.2.3: QRESYNC implies CONDSTORE */
 		count++;
 	}
 	if (count == 0)
@@ -499,6 +501,10 @@ c_enable(struct imapd_session *s, struct imap_p *p, bool uid)
 	if (condstore && !s->condstore) {
 		s->condstore = true;
 		strcat(enabled, " CONDSTORE");
+	}
+	if (qresync && !s->qresync) {
+		s->qresync = true;
+		strcat(enabled, " QRESYNC");
 	}
 	imapd_send(s, "* ENABLED%s", enabled);
 	imapd_done(s, "OK", "ENABLE completed");

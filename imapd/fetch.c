@@ -78,6 +78,7 @@ struct imapd_fetch {
 	uint64_t last_uid;            /* the highest UID to consider */
 	bool walk_stopped;            /* the last walk stopped before the index's end */
 	uint64_t changedsince;        /* CONDSTORE: only messages changed after this MODSEQ; 0 = all */
+	bool vanished;                /* QRESYNC: UID FETCH ... (CHANGEDSINCE n VANISHED) */
 	bool in_msg;                  /* a message's response is open */
 	struct fmsg m;
 	size_t item;                  /* next item of the open message */
@@ -322,7 +323,16 @@ parse_fetch(struct imapd_fetch *f, struct imap_p *p)
 			return -1;
 		if (strcmp(m, "CHANGEDSINCE") != 0)
 			return imap_p_fail(p, "unknown FETCH modifier");
-		if (imap_p_sp(p) < 0 || imap_p_number64(p, &f->changedsince) < 0 || imap_p_list_close(p) < 0)
+		if (imap_p_sp(p) < 0 || imap_p_number64(p, &f->changedsince) < 0)
+			return -1;
+		if (imap_p_accept(p, ' ')) {
+			if (imap_p_atom_upper(p, m, sizeof(m)) < 0)
+				return -1;
+			if (strcmp(m, "VANISHED") != 0)
+				return imap_p_fail(p, "unknown FETCH modifier");
+			f->vanished = true;
+		}
+		if (imap_p_list_close(p) < 0)
 			return -1;
 		if (f->changedsince == 0)
 			return imap_p_fail(p, "CHANGEDSINCE needs a mod-sequence above 0");
@@ -885,9 +895,16 @@ imapd_cmd_fetch(struct imapd_session *s, struct imap_p *p, bool uid)
 		imapd_done(s, "BAD", "%s", p->err);
 		return;
 	}
+	if (f->vanished && (!uid || !s->qresync)) {
+		free(f);
+		imapd_done(s, "BAD", "VANISHED needs UID FETCH and ENABLE QRESYNC");
+		return;
+	}
 	for (size_t i = 0; i < f->nitems; i++)
 		if (f->items[i].kind == FI_MODSEQ)
 			s->condstore = true;   /* RFC 7162 §3.1: a CONDSTORE-using command enables it */
+	if (f->vanished)
+		imapd_vanished_earlier(s, f->changedsince, &f->seqset, false);
 	if (uid && add(f, p, FI_UID) == 0) {
 		/* UID FETCH answers with the UID even when not asked (RFC 3501 §6.4.8): put it first. */
 		struct fitem u = f->items[f->nitems - 1];

@@ -141,6 +141,7 @@ struct imapd_session {
 	uint64_t quota;             /* bytes, from the directory at login; 0 = none */
 	bool utf8;                  /* ENABLE UTF8=ACCEPT */
 	bool condstore;
+	bool qresync;               /* ENABLE QRESYNC: VANISHED instead of EXPUNGE (RFC 7162 §3.2.10) */
 	struct imapd_view *view;    /* SELECTED */
 	struct imapd_fetch *fetch;  /* a FETCH streaming out */
 	/* IDLE */
@@ -215,6 +216,11 @@ void imapd_view_free(struct imapd_session *s);
 void imapd_view_sync(struct imapd_session *s, bool expunge_ok);
 /* "\\Seen \\Answered $Label": a message's flags and keywords as FLAGS shows them. */
 void imapd_flags_text(char *out, size_t outsz, uint32_t flags, const char *keywords);
+/* QRESYNC: "* VANISHED (EARLIER)" for UIDs expunged after since (among known, NULL: all), then FETCH of
+ * the messages changed after since when fetch. */
+void imapd_vanished_earlier(struct imapd_session *s, uint64_t since, const struct imap_seqset *known, bool fetch);
+/* Append "1:3,7" for ascending UIDs. */
+void imapd_uid_set(struct mc_buf *out, const uint32_t *uids, size_t n);
 /* Sequence number (1-based) of uid in the view, 0 if absent. */
 uint32_t imapd_view_seq(const struct imapd_view *v, uint32_t uid);
 /* A client name (modified UTF-7 or UTF-8) to the store's name; -1 when refused (why). */

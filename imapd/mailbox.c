@@ -207,14 +207,47 @@ struct sync {
 	uint32_t removed;           /* EXPUNGEs reported so far */
 	uint32_t added;
 	bool fail;
+	/* QRESYNC: expunged UIDs go out as one VANISHED before the FETCH responses, which wait here */
+	uint32_t *vanished;
+	size_t nvanished, capvanished;
+	struct mc_buf fetches;
 };
+
+void
+imapd_uid_set(struct mc_buf *out, const uint32_t *u, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && u[j + 1] == u[j] + 1)
+			j++;
+		if (j > i)
+			mc_buf_printf(out, "%s%u:%u", i ? "," : "", u[i], u[j]);
+		else
+			mc_buf_printf(out, "%s%u", i ? "," : "", u[i]);
+		i = j + 1;
+	}
+}
 
 /* Old entry v->msgs[x->j] is gone from the index: report it, or keep it as a ghost. */
 static void
 gone(struct sync *x)
 {
 	struct imapd_msg *m = &x->v->msgs[x->j];
-	if (x->expunge_ok) {
+	if (x->expunge_ok && x->s->qresync) {
+		if (x->nvanished == x->capvanished) {
+			size_t nc = x->capvanished ? x->capvanished * 2 : 64;
+			uint32_t *nv = realloc(x->vanished, nc * sizeof(*nv));
+			if (nv == NULL) {
+				x->fail = true;
+				x->j++;
+				return;
+			}
+			x->vanished = nv;
+			x->capvanished = nc;
+		}
+		x->vanished[x->nvanished++] = m->uid;
+		x->removed++;
+	} else if (x->expunge_ok) {
 		imapd_send(x->s, "* %u EXPUNGE", x->j + 1 - x->removed);
 		x->removed++;
 	} else if (msgs_push(&x->na, &x->nn, &x->ncap, m) < 0) {
@@ -236,7 +269,10 @@ sync_msg(void *arg, const struct mc_store_msg *m)
 		if (old->modseq != m->modseq || old->flags != m->flags) {
 			char fl[1024];
 			flags_text(fl, sizeof(fl), m->flags, m->keywords);
-			if (x->s->condstore)
+			if (x->s->qresync)
+				mc_buf_printf(&x->fetches, "* %u FETCH (UID %u FLAGS (%s) MODSEQ (%llu))\r\n",
+					      x->j + 1 - x->removed, m->uid, fl, (unsigned long long)m->modseq);
+			else if (x->s->condstore)
 				imapd_send(x->s, "* %u FETCH (FLAGS (%s) MODSEQ (%llu))", x->j + 1 - x->removed, fl,
 					   (unsigned long long)m->modseq);
 			else
@@ -275,17 +311,35 @@ imapd_view_sync(struct imapd_session *s, bool expunge_ok)
 	if (mb.highestmodseq == v->modseq && mb.uidnext == v->uidnext)
 		return;
 	struct sync x = { .s = s, .v = v, .expunge_ok = expunge_ok };
+	mc_buf_init(&x.fetches, 0);
 	if (mc_store_messages(s->store, v->name, 1, sync_msg, &x) < 0 || x.fail) {
 		mc_warn("%s: cannot read the index of %s for user=%s", s->id, v->name, s->user);
 		free(x.na);
+		free(x.vanished);
+		mc_buf_free(&x.fetches);
 		return;
 	}
 	while (x.j < v->n)
 		gone(&x);
 	if (x.fail) {
 		free(x.na);
+		free(x.vanished);
+		mc_buf_free(&x.fetches);
 		return;
 	}
+	if (x.nvanished) {
+		struct mc_buf vb;
+		mc_buf_init(&vb, 0);
+		imapd_uid_set(&vb, x.vanished, x.nvanished);
+		imapd_send_raw(s, "* VANISHED ", 11);
+		imapd_send_raw(s, vb.data, vb.len);
+		imapd_send_raw(s, "\r\n", 2);
+		mc_buf_free(&vb);
+	}
+	if (x.fetches.len)
+		imapd_send_raw(s, x.fetches.data, x.fetches.len);
+	free(x.vanished);
+	mc_buf_free(&x.fetches);
 	free(v->msgs);
 	v->msgs = x.na;
 	v->n = x.nn;
@@ -308,6 +362,90 @@ load_msg(void *arg, const struct mc_store_msg *m)
 	return msgs_push(&v->msgs, &v->n, &v->cap, &e) < 0 ? 1 : 0;
 }
 
+/* ---- QRESYNC: what changed since a MODSEQ (RFC 7162 §3.2.5) ---- */
+
+struct changes {
+	struct imapd_session *s;
+	const struct imap_seqset *known;   /* only these UIDs are reported VANISHED; NULL: all */
+	uint32_t star;
+	uint32_t *gone;
+	size_t n, cap;
+	struct mc_buf fetches;
+	bool fetch;                        /* report changed messages too */
+};
+
+static int
+changed_msg(void *arg, const struct mc_store_msg *m)
+{
+	struct changes *c = arg;
+	if (!c->fetch)
+		return 0;
+	uint32_t seq = imapd_view_seq(c->s->view, m->uid);
+	if (seq == 0)
+		return 0;
+	char fl[1024];
+	flags_text(fl, sizeof(fl), m->flags, m->keywords);
+	mc_buf_printf(&c->fetches, "* %u FETCH (UID %u FLAGS (%s) MODSEQ (%llu))\r\n", seq, m->uid, fl,
+		      (unsigned long long)m->modseq);
+	return 0;
+}
+
+static int
+expunged_msg(void *arg, uint32_t uid, uint64_t modseq)
+{
+	struct changes *c = arg;
+	if (c->known && !imap_seqset_has(c->known, uid, c->star))
+		return 0;
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 64;
+		uint32_t *ng = realloc(c->gone, nc * sizeof(*ng));
+		if (ng == NULL)
+			return 1;
+		c->gone = ng;
+		c->cap = nc;
+	}
+	c->gone[c->n++] = uid;
+	(void)modseq;
+	return 0;
+}
+
+static int
+uid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void
+imapd_vanished_earlier(struct imapd_session *s, uint64_t since, const struct imap_seqset *known, bool fetch)
+{
+	struct changes c = { .s = s, .known = known, .fetch = fetch };
+	c.star = s->view->n ? s->view->msgs[s->view->n - 1].uid : 0;
+	if (c.star < s->view->uidnext - 1)
+		c.star = s->view->uidnext - 1;
+	mc_buf_init(&c.fetches, 0);
+	if (mc_store_changes_since(s->store, s->view->name, since, changed_msg, expunged_msg, &c) < 0)
+		mc_warn("%s: cannot read the changes of %s for user=%s", s->id, s->view->name, s->user);
+	if (c.n) {
+		struct mc_buf vb;
+		mc_buf_init(&vb, 0);
+		qsort(c.gone, c.n, sizeof(*c.gone), uid_cmp);
+		imapd_uid_set(&vb, c.gone, c.n);
+		imapd_send(s, "* VANISHED (EARLIER) %s", vb.data);
+		mc_buf_free(&vb);
+	}
+	if (c.fetches.len)
+		imapd_send_raw(s, c.fetches.data, c.fetches.len);
+	free(c.gone);
+	mc_buf_free(&c.fetches);
+}
+
+static void
+qresync_report(struct imapd_session *s, uint64_t since, const struct imap_seqset *known)
+{
+	imapd_vanished_earlier(s, since, known, true);
+}
+
 /* ---- SELECT, EXAMINE ---- */
 
 static void
@@ -321,15 +459,46 @@ select_mailbox(struct imapd_session *s, struct imap_p *p, bool readonly)
 		imapd_done(s, "BAD", "%s", p->err);
 		return;
 	}
-	/* select-params: " (CONDSTORE)" (RFC 7162 §3.1.8) */
+	/* select-params: " (CONDSTORE)" (RFC 7162 §3.1.8) or " (QRESYNC (uidvalidity modseq [known-uids]))" */
+	bool qr = false;
+	uint32_t qr_uidvalidity = 0;
+	uint64_t qr_modseq = 0;
+	struct imap_seqset qr_known = { 0 };
+	bool qr_has_known = false;
 	if (imap_p_accept(p, ' ')) {
 		char w[32];
-		if (imap_p_list_open(p) < 0 || imap_p_atom_upper(p, w, sizeof(w)) < 0 || strcmp(w, "CONDSTORE") != 0 ||
-		    imap_p_list_close(p) < 0) {
-			imapd_done(s, "BAD", "%s", p->err ? p->err : "unknown SELECT parameter");
+		if (imap_p_list_open(p) < 0 || imap_p_atom_upper(p, w, sizeof(w)) < 0) {
+			imapd_done(s, "BAD", "%s", p->err);
 			return;
 		}
-		s->condstore = true;
+		if (strcmp(w, "CONDSTORE") == 0) {
+			s->condstore = true;
+		} else if (strcmp(w, "QRESYNC") == 0 && s->qresync) {
+			qr = true;
+			if (imap_p_sp(p) < 0 || imap_p_list_open(p) < 0 || imap_p_nz_number(p, &qr_uidvalidity) < 0 ||
+			    imap_p_sp(p) < 0 || imap_p_number64(p, &qr_modseq) < 0) {
+				imapd_done(s, "BAD", "%s", p->err);
+				return;
+			}
+			if (imap_p_accept(p, ' ')) {
+				if (imap_p_seqset(p, &qr_known) < 0) {
+					imapd_done(s, "BAD", "%s", p->err);
+					return;
+				}
+				qr_has_known = !qr_known.dollar;
+			}
+			if (imap_p_list_close(p) < 0) {
+				imapd_done(s, "BAD", "%s", p->err ? p->err : "sequence-match data is not used");
+				return;
+			}
+		} else {
+			imapd_done(s, "BAD", "%s", strcmp(w, "QRESYNC") == 0 ? "ENABLE QRESYNC first" : "unknown SELECT parameter");
+			return;
+		}
+		if (imap_p_list_close(p) < 0) {
+			imapd_done(s, "BAD", "%s", p->err);
+			return;
+		}
 	}
 	if (imap_p_end(p) < 0) {
 		imapd_done(s, "BAD", "%s", p->err);
@@ -387,6 +556,8 @@ select_mailbox(struct imapd_session *s, struct imap_p *p, bool readonly)
 	imapd_send(s, "* OK [UIDVALIDITY %u] UIDs valid", v->uidvalidity);
 	imapd_send(s, "* OK [UIDNEXT %u] Predicted next UID", v->uidnext);
 	imapd_send(s, "* OK [HIGHESTMODSEQ %llu] Highest", (unsigned long long)v->modseq);
+	if (qr && qr_uidvalidity == v->uidvalidity)
+		qresync_report(s, qr_modseq, qr_has_known ? &qr_known : NULL);
 	imapd_done(s, "OK", "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE", readonly ? "EXAMINE" : "SELECT");
 }
 

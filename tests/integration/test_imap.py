@@ -720,3 +720,40 @@ def test_idle_sees_other_sessions_changes(inst):
     assert a.readline().startswith(tag + b" OK")
     a.logout()
     b.logout()
+
+
+def test_qresync(inst):
+    deliver(inst, 4)
+    r = Raw(inst.ports["imap"])
+    r.send(b"a LOGIN alice@example.test " + PASSWORDS[ALICE].encode() + b"\r\n")
+    assert b"QRESYNC" in b" ".join(r.until_tagged(b"a"))
+    r.send(b"b ENABLE QRESYNC\r\n")
+    assert r.until_tagged(b"b")[0] == b"* ENABLED CONDSTORE QRESYNC"
+    r.send(b"c SELECT INBOX\r\n")
+    lines = b"\n".join(r.until_tagged(b"c"))
+    uidv = int(re.search(rb"UIDVALIDITY (\d+)", lines).group(1))
+    hms = int(re.search(rb"HIGHESTMODSEQ (\d+)", lines).group(1))
+    # Another session expunges 2 and flags 3; this one is told with VANISHED, never EXPUNGE.
+    o = login(inst)
+    o.select("INBOX")
+    o.store("2", "+FLAGS", r"(\Deleted)")
+    o.expunge()
+    o.store("2", "+FLAGS", r"(\Flagged)")    # message UID 3 is now number 2
+    r.send(b"d NOOP\r\n")
+    lines = r.until_tagged(b"d")
+    assert lines[0] == b"* VANISHED 2", lines
+    assert re.match(rb"\* 2 FETCH \(UID 3 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)", lines[1]), lines
+    assert not any(b"EXPUNGE" in l for l in lines)
+    # A client coming back with what it knew: what vanished and what changed since.
+    r.send(b"e UNSELECT\r\nf SELECT INBOX (QRESYNC (%d %d 1:4))\r\n" % (uidv, hms))
+    r.until_tagged(b"e")
+    lines = r.until_tagged(b"f")
+    assert b"* VANISHED (EARLIER) 2" in lines, lines
+    assert any(re.match(rb"\* 2 FETCH \(UID 3 FLAGS \(\\Flagged\) MODSEQ", l) for l in lines), lines
+    r.send(b"g UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)\r\n" % hms)
+    lines = r.until_tagged(b"g")
+    assert lines[0] == b"* VANISHED (EARLIER) 2", lines
+    assert [l for l in lines if b"FETCH (" in l] == [l for l in lines if b"UID 3" in l], lines
+    r.send(b"h FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)\r\n")
+    assert r.until_tagged(b"h")[-1].startswith(b"h BAD")
+    o.logout()
