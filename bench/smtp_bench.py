@@ -86,6 +86,8 @@ def main():
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--cpu", choices=("v2", "v1", "procstat"), required=True)
     ap.add_argument("--system", action="append", required=True, help="NAME:PORT:MAILDIR:CGROUP")
+    ap.add_argument("--pause", type=float, default=12.0,
+                    help="seconds of quiet before each round (see below)")
     ap.add_argument("--markdown")
     args = ap.parse_args()
 
@@ -93,6 +95,11 @@ def main():
     results = {name: [] for name, *_ in systems}
     for rnd in range(1, args.rounds + 1):
         for name, port, maildir, cgroup in systems:
+            # ext4 without a journal will not reuse an inode freed in the last 5-10 s and
+            # reads every such inode on each file creation: a round that follows another
+            # system's round would pay for that system's deleted files. Start each round
+            # on a file system that has settled.
+            time.sleep(args.pause)
             res = one_round(name, int(port), maildir, cgroup, args)
             results[name].append(res)
             print(f"round {rnd} {name:8s} {res['seconds']:7.2f} s  {res['rate']:8.1f} msg/s  "
