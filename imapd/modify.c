@@ -195,6 +195,7 @@ imapd_cmd_store(struct imapd_session *s, struct imap_p *p, bool uid)
 		if (imap_p_sp(p) < 0 || imap_p_number64(p, &ch.unchangedsince) < 0 || imap_p_list_close(p) < 0 ||
 		    imap_p_sp(p) < 0)
 			goto bad;
+		ch.conditional = true;
 		s->condstore = true;
 	}
 	ch.op = MC_FLAGOP_SET;

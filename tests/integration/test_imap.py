@@ -657,6 +657,11 @@ def test_condstore(inst):
     lines = r.until_tagged(b"f")
     assert lines[-1].startswith(b"f OK [MODIFIED 2]"), lines
     assert any(l.startswith(b"* 3 FETCH (FLAGS (\\Seen) MODSEQ (") for l in lines), lines
+    # UNCHANGEDSINCE 0 fails every message (RFC 7162 3.1.3): nothing changes.
+    r.send(b"f2 STORE 1 (UNCHANGEDSINCE 0) +FLAGS (\\Answered)\r\n")
+    lines = r.until_tagged(b"f2")
+    assert lines[-1].startswith(b"f2 OK [MODIFIED 1]"), lines
+    assert not any(b"Answered" in l for l in lines), lines
     r.send(b"g STATUS INBOX (HIGHESTMODSEQ)\r\n")
     lines = r.until_tagged(b"g")
     assert int(re.search(rb"HIGHESTMODSEQ (\d+)", lines[0]).group(1)) > new
