@@ -29,50 +29,12 @@
 
 static const char body[] = "Subject: hello\r\nFrom: a@example.org\r\n\r\nline one\r\nline two\r\n";
 
-struct fx {
-	char root[256];
-	char store[300];
-	int src;
-};
+#include "store_fx.h"
 
 static int
 setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	snprintf(f->root, sizeof(f->root), "/tmp/test_mailstore_ops.XXXXXX");
-	if (mkdtemp(f->root) == NULL)
-		return -1;
-	snprintf(f->store, sizeof(f->store), "%s/mail/example.net/bob", f->root);
-	char p[300];
-	snprintf(p, sizeof(p), "%s/msgfile", f->root);
-	f->src = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (f->src < 0 || write(f->src, body, strlen(body)) != (ssize_t)strlen(body))
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx *f = *state;
-	close(f->src);
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
-	if (system(cmd) != 0)
-		return -1;
-	free(f);
-	return 0;
-}
-
-static struct mc_store *
-open_store(struct fx *f)
-{
-	char err[256] = "";
-	struct mc_store *s = mc_store_open(f->store, MC_STORE_CREATE, err, sizeof(err));
-	if (s == NULL)
-		fail_msg("open: %s", err);
-	return s;
+	return store_fx_setup(state, "test_mailstore_ops", "", body);
 }
 
 static uint32_t
