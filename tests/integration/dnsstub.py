@@ -4,7 +4,9 @@ dnsstub.py - a small authoritative DNS server on 127.0.0.1 for the tests (dnslib
 Every instance's resolverd is pointed at it, so no test ever asks a real
 resolver. It answers from a table that tests fill with zone-file lines
 (stub.add("relay.test. 60 IN MX 10 mx.relay.test.")); any other name gets
-NXDOMAIN. Serves UDP and TCP on the same port.
+NXDOMAIN. stub.servfail("name.test.") makes every question about that
+name fail with SERVFAIL (a broken authoritative server) until
+stub.servfail("name.test.", False). Serves UDP and TCP on the same port.
 """
 import socket
 import threading
@@ -18,6 +20,7 @@ class _Resolver:
         self.lock = threading.Lock()
         self.rrs = []
         self.queries = []
+        self.failing = set()
 
     def resolve(self, request, handler):
         reply = request.reply()
@@ -25,6 +28,10 @@ class _Resolver:
         with self.lock:
             self.queries.append((str(q.qname), QTYPE[q.qtype]))
             found = [rr for rr in self.rrs if rr.rname == q.qname]
+            failing = str(q.qname).lower() in self.failing
+        if failing:
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
         answers = [rr for rr in found if rr.rtype == q.qtype or q.qtype == QTYPE.ANY]
         for rr in answers:
             reply.add_answer(rr)
@@ -70,10 +77,17 @@ class DnsStub:
         with self.resolver.lock:
             self.resolver.rrs += RR.fromZone(zone_text)
 
+    def servfail(self, name, on=True):
+        """Answer SERVFAIL to every question about name (on=False: answer it normally again)."""
+        name = name.lower() if name.endswith(".") else name.lower() + "."
+        with self.resolver.lock:
+            (self.resolver.failing.add if on else self.resolver.failing.discard)(name)
+
     def clear(self):
         with self.resolver.lock:
             self.resolver.rrs = []
             self.resolver.queries = []
+            self.resolver.failing = set()
 
     @property
     def queries(self):
