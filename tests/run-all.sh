@@ -238,6 +238,7 @@ if ! skipped user && [ "$(id -u)" = 0 ] && [ -x "$BUILD/postern/postern" ]; then
 	mkdir -p "$copy/tests"
 	cp -a "$BUILD" "$copy/build"
 	cp -a tests/integration "$copy/tests/integration"
+	cp -a tests/data "$copy/tests/data"   # the MIME corpus test_mime_cache.py compares with
 	cp -a etc "$copy/etc"
 	mkdir -p "$copy/libmailcore/util"
 	cp libmailcore/util/config.c "$copy/libmailcore/util/"
