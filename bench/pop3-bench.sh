@@ -47,111 +47,19 @@ while getopts "r:c:n:m:H:k" opt; do
 		;;
 	esac
 done
-if [ "$(id -u)" != 0 ]; then
-	echo "pop3-bench.sh: run as root (Dovecot's master must start as root)" >&2
-	exit 1
-fi
-
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-BUILD=${POSTERN_BUILD:-build}
-PY=/usr/bin/python3
-
-./scripts/install-deps.sh build >&2
-./scripts/install-deps.sh bench >&2
-[ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" >&2
-ninja -C "$BUILD" >&2
-POSTERN="$ROOT/$BUILD/postern/postern"
-
-W=$(mktemp -d /var/tmp/postern-pop3-bench.XXXXXX)
-chmod 755 "$W"
-read -r P_SMTP P_SUB P_SUBS P_POP P_POPS P_IMAP P_IMAPS D_POP < <("$PY" -c '
-import socket
-ss = [socket.socket() for _ in range(8)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
-
-# ---- cgroups, one per system, for CPU accounting ----
-CPU_KIND=procstat
-CG_BASE=""
-v2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-v1=$(awk '$3 == "cgroup" && $4 ~ /(^|,)cpuacct(,|$)/ { print $2; exit }' /proc/mounts)
-if [ -n "$v2" ] && mkdir "$v2/postern-pop3-bench-$$" 2>/dev/null; then
-	CPU_KIND=v2
-	CG_BASE="$v2/postern-pop3-bench-$$"
-elif [ -n "$v1" ] && mkdir "$v1/postern-pop3-bench-$$" 2>/dev/null; then
-	CPU_KIND=v1
-	CG_BASE="$v1/postern-pop3-bench-$$"
-fi
-CG_POSTERN=/nonexistent
-CG_DOVECOT=/nonexistent
-if [ -n "$CG_BASE" ]; then
-	CG_POSTERN="$CG_BASE/postern"
-	CG_DOVECOT="$CG_BASE/dovecot"
-	mkdir "$CG_POSTERN" "$CG_DOVECOT"
-fi
-
+. "$(dirname "$0")/lib/common.sh"
+bench_init
+read -r P_SMTP P_SUB P_SUBS P_POP P_POPS P_IMAP P_IMAPS D_POP < <(bench_ports 8)
+bench_cgroups dovecot
+CG_DOVECOT=$CG_OTHER
 DV="$W/dovecot"
+DV_RUN="$DV/run"
 PD="$W/postern"
-POSTERN_PID=""
-cleanup() {
-	set +e
-	if [ -f "$DV/run/master.pid" ]; then
-		kill -TERM "$(cat "$DV/run/master.pid")" 2>/dev/null
-		for _ in $(seq 100); do [ -f "$DV/run/master.pid" ] || break; sleep 0.1; done
-	fi
-	if [ -n "$POSTERN_PID" ]; then
-		for sig in INT TERM KILL; do
-			kill -"$sig" "$POSTERN_PID" 2>/dev/null || break
-			for _ in $(seq 100); do
-				kill -0 "$POSTERN_PID" 2>/dev/null || break 2
-				sleep 0.1
-			done
-			echo "postern up did not stop on SIG$sig" >&2
-		done
-		wait "$POSTERN_PID" 2>/dev/null
-	fi
-	for _ in $(seq 100); do
-		busy=0
-		for cg in "$CG_POSTERN" "$CG_DOVECOT"; do
-			[ -f "$cg/cgroup.procs" ] && [ -n "$(cat "$cg/cgroup.procs")" ] && busy=1
-		done
-		[ $busy = 0 ] && break
-		sleep 0.1
-	done
-	[ -n "$CG_BASE" ] && rmdir "$CG_POSTERN" "$CG_DOVECOT" "$CG_BASE" 2>/dev/null
-	if [ "$KEEP" = 1 ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 # ---- Postern ----
-mkdir -p "$PD"
-cat >"$PD/postern.conf" <<EOF2
-[global]
-hostname = postern-bench.example.test
-state_dir = ./var
-[smtpd]
-listen = 127.0.0.1:$P_SMTP
-submission = 127.0.0.1:$P_SUB
-submissions = 127.0.0.1:$P_SUBS
-[resolverd]
-; nothing listens there: no lookup leaves the machine
-nameservers = 127.0.0.1:9
-[pop3d]
-listen = 127.0.0.1:$P_POP
-listen_tls = 127.0.0.1:$P_POPS
-[imapd]
-listen = 127.0.0.1:$P_IMAP
-listen_tls = 127.0.0.1:$P_IMAPS
-EOF2
-(
-	cd "$PD" || exit 1
-	if [ -d "$CG_POSTERN" ]; then echo "$BASHPID" >"$CG_POSTERN/cgroup.procs"; fi
-	exec "$POSTERN" -c "$PD/postern.conf" up
-) >"$PD/postern.log" 2>&1 &
-POSTERN_PID=$!
-"$POSTERN" -c "$PD/postern.conf" status --wait 30 >/dev/null
-"$POSTERN" -c "$PD/postern.conf" domain add example.test
+bench_postern_config "$PD" "$P_SMTP" "$P_SUB" "$P_SUBS" "$P_POP" "$P_POPS" "$P_IMAP" "$P_IMAPS"
+bench_postern_start "$PD"
 for i in $(seq 1 "$CLIENTS") download; do
 	u=$([ "$i" = download ] && echo download || printf 'bench%02d' "$i")
 	if [ "$HASH" = sha512 ]; then

@@ -1,9 +1,12 @@
 # bench/lib/common.sh - what the benchmark scripts share: sourced by
-# bench/smtp-bench.sh and bench/queue-bench.sh (bash, set -euo pipefail).
+# bench/smtp-bench.sh, bench/queue-bench.sh and bench/pop3-bench.sh (bash,
+# set -euo pipefail).
 #
 #   bench_init                 root check, packages, the build; sets ROOT BUILD POSTERN PY W
 #   bench_ports N              N free loopback TCP ports on one line
-#   bench_cgroups              one cgroup per system for CPU accounting: CPU_KIND CG_BASE CG_POSTERN CG_POSTFIX
+#   bench_cgroups [OTHER]      one cgroup per system for CPU accounting: CPU_KIND CG_BASE
+#                              CG_POSTERN and CG_OTHER (OTHER: postfix, the default, or
+#                              dovecot; CG_POSTFIX is CG_OTHER)
 #   in_cgroup DIR CMD...       run CMD inside cgroup DIR (children follow)
 #   bench_postfix_config DIR PORT
 #                              a private Postfix in DIR (own config, queue and data
@@ -16,7 +19,8 @@
 #                              callers may append sections
 #   bench_postern_start DIR    `postern up` (in CG_POSTERN) as POSTERN_PID, wait until it
 #                              answers, add example.test and alice@example.test
-#   bench_cleanup              (the EXIT trap) stop both, empty and remove the cgroups,
+#   bench_cleanup              (the EXIT trap) stop what was started (Postfix, Postern, and
+#                              a Dovecot whose base_dir is in DV_RUN), empty and remove the cgroups,
 #                              remove W unless KEEP=1
 #
 # Owns the temporary directory W and the processes it started; never
@@ -24,7 +28,7 @@
 
 bench_init() {
 	if [ "$(id -u)" != 0 ]; then
-		echo "$(basename "$0"): run as root (Postfix's master must start as root)" >&2
+		echo "$(basename "$0"): run as root (Postfix's and Dovecot's masters start as root)" >&2
 		exit 1
 	fi
 	cd "$(dirname "$0")/.."
@@ -45,6 +49,8 @@ bench_init() {
 	CG_BASE=""
 	CG_POSTERN=/nonexistent
 	CG_POSTFIX=/nonexistent
+	CG_OTHER=/nonexistent
+	DV_RUN=""
 	KEEP=${KEEP:-0}
 }
 
@@ -70,8 +76,9 @@ bench_cgroups() {
 	fi
 	if [ -n "$CG_BASE" ]; then
 		CG_POSTERN="$CG_BASE/postern"
-		CG_POSTFIX="$CG_BASE/postfix"
-		mkdir "$CG_POSTERN" "$CG_POSTFIX"
+		CG_OTHER="$CG_BASE/${1:-postfix}"
+		CG_POSTFIX=$CG_OTHER
+		mkdir "$CG_POSTERN" "$CG_OTHER"
 	fi
 }
 
@@ -89,6 +96,13 @@ bench_cleanup() {
 	if [ -n "$PF_STARTED" ] && [ -f "$PF_STARTED/spool/pid/master.pid" ]; then
 		postfix -c "$PF_STARTED/etc" stop >/dev/null 2>&1
 	fi
+	if [ -n "$DV_RUN" ] && [ -f "$DV_RUN/master.pid" ]; then
+		kill -TERM "$(cat "$DV_RUN/master.pid")" 2>/dev/null
+		for _ in $(seq 100); do
+			[ -f "$DV_RUN/master.pid" ] || break
+			sleep 0.1
+		done
+	fi
 	if [ -n "$POSTERN_PID" ]; then
 		# SIGINT as Ctrl-C would, then SIGTERM, then SIGKILL, each given 10 s.
 		for sig in INT TERM KILL; do
@@ -104,14 +118,14 @@ bench_cleanup() {
 	# Wait for the last processes to leave the cgroups, then remove them.
 	for _ in $(seq 100); do
 		busy=0
-		for cg in "$CG_POSTERN" "$CG_POSTFIX"; do
+		for cg in "$CG_POSTERN" "$CG_OTHER"; do
 			# (cgroup files report size 0: read them)
 			[ -f "$cg/cgroup.procs" ] && [ -n "$(cat "$cg/cgroup.procs")" ] && busy=1
 		done
 		[ $busy = 0 ] && break
 		sleep 0.1
 	done
-	[ -n "$CG_BASE" ] && rmdir "$CG_POSTERN" "$CG_POSTFIX" "$CG_BASE" 2>/dev/null
+	[ -n "$CG_BASE" ] && rmdir "$CG_POSTERN" "$CG_OTHER" "$CG_BASE" 2>/dev/null
 	if [ "$KEEP" = 1 ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
 }
 
