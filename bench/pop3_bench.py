@@ -35,6 +35,8 @@ import statistics
 import sys
 import time
 
+from smtp_bench import cpu_seconds   # the same CPU accounting as the SMTP bench
+
 PASSWORD = "bench-password"
 
 
@@ -43,24 +45,6 @@ def user_name(i):
 
 
 DOWNLOAD_USER = "download@example.test"
-
-
-def cpu_seconds(kind, cgroup):
-    """CPU seconds used so far by the cgroup (or the whole machine for kind 'procstat')."""
-    if kind == "v2":
-        with open(os.path.join(cgroup, "cpu.stat")) as f:
-            for line in f:
-                k, v = line.split()
-                if k == "usage_usec":
-                    return int(v) / 1e6
-        raise RuntimeError(f"no usage_usec in {cgroup}/cpu.stat")
-    if kind == "v1":
-        with open(os.path.join(cgroup, "cpuacct.usage")) as f:
-            return int(f.read()) / 1e9
-    with open("/proc/stat") as f:
-        fields = f.readline().split()[1:]
-    vals = [int(x) for x in fields[:8]]
-    return (sum(vals) - vals[3] - vals[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu():
