@@ -41,6 +41,8 @@
 #include "util/log.h"
 #include "util/tls.h"
 
+#include "tcp_client.h"
+
 /* ---- the parser ---- */
 
 static void
@@ -239,83 +241,7 @@ teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-/* ---- the client ---- */
-
-struct client {
-	int fd;
-	SSL_CTX *ctx;
-	SSL *ssl;
-	char buf[65536];
-	size_t len;
-};
-
-static void
-cl_open(struct client *c)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	struct timeval tv = { .tv_sec = 10 };
-	memset(c, 0, sizeof(*c));
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	c->fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(c->fd >= 0);
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	assert_int_equal(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-}
-
-static void
-cl_close(struct client *c)
-{
-	if (c->ssl) {
-		SSL_free(c->ssl);
-		SSL_CTX_free(c->ctx);
-	}
-	close(c->fd);
-}
-
-static void
-cl_send(struct client *c, const char *p, size_t n)
-{
-	if (c->ssl)
-		assert_int_equal(SSL_write(c->ssl, p, (int)n), (int)n);
-	else
-		assert_int_equal(write(c->fd, p, n), (ssize_t)n);
-}
-
-/* One line from the server without its CRLF; false at EOF. */
-static bool
-cl_line(struct client *c, char *out, size_t outsz)
-{
-	for (;;) {
-		char *nl = memchr(c->buf, '\n', c->len);
-		if (nl) {
-			size_t n = (size_t)(nl - c->buf) + 1;
-			size_t k = n >= 2 && c->buf[n - 2] == '\r' ? n - 2 : n - 1;
-			assert_true(k < outsz);
-			memcpy(out, c->buf, k);
-			out[k] = '\0';
-			memmove(c->buf, c->buf + n, c->len - n);
-			c->len -= n;
-			return true;
-		}
-		assert_true(c->len < sizeof(c->buf) - 1);
-		ssize_t r = c->ssl ? SSL_read(c->ssl, c->buf + c->len, (int)(sizeof(c->buf) - 1 - c->len))
-				   : read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
-		if (r <= 0)
-			return false;
-		c->len += (size_t)r;
-	}
-}
-
-static void
-cl_starttls(struct client *c)
-{
-	c->ctx = SSL_CTX_new(TLS_client_method());
-	assert_non_null(c->ctx);
-	c->ssl = SSL_new(c->ctx);
-	SSL_set_fd(c->ssl, c->fd);
-	assert_int_equal(SSL_connect(c->ssl), 1);
-	c->len = 0;
-}
+/* ---- the client: tcp_client.h ---- */
 
 /*
  * Replay a transcript. "C: x" sends x CRLF; "C+ x" sends x CRLF in the
@@ -349,7 +275,7 @@ replay(struct client *c, const char *const *t)
 			if (!ok)
 				fail_msg("step %zu: got '%s', expected '%s'", i, line, step + 3);
 		} else if (strcmp(step, "TLS") == 0) {
-			cl_starttls(c);
+			cl_tls(c);
 		} else if (strcmp(step, "EOF") == 0) {
 			if (cl_line(c, line, sizeof(line)))
 				fail_msg("step %zu: got '%s', expected the close", i, line);
@@ -363,7 +289,7 @@ static void
 run(const char *const *t)
 {
 	struct client c;
-	cl_open(&c);
+	cl_open(&c, port);
 	replay(&c, t);
 	cl_close(&c);
 }
@@ -457,9 +383,9 @@ test_in_use(void **state)
 	static const char *const refused[] = {
 		"S: +OK ", "C: USER alice", "S:=+OK", "C: PASS pw", "S: -ERR [IN-USE]", NULL,
 	};
-	cl_open(&a);
+	cl_open(&a, port);
 	replay(&a, login);
-	cl_open(&b);
+	cl_open(&b, port);
 	replay(&b, refused);
 	cl_close(&b);
 	cl_close(&a);   /* dropped without QUIT: the lock goes with the session */
@@ -467,7 +393,7 @@ test_in_use(void **state)
 		usleep(10000);
 		struct client c;
 		char line[256];
-		cl_open(&c);
+		cl_open(&c, port);
 		cl_line(&c, line, sizeof(line));
 		cl_send(&c, "USER alice\r\nPASS pw\r\n", 21);
 		cl_line(&c, line, sizeof(line));
@@ -507,7 +433,7 @@ test_long_line_and_nul(void **state)
 	(void)state;
 	struct client c;
 	char line[256], big[POP3_LINE_MAX + 100];
-	cl_open(&c);
+	cl_open(&c, port);
 	assert_true(cl_line(&c, line, sizeof(line)));
 	memset(big, 'A', sizeof(big));
 	memcpy(big + sizeof(big) - 2, "\r\n", 2);

@@ -44,6 +44,8 @@
 #include "util/msg.h"
 #include "util/tls.h"
 
+#include "tcp_client.h"
+
 /* ---- the world: loop thread, fake peers, server ---- */
 
 static char tmpdir[256];
@@ -291,80 +293,7 @@ teardown(void **state)
 	return 0;
 }
 
-/* ---- the client ---- */
-
-struct client {
-	int fd;
-	SSL_CTX *ctx;
-	SSL *ssl;
-	char buf[65536];
-	size_t len;
-};
-
-static void
-cl_open(struct client *c, unsigned port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	struct timeval tv = { .tv_sec = 10 };
-
-	memset(c, 0, sizeof(*c));
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	c->fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(c->fd >= 0);
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	assert_int_equal(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-}
-
-static void
-cl_tls(struct client *c)
-{
-	c->ctx = SSL_CTX_new(TLS_client_method());
-	assert_non_null(c->ctx);
-	c->ssl = SSL_new(c->ctx);
-	SSL_set_fd(c->ssl, c->fd);
-	assert_int_equal(SSL_connect(c->ssl), 1);
-}
-
-static void
-cl_close(struct client *c)
-{
-	if (c->ssl) {
-		SSL_free(c->ssl);
-		SSL_CTX_free(c->ctx);
-	}
-	close(c->fd);
-}
-
-static void
-cl_send(struct client *c, const char *p, size_t n)
-{
-	if (c->ssl)
-		assert_int_equal(SSL_write(c->ssl, p, (int)n), (int)n);
-	else
-		assert_int_equal(write(c->fd, p, n), (ssize_t)n);
-}
-
-static void
-cl_sends(struct client *c, const char *s)
-{
-	cl_send(c, s, strlen(s));
-}
-
-/* Read more; returns bytes read, 0 at EOF. */
-static ssize_t
-cl_fill(struct client *c)
-{
-	assert_true(c->len < sizeof(c->buf) - 1);
-	ssize_t n = c->ssl ? SSL_read(c->ssl, c->buf + c->len, (int)(sizeof(c->buf) - 1 - c->len))
-			   : read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
-	if (n < 0 && !c->ssl)
-		fail_msg("read: %s", strerror(errno));
-	if (n < 0)
-		n = 0;
-	c->len += (size_t)n;
-	c->buf[c->len] = '\0';
-	return n;
-}
+/* ---- the client: tcp_client.h ---- */
 
 /* One whole reply (all its lines) into out; the code of its last line is returned. */
 static int
@@ -400,14 +329,6 @@ cl_reply(struct client *c, char *out, size_t outsz)
 		if (strncmp(r_, (want), strlen(want)) != 0)                                                         \
 			fail_msg("line %d: want '%s', got '%s'", __LINE__, (want), r_);                             \
 	} while (0)
-
-static void
-cl_expect_closed(struct client *c)
-{
-	char tmp[256];
-	ssize_t n = c->ssl ? SSL_read(c->ssl, tmp, sizeof(tmp)) : read(c->fd, tmp, sizeof(tmp));
-	assert_true(n <= 0);
-}
 
 static void
 connect_ehlo(struct client *c, unsigned port)
