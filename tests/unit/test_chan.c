@@ -25,6 +25,8 @@
 #include "util/chan.h"
 #include "util/log.h"
 
+#include "loop_run.h"
+
 /* A tiny catalogue: 1 HELLO, 2 PING (roles 1 and 2), 3 ADMIN (role 2 only). Role 3 is never proved. */
 enum { T_HELLO = 1, T_PING = 2, T_ADMIN = 3, T_COUNT = 4 };
 enum { ROLE_USER = 1, ROLE_ADMIN = 2, ROLE_NOBODY = 3, ROLE_SERVER = 4 };
@@ -235,30 +237,10 @@ ping(struct fx *fx, struct mc_chan *ch, uint32_t x, unsigned timeout, struct res
 /* ---- running the loop ---- */
 
 static void
-tick(uv_timer_t *t)
-{
-}
-
-/* Run the loop until *counter >= want, at most ms milliseconds. */
-static bool
-run_until(struct fx *fx, const int *counter, int want, unsigned ms)
-{
-	uv_timer_t t;
-	uv_timer_init(&fx->loop, &t);
-	uv_timer_start(&t, tick, 10, 10);
-	uint64_t end = uv_now(&fx->loop) + ms;
-	while (*counter < want && uv_now(&fx->loop) < end)
-		uv_run(&fx->loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&t, NULL);
-	uv_run(&fx->loop, UV_RUN_NOWAIT);
-	return *counter >= want;
-}
-
-static void
 run_for(struct fx *fx, unsigned ms)
 {
 	int never = 0;
-	run_until(fx, &never, 1, ms);
+	loop_run_until(&fx->loop, &never, 1, ms);
 }
 
 /* Descriptors open in this process: every socket and passed descriptor must be closed again. */
@@ -330,8 +312,8 @@ test_hello_and_call(void **state)
 	assert_int_equal(st.st_mode & 0777, 0600);
 	client(fx, &c, ROLE_USER, &proto, false);
 	assert_false(mc_chan_is_up(c.ch));
-	assert_true(run_until(fx, &c.up, 1, 2000));
-	assert_true(run_until(fx, &fx->srv_up, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &c.up, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &fx->srv_up, 1, 2000));
 	assert_true(mc_chan_is_up(c.ch));
 	assert_int_equal(mc_chan_server_count(fx->srv), 1);
 	assert_string_equal(mc_chan_peer_name(c.ch), "testd");
@@ -343,7 +325,7 @@ test_hello_and_call(void **state)
 
 	ping(fx, c.ch, 41, 0, &r);
 	assert_int_equal(r.called, 0);
-	assert_true(run_until(fx, &r.called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &r.called, 1, 2000));
 	assert_int_equal(r.err, MC_CHAN_OK);
 	assert_int_equal(r.v, 42);
 
@@ -351,14 +333,14 @@ test_hello_and_call(void **state)
 	struct result many[50];
 	for (int i = 0; i < 50; i++)
 		ping(fx, c.ch, (uint32_t)i, 0, &many[i]);
-	assert_true(run_until(fx, &many[49].called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &many[49].called, 1, 2000));
 	for (int i = 0; i < 50; i++) {
 		assert_int_equal(many[i].called, 1);
 		assert_int_equal(many[i].v, (uint32_t)i + 1);
 	}
 	close_client(&c);
 	/* the server sees the client go */
-	assert_true(run_until(fx, &fx->srv_down, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &fx->srv_down, 1, 2000));
 	assert_int_equal(mc_chan_server_count(fx->srv), 0);
 	assert_int_equal(c.down, 0);   /* closed by its owner: no on_down */
 }
@@ -371,9 +353,9 @@ test_error_reply(void **state)
 	struct result r;
 	server_start(fx);
 	client(fx, &c, ROLE_USER, &proto, false);
-	assert_true(run_until(fx, &c.up, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &c.up, 1, 2000));
 	ping(fx, c.ch, PING_ERROR, 0, &r);
-	assert_true(run_until(fx, &r.called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &r.called, 1, 2000));
 	assert_int_equal(r.err, MC_CHAN_EREMOTE);
 	assert_int_equal(r.code, 451);
 	/* control characters never reach the caller */
@@ -389,12 +371,12 @@ test_timeout_and_cancel(void **state)
 	struct result r, rc, rc2;
 	server_start(fx);
 	client(fx, &c, ROLE_USER, &proto, false);
-	assert_true(run_until(fx, &c.up, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &c.up, 1, 2000));
 	ping(fx, c.ch, PING_SILENT, 100, &r);
 	uint32_t id = ping(fx, c.ch, PING_SILENT, 100, &rc);
 	mc_chan_cancel(c.ch, id);
 	uint64_t t0 = uv_now(&fx->loop);
-	assert_true(run_until(fx, &r.called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &r.called, 1, 2000));
 	assert_int_equal(r.err, MC_CHAN_ETIMEDOUT);
 	assert_true(uv_now(&fx->loop) - t0 >= 90);
 	/* a cancelled call never calls back, not on timeout and not when the connection goes */
@@ -417,7 +399,7 @@ test_server_restart(void **state)
 	struct result r, r2, rdown;
 	server_start(fx);
 	client(fx, &c, ROLE_USER, &proto, false);
-	assert_true(run_until(fx, &c.up, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &c.up, 1, 2000));
 	ping(fx, c.ch, PING_SILENT, 10000, &r);
 	run_for(fx, 20);
 	assert_int_equal(fx->srv_msgs, 1);
@@ -425,25 +407,25 @@ test_server_restart(void **state)
 	/* the server goes away: the pending call fails with ECLOSED, on_down runs */
 	mc_chan_server_close(fx->srv);
 	fx->srv = NULL;
-	assert_true(run_until(fx, &r.called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &r.called, 1, 2000));
 	assert_int_equal(r.err, MC_CHAN_ECLOSED);
-	assert_true(run_until(fx, &c.down, 1, 2000));
-	assert_true(run_until(fx, &fx->srv_down, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &c.down, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &fx->srv_down, 1, 2000));
 	assert_false(mc_chan_is_up(c.ch));
 
 	/* while down, a call fails from the loop, never inside mc_chan_call */
 	ping(fx, c.ch, 1, 0, &rdown);
 	assert_int_equal(rdown.called, 0);
-	assert_true(run_until(fx, &rdown.called, 1, 1000));
+	assert_true(loop_run_until(&fx->loop, &rdown.called, 1, 1000));
 	assert_int_equal(rdown.err, MC_CHAN_ECLOSED);
 
 	/* let a few reconnects fail, then the server comes back and the client with it */
 	run_for(fx, 350);
 	assert_int_equal(c.up, 1);
 	server_start(fx);
-	assert_true(run_until(fx, &c.up, 2, 6000));
+	assert_true(loop_run_until(&fx->loop, &c.up, 2, 6000));
 	ping(fx, c.ch, 7, 0, &r2);
-	assert_true(run_until(fx, &r2.called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &r2.called, 1, 2000));
 	assert_int_equal(r2.v, 8);
 	close_client(&c);
 }
@@ -457,9 +439,9 @@ test_forbidden_type(void **state)
 	server_start(fx);
 	client(fx, &bad, ROLE_USER, &proto, true);
 	client(fx, &good, ROLE_ADMIN, &proto, false);
-	assert_true(run_until(fx, &bad.up, 1, 2000));
-	assert_true(run_until(fx, &good.up, 1, 2000));
-	assert_true(run_until(fx, &fx->srv_up, 2, 2000));
+	assert_true(loop_run_until(&fx->loop, &bad.up, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &good.up, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &fx->srv_up, 2, 2000));
 
 	/* a user may not send ADMIN: the server drops that connection before any handler runs */
 	struct mc_msg m;
@@ -468,23 +450,23 @@ test_forbidden_type(void **state)
 	memset(&r, 0, sizeof(r));
 	r.fx = fx;
 	mc_chan_call(bad.ch, &m, 0, on_reply, &r);
-	assert_true(run_until(fx, &r.called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &r.called, 1, 2000));
 	assert_int_equal(r.err, MC_CHAN_ECLOSED);
-	assert_true(run_until(fx, &bad.down, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &bad.down, 1, 2000));
 	assert_null(bad.ch);
 	assert_int_equal(fx->srv_msgs, 0);
-	assert_true(run_until(fx, &fx->srv_down, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &fx->srv_down, 1, 2000));
 
 	/* the other client is served as before; an admin may send ADMIN */
 	ping(fx, good.ch, 1, 0, &rg);
-	assert_true(run_until(fx, &rg.called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &rg.called, 1, 2000));
 	assert_int_equal(rg.v, 2);
 	mc_msg_init(&m, T_ADMIN);
 	mc_msg_put_u32(&m, 1);
 	memset(&rg, 0, sizeof(rg));
 	rg.fx = fx;
 	mc_chan_call(good.ch, &m, 0, on_reply, &rg);
-	assert_true(run_until(fx, &rg.called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &rg.called, 1, 2000));
 	assert_int_equal(rg.err, MC_CHAN_EREMOTE);
 	assert_int_equal(rg.code, 500);
 	assert_int_equal(fx->srv_msgs, 2);
@@ -503,18 +485,18 @@ test_refused_peers(void **state)
 	struct mc_chan_proto p2 = proto;
 	p2.version = 2;
 	client(fx, &v2, ROLE_USER, &p2, true);
-	assert_true(run_until(fx, &v2.down, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &v2.down, 1, 2000));
 	assert_int_equal(v2.up, 0);
 
 	/* a role the credentials do not prove */
 	client(fx, &nobody, ROLE_NOBODY, &proto, true);
-	assert_true(run_until(fx, &nobody.down, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &nobody.down, 1, 2000));
 	assert_int_equal(nobody.up, 0);
 	assert_int_equal(fx->srv_up, 0);
 	assert_int_equal(fx->srv_down, 0);   /* never up, so no on_down on the server */
 
 	client(fx, &ok, ROLE_USER, &proto, false);
-	assert_true(run_until(fx, &ok.up, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &ok.up, 1, 2000));
 	close_client(&ok);
 
 	/* connect_once fails at once when nobody listens */
@@ -562,7 +544,7 @@ test_garbage(void **state)
 	struct result r;
 	server_start(fx);
 	client(fx, &c, ROLE_USER, &proto, false);
-	assert_true(run_until(fx, &c.up, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &c.up, 1, 2000));
 
 	/* not a frame at all: the length field reads as far past the bound */
 	int fd = raw_connect(fx);
@@ -603,7 +585,7 @@ test_garbage(void **state)
 
 	/* none of it touched the real client */
 	ping(fx, c.ch, 10, 0, &r);
-	assert_true(run_until(fx, &r.called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &r.called, 1, 2000));
 	assert_int_equal(r.v, 11);
 	assert_int_equal(c.down, 0);
 	close_client(&c);
@@ -617,9 +599,9 @@ test_fd_passing(void **state)
 	struct result r;
 	server_start(fx);
 	client(fx, &c, ROLE_USER, &proto, false);
-	assert_true(run_until(fx, &c.up, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &c.up, 1, 2000));
 	ping(fx, c.ch, PING_FD, 0, &r);
-	assert_true(run_until(fx, &r.called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &r.called, 1, 2000));
 	assert_int_equal(r.err, MC_CHAN_OK);
 	assert_true(fx->pipe_r >= 0);
 	/* the client wrote into the pipe through the passed descriptor ... */
@@ -639,17 +621,17 @@ test_handler_closes_own_channel(void **state)
 	struct result r, r2;
 	server_start(fx);
 	client(fx, &c, ROLE_USER, &proto, false);
-	assert_true(run_until(fx, &c.up, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &c.up, 1, 2000));
 	/* two requests in one read: the handler closes its channel on the first */
 	ping(fx, c.ch, PING_CLOSE_ME, 0, &r);
 	ping(fx, c.ch, 1, 0, &r2);
-	assert_true(run_until(fx, &r2.called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &r2.called, 1, 2000));
 	assert_int_equal(r.err, MC_CHAN_ECLOSED);
 	assert_int_equal(r2.err, MC_CHAN_ECLOSED);
-	assert_true(run_until(fx, &fx->srv_down, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &fx->srv_down, 1, 2000));
 	assert_int_equal(fx->srv_down, 1);
 	/* the client comes back by itself */
-	assert_true(run_until(fx, &c.up, 2, 3000));
+	assert_true(loop_run_until(&fx->loop, &c.up, 2, 3000));
 	close_client(&c);
 }
 

@@ -27,6 +27,8 @@
 #include "mail/resolver_client.h"
 #include "util/log.h"
 
+#include "loop_run.h"
+
 struct fx {
 	uv_loop_t loop;
 	struct mc_config cfg;
@@ -151,25 +153,6 @@ start_servers(struct fx *fx)
 	assert_non_null(fx->q_srv);
 }
 
-static void
-tick(uv_timer_t *t)
-{
-}
-
-static bool
-run_until(struct fx *fx, const int *counter, int want, unsigned ms)
-{
-	uv_timer_t t;
-	uv_timer_init(&fx->loop, &t);
-	uv_timer_start(&t, tick, 10, 10);
-	uint64_t end = uv_now(&fx->loop) + ms;
-	while (*counter < want && uv_now(&fx->loop) < end)
-		uv_run(&fx->loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&t, NULL);
-	uv_run(&fx->loop, UV_RUN_NOWAIT);
-	return *counter >= want;
-}
-
 static bool
 run_until_up(struct fx *fx)
 {
@@ -177,7 +160,7 @@ run_until_up(struct fx *fx)
 		if (mc_resolver_is_up(fx->res) && mc_queue_client_is_up(fx->q))
 			return true;
 		int never = 0;
-		run_until(fx, &never, 1, 10);
+		loop_run_until(&fx->loop, &never, 1, 10);
 	}
 	return false;
 }
@@ -380,14 +363,14 @@ test_resolver_calls(void **state)
 	struct mc_resolver *qres = mc_resolver_open(&fx->loop, &fx->cfg, MC_ROLE_QUEUED, "queued");
 	for (int i = 0; i < 200 && !mc_resolver_is_up(qres); i++) {
 		int never = 0;
-		run_until(fx, &never, 1, 10);
+		loop_run_until(&fx->loop, &never, 1, 10);
 	}
 	assert_true(mc_resolver_is_up(qres));
 	fx->in_call = true;
 	assert_int_not_equal(mc_resolver_expand(qres, "list@example.org", got_expand, e), 0);
 	fx->in_call = false;
-	assert_true(run_until(fx, &e->called, 1, 2000));
-	assert_true(run_until(fx, &d->called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &e->called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &d->called, 1, 2000));
 	assert_int_equal(a->r, MC_RCPT_LOCAL);
 	assert_string_equal(a->s1, "Canon@example.org");
 	assert_int_equal(b->r, MC_RCPT_REMOTE);
@@ -396,7 +379,7 @@ test_resolver_calls(void **state)
 	assert_string_equal(c->s2, "/var/mail/example.org/alice");
 	assert_int_equal(d->r, MC_AUTH_FAIL);
 	assert_string_equal(d->s1, "");
-	assert_true(run_until(fx, &q2->called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &q2->called, 1, 2000));
 	assert_int_equal(q1->r, MC_AUTH_OK);
 	assert_string_equal(q1->s2, "/var/mail/example.org/alice");
 	assert_int_equal(q1->code, 5000000);
@@ -418,8 +401,8 @@ test_resolver_calls(void **state)
 	mc_resolver_mx(qres, "example.org", 6, got_mx, x2);
 	mc_resolver_mx(qres, "nx.example", 4, got_mx, x3);
 	fx->in_call = false;
-	assert_true(run_until(fx, &x3->called, 1, 2000));
-	assert_true(run_until(fx, &x1->called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &x3->called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &x1->called, 1, 2000));
 	assert_int_equal(x1->r, MC_MX_OK);
 	assert_int_equal(x1->n, 2);
 	assert_string_equal(x1->s2, "mx1.example.org 10 2001:db8::1 192.0.2.1;mx2.example.org 20 192.0.2.2;");
@@ -434,7 +417,7 @@ test_resolver_calls(void **state)
 	/* a nonsense answer is a TEMPFAIL, not a guess */
 	struct got *j = got_new(fx);
 	mc_resolver_rcpt(fx->res, "junk@example.org", false, got_rcpt, j);
-	assert_true(run_until(fx, &j->called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &j->called, 1, 2000));
 	assert_int_equal(j->r, MC_RCPT_TEMPFAIL);
 
 	/* cancelled: never called; closed with a call in flight: TEMPFAIL from the loop */
@@ -443,12 +426,12 @@ test_resolver_calls(void **state)
 	mc_resolver_cancel(fx->res, h);
 	mc_resolver_rcpt(fx->res, "slow@example.org", false, got_rcpt, s);
 	int never = 0;
-	run_until(fx, &never, 1, 50);
+	loop_run_until(&fx->loop, &never, 1, 50);
 	fx->in_call = true;
 	mc_resolver_close(fx->res);
 	fx->res = NULL;
 	fx->in_call = false;
-	assert_true(run_until(fx, &s->called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &s->called, 1, 2000));
 	assert_int_equal(s->r, MC_RCPT_TEMPFAIL);
 	assert_int_equal(k->called, 0);
 	free(a), free(b), free(c), free(d), free(e), free(j), free(k), free(s), free(q1), free(q2);
@@ -466,7 +449,7 @@ test_queue_submit(void **state)
 	fx->in_call = true;
 	mc_queue_begin(fx->q, 1234, "client.example [192.0.2.1]", got_begin, b);
 	fx->in_call = false;
-	assert_true(run_until(fx, &b->called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &b->called, 1, 2000));
 	assert_true(b->ok);
 	assert_string_equal(b->s1, "0123456789ABCDEF");
 	assert_true(b->fd >= 0);
@@ -485,7 +468,7 @@ test_queue_submit(void **state)
 	mc_envelope_add_rcpt(&e, "r2@example.org", "rfc822;r2@example.org", MC_NOTIFY_SUCCESS, 100);
 	struct got *c = got_new(fx);
 	mc_queue_commit(fx->q, &e, got_commit, c);
-	assert_true(run_until(fx, &c->called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &c->called, 1, 2000));
 	assert_true(c->ok);
 	assert_int_equal(fx->committed.nrcpt, 2);
 	assert_string_equal(fx->committed.rcpt[1].orcpt, "rfc822;r2@example.org");
@@ -495,7 +478,7 @@ test_queue_submit(void **state)
 	snprintf(e.sender, sizeof(e.sender), "refuse@example.org");
 	struct got *r = got_new(fx);
 	mc_queue_commit(fx->q, &e, got_commit, r);
-	assert_true(run_until(fx, &r->called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &r->called, 1, 2000));
 	assert_false(r->ok);
 	assert_int_equal(r->code, 451);
 	assert_string_equal(r->s2, "4.3.0 Bad??things");
@@ -505,7 +488,7 @@ test_queue_submit(void **state)
 	/* no space: 452 */
 	struct got *n = got_new(fx);
 	mc_queue_begin(fx->q, 5000000, "x", got_begin, n);
-	assert_true(run_until(fx, &n->called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &n->called, 1, 2000));
 	assert_false(n->ok);
 	assert_int_equal(n->fd, -1);
 	assert_int_equal(n->code, 452);
@@ -513,7 +496,7 @@ test_queue_submit(void **state)
 
 	/* an abort notice */
 	mc_queue_abort(fx->q, "0123456789ABCDEF");
-	assert_true(run_until(fx, &fx->aborts, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &fx->aborts, 1, 2000));
 	assert_string_equal(fx->aborted, "0123456789ABCDEF");
 	free(b), free(c), free(r), free(n);
 }
@@ -536,12 +519,12 @@ test_daemons_away(void **state)
 	mc_queue_commit(fx->q, &e, got_commit, c);
 	mc_queue_abort(fx->q, "0123456789ABCDEF");
 	fx->in_call = false;
-	assert_true(run_until(fx, &c->called, 1, 2000));
-	assert_true(run_until(fx, &x->called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &c->called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &x->called, 1, 2000));
 	assert_int_equal(r->r, MC_RCPT_TEMPFAIL);
 	assert_int_equal(a->r, MC_AUTH_TEMPFAIL);
 	assert_int_equal(x->err, -1);
-	assert_true(run_until(fx, &mx->called, 1, 2000));
+	assert_true(loop_run_until(&fx->loop, &mx->called, 1, 2000));
 	assert_int_equal(mx->r, MC_MX_TEMPFAIL);
 	assert_int_equal(mx->n, 0);
 	assert_false(b->ok);
