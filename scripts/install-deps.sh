@@ -17,8 +17,9 @@ libcrypt-dev openssl"
 TEST_PKGS="$BUILD_PKGS clang libclang-rt-14-dev libcmocka-dev sqlite3 swaks libnet-ssleay-perl python3
 python3-pytest python3-dnslib python3-aiosmtpd dnsmasq-base curl procps passwd util-linux
 fetchmail isync"
-# Postfix for bench/smtp-bench.sh, Dovecot's pop3d for bench/pop3-bench.sh (neither runs as a system service).
-BENCH_PKGS="postfix dovecot-pop3d"
+# Postfix for bench/smtp-bench.sh, Dovecot's pop3d and imapd for bench/pop3-bench.sh and bench/imap-bench.sh
+# (neither runs as a system service).
+BENCH_PKGS="postfix dovecot-pop3d dovecot-imapd"
 
 what=${1:-test}
 case "$what" in
