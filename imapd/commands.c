@@ -97,6 +97,7 @@ static const struct cmd cmds[] = {
 	{ "GETQUOTA", AUTHED, 0, c_getquota },
 	{ "SETQUOTA", AUTHED, 0, c_setquota },
 	{ "UNSUBSCRIBE", AUTHED, 0, imapd_cmd_unsubscribe },
+	{ "COMPRESS", AUTHED, 0, imapd_cmd_compress },
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -125,6 +126,8 @@ imapd_capabilities(const struct imapd_session *s, char *out, size_t outsz)
 	ADD("ESEARCH SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE CONDSTORE QRESYNC");
 	if (s->state != IMAPD_NOTAUTH)
 		ADD("UTF8=ACCEPT");
+	if (s->state != IMAPD_NOTAUTH)
+		ADD("COMPRESS=DEFLATE");   /* RFC 4978: a command of the authenticated state */
 	if (s->state != IMAPD_NOTAUTH) {
 		char al[40];
 		snprintf(al, sizeof(al), "APPENDLIMIT=%llu", (unsigned long long)s->srv->lim.append_max);

@@ -17,6 +17,7 @@
  *   searchcmd.c SEARCH, SORT, THREAD: search.c/sort.c/thread.c run on the view
  *   fetch.c     FETCH and UID FETCH, streamed from the Maildir files
  *   idle.c      IDLE and run_dir/imapd.sock (MBOX_CHANGED from queued)
+ *   compress.c  COMPRESS DEFLATE (RFC 4978) on the session's mc_conn
  *   parse.c     the reader and grammar cursor (parse.h)
  *   main.c      the thin main
  *
@@ -255,6 +256,12 @@ void imapd_cmd_fetch(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_fetch_resume(struct imapd_session *s);
 /* The session ends: drop the FETCH in progress. */
 void imapd_fetch_free(struct imapd_session *s);
+
+/* ---- compress.c ---- */
+
+void imapd_cmd_compress(struct imapd_session *s, struct imap_p *p, bool uid);
+/* Output of a batch was flushed: let go of what an idle session does not need. */
+void imapd_compress_batch_done(struct imapd_session *s);
 
 /* ---- idle.c ---- */
 

@@ -77,14 +77,20 @@ imapd_session_auth_allowed(const struct imapd_session *s)
 void
 imapd_flush(struct imapd_session *s)
 {
-	if (s->out.len == 0 || s->conn == NULL)
+	if (s->conn == NULL)
 		return;
-	if (mc_trace_on(MC_TRACE_PROTO)) {
-		char clean[256];
-		mc_trace(MC_TRACE_PROTO, "%s: > %s", s->id, mc_log_clean(clean, sizeof(clean), s->out.data, s->out.len));
+	if (s->out.len) {
+		if (mc_trace_on(MC_TRACE_PROTO)) {
+			char clean[256];
+			mc_trace(MC_TRACE_PROTO, "%s: > %s", s->id,
+				 mc_log_clean(clean, sizeof(clean), s->out.data, s->out.len));
+		}
+		mc_conn_write(s->conn, s->out.data, s->out.len);
+		mc_buf_reset(&s->out);
 	}
-	mc_conn_write(s->conn, s->out.data, s->out.len);
-	mc_buf_reset(&s->out);
+	/* COMPRESS (compress.c): a batch of responses ends here, and goes out in one sync flush. */
+	mc_conn_flush(s->conn);
+	imapd_compress_batch_done(s);
 }
 
 void

@@ -10,7 +10,7 @@
 set -eu
 
 BUILD_PKGS="meson ninja-build pkg-config gcc libuv1-dev libssl-dev libsqlite3-dev libc-ares-dev libinih-dev
-libcrypt-dev openssl"
+libcrypt-dev openssl zlib1g-dev"
 # clang + its runtime for the libFuzzer build; swaks (and its TLS module), Python's test
 # packages, dnsmasq as a real DNS server, curl; procps/passwd/util-linux for ps, useradd, runuser;
 # fetchmail as a third POP3 client; isync (mbsync) as a real IMAP sync client.

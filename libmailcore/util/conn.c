@@ -16,6 +16,12 @@
  * come; with TLS, SSL_write encrypts into the write BIO, which is drained
  * into uv_write after every SSL call, so bytes leave in the order they were
  * written (plaintext before a STARTTLS goes out before the handshake).
+ * Compression (mc_conn_compress) sits above TLS: what libuv or SSL_read
+ * gives goes into zin (bounded like in) instead, and z_deliver inflates
+ * from zin into in only as far as in has room, so the protocol's limits
+ * apply to inflated bytes and a bomb costs at most in_max. Output is
+ * deflated on its way to the plain or TLS write path; mc_conn_flush ends a
+ * batch with a sync flush (and close flushes what is left).
  *
  * Lifetime. The struct is freed only from the close callback of the last
  * of its three handles, which libuv runs from the loop, never from inside
@@ -24,12 +30,14 @@
  * stops every callback except on_close (and the on_connect / on_tls that
  * report the failure that is closing the conn).
  *
- * Never: block, grow input past in_max, act on plaintext that arrived
- * before a STARTTLS, renegotiate TLS, or call back after on_close.
+ * Never: block, grow input past in_max (plain or inflated), act on
+ * plaintext that arrived before a STARTTLS, renegotiate TLS, or call back
+ * after on_close.
  */
 #include "util/conn.h"
 #include "util/log.h"
 #include "util/tls.h"
+#include "util/zstream.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -42,6 +50,7 @@
 #include <openssl/x509v3.h>
 
 #define RX_CHUNK (64 * 1024)
+#define ZIN_CHUNK (16 * 1024)  /* compressed bytes read at once: dense, so less is needed */
 #define WRITE_MAX ((size_t)1 << 28)  /* bytes per write request or SSL_write call */
 #define CLOSE_LINGER_MS 30000u  /* how long a close may wait for output to flush without an idle timeout set */
 
@@ -67,7 +76,9 @@ struct mc_conn {
 	struct mc_buf tls_held; /* output written while the handshake runs */
 	SSL *ssl;
 	BIO *rbio, *wbio;
-	char *rx;               /* ciphertext read buffer (TLS only) */
+	char *rx;               /* ciphertext read buffer (TLS only; freed by mc_conn_shrink) */
+	struct mc_zstream *z;   /* compression (mc_conn_compress), between TLS and in */
+	struct mc_buf zin;      /* compressed input not yet inflated, bounded by in_max */
 
 	unsigned timeout_ms;
 	bool connecting;
@@ -80,6 +91,7 @@ struct mc_conn {
 	bool handles_closed;    /* uv_close called on every handle */
 	bool silent;            /* never handed to the caller: no on_close */
 	bool drain_armed;
+	bool z_more;            /* the last inflate filled its space: more may come without input */
 
 	char why[160];
 	char tls_desc[96];
@@ -93,6 +105,8 @@ static void update_reading(struct mc_conn *c);
 static void start_close(struct mc_conn *c, const char *why);
 static void tls_input(struct mc_conn *c);
 static void timer_cb(uv_timer_t *t);
+static void kick_cb(uv_idle_t *h);
+static int z_deliver(struct mc_conn *c);
 
 static void
 set_why(struct mc_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -113,6 +127,8 @@ conn_free(struct mc_conn *c)
 {
 	SSL_free(c->ssl);  /* frees both BIOs */
 	free(c->rx);
+	mc_zstream_free(c->z);
+	mc_buf_free(&c->zin);
 	mc_buf_free(&c->in);
 	mc_buf_free(&c->tls_held);
 	free(c);
@@ -163,6 +179,7 @@ conn_new(uv_loop_t *loop, size_t in_max, const struct mc_conn_cbs *cbs, void *ar
 		c->cbs = *cbs;
 	c->arg = arg;
 	mc_buf_init(&c->in, in_max);
+	mc_buf_init(&c->zin, in_max);
 	mc_buf_init(&c->tls_held, 0);
 	return c;
 }
@@ -313,6 +330,37 @@ tls_write(struct mc_conn *c, const char *p, size_t n)
 	return 0;
 }
 
+/* Bytes for the wire below compression: plaintext or TLS, whichever the conn runs now. */
+static int
+lower_write(struct mc_conn *c, const void *p, size_t n)
+{
+	if (c->ssl == NULL)
+		return raw_write(c, p, n);
+	if (c->handshaking)
+		return mc_buf_add(&c->tls_held, p, n);
+	return tls_write(c, p, n);
+}
+
+static int
+z_sink(void *arg, const void *p, size_t n)
+{
+	struct mc_conn *c = arg;
+	if (c->handles_closed)
+		return -1;
+	return lower_write(c, p, n);
+}
+
+/* Compress and send; flush: end the batch so the peer can read all of it. */
+static int
+z_write(struct mc_conn *c, const void *p, size_t n, bool flush)
+{
+	if (mc_zstream_deflate(c->z, p, n, flush, z_sink, c) == 0)
+		return 0;
+	set_why(c, "%s", mc_zstream_error(c->z));
+	hard_close(c);
+	return -1;
+}
+
 int
 mc_conn_write(struct mc_conn *c, const void *p, size_t n)
 {
@@ -321,11 +369,20 @@ mc_conn_write(struct mc_conn *c, const void *p, size_t n)
 	if (n == 0)
 		return 0;
 	c->drain_armed = true;
-	if (c->ssl == NULL)
-		return raw_write(c, p, n);
-	if (c->handshaking)
-		return mc_buf_add(&c->tls_held, p, n);
-	return tls_write(c, p, n);
+	if (c->z)
+		return z_write(c, p, n, false);
+	return lower_write(c, p, n);
+}
+
+int
+mc_conn_flush(struct mc_conn *c)
+{
+	if (c->closing)
+		return -1;
+	if (c->z == NULL || !mc_zstream_dirty(c->z))
+		return 0;
+	c->drain_armed = true;
+	return z_write(c, NULL, 0, true);
 }
 
 int
@@ -371,13 +428,17 @@ alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct mc_conn *c = h->data;
 	(void)suggested;
 	if (c->ssl) {
-		*buf = uv_buf_init(c->rx, RX_CHUNK);
+		if (c->rx == NULL)
+			c->rx = malloc(RX_CHUNK);   /* mc_conn_shrink let it go */
+		*buf = uv_buf_init(c->rx, c->rx ? RX_CHUNK : 0);
 		return;
 	}
-	size_t space = c->in.max - c->in.len;
-	if (space > RX_CHUNK)
-		space = RX_CHUNK;
-	char *p = space ? mc_buf_reserve(&c->in, space) : NULL;
+	struct mc_buf *dst = c->z ? &c->zin : &c->in;
+	size_t chunk = c->z ? ZIN_CHUNK : RX_CHUNK;
+	size_t space = dst->max - dst->len;
+	if (space > chunk)
+		space = chunk;
+	char *p = space ? mc_buf_reserve(dst, space) : NULL;
 	*buf = uv_buf_init(p, p ? (unsigned)space : 0);
 }
 
@@ -395,6 +456,11 @@ read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (nread == 0 || c->closing)
 		return;
 	if (nread == UV_ENOBUFS) {
+		if (c->ssl && c->rx == NULL) {
+			set_why(c, "out of memory");
+			hard_close(c);
+			return;
+		}
 		/* The input buffer is full: wait until the protocol consumes. */
 		update_reading(c);
 		return;
@@ -416,9 +482,15 @@ read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (c->ssl)
 		return;  /* cannot happen: plaintext read across a STARTTLS; never act on it */
-	mc_buf_commit(&c->in, (size_t)nread);
-	if (!c->paused && c->cbs.on_read)
-		c->cbs.on_read(c, c->arg);
+	if (c->z) {
+		mc_buf_commit(&c->zin, (size_t)nread);
+		if (z_deliver(c) < 0)
+			return;
+	} else {
+		mc_buf_commit(&c->in, (size_t)nread);
+		if (!c->paused && c->cbs.on_read)
+			c->cbs.on_read(c, c->arg);
+	}
 	update_reading(c);
 }
 
@@ -431,6 +503,8 @@ update_reading(struct mc_conn *c)
 		want = false;
 	else if (c->handshaking)
 		want = true;
+	else if (c->z)
+		want = c->zin.len < c->zin.max;   /* in fills from zin as the protocol consumes */
 	else
 		want = c->in.len < c->in.max;
 	if (want && !c->reading) {
@@ -472,15 +546,17 @@ tls_pump(struct mc_conn *c)
 		if (c->closing || c->paused)
 			return;
 		bool got = false, peer_done = false;
-		while (c->in.len < c->in.max) {
-			size_t space = c->in.max - c->in.len;
-			if (space > RX_CHUNK)
-				space = RX_CHUNK;
-			char *p = mc_buf_reserve(&c->in, space);
+		struct mc_buf *dst = c->z ? &c->zin : &c->in;   /* compressed input inflates from zin */
+		size_t chunk = c->z ? ZIN_CHUNK : RX_CHUNK;
+		while (dst->len < dst->max) {
+			size_t space = dst->max - dst->len;
+			if (space > chunk)
+				space = chunk;
+			char *p = mc_buf_reserve(dst, space);
 			ERR_clear_error();
 			int r = SSL_read(c->ssl, p, (int)space);
 			if (r > 0) {
-				mc_buf_commit(&c->in, (size_t)r);
+				mc_buf_commit(dst, (size_t)r);
 				got = true;
 				continue;
 			}
@@ -496,15 +572,19 @@ tls_pump(struct mc_conn *c)
 		}
 		if (flush_wbio(c) < 0)
 			return;
-		if (got && c->cbs.on_read)
+		if (c->z) {
+			if (z_deliver(c) < 0)
+				return;
+		} else if (got && c->cbs.on_read) {
 			c->cbs.on_read(c, c->arg);
+		}
 		if (c->closing)
 			return;
 		if (peer_done) {
 			start_close(c, "peer closed");
 			return;
 		}
-		if (!got || c->in.len >= c->in.max || c->paused)
+		if (!got || dst->len >= dst->max || c->paused)
 			break;
 		if (SSL_pending(c->ssl) == 0 && BIO_ctrl_pending(c->rbio) == 0)
 			break;
@@ -675,6 +755,8 @@ kick_cb(uv_idle_t *h)
 		if (c->closing)
 			return;
 	}
+	if (c->z && z_deliver(c) < 0)
+		return;
 	if (c->tls_up)
 		tls_pump(c);
 	else
@@ -702,6 +784,97 @@ mc_conn_resume(struct mc_conn *c)
 	update_reading(c);
 }
 
+/* ---- compression ---- */
+
+/*
+ * Inflate compressed input into in while there is room, handing each
+ * piece to on_read: how far the protocol consumes, not what the peer
+ * sent, decides how much is inflated. -1 when the conn is closing
+ * (corrupt input closes it).
+ */
+static int
+z_deliver(struct mc_conn *c)
+{
+	for (;;) {
+		if (c->closing)
+			return -1;
+		if (c->paused || (c->zin.len == 0 && !c->z_more))
+			return 0;
+		size_t space = c->in.max - c->in.len;
+		if (space > RX_CHUNK)
+			space = RX_CHUNK;
+		if (space == 0)
+			return 0;
+		char *p = mc_buf_reserve(&c->in, space);
+		size_t used, made;
+		int r = mc_zstream_inflate(c->z, c->zin.data, c->zin.len, &used, p, space, &made);
+		mc_buf_consume(&c->zin, used);
+		if (r < 0) {
+			set_why(c, "%s", mc_zstream_error(c->z));
+			mc_trace(MC_TRACE_PROTO, "conn [%s]:%u: %s", c->peer_ip, c->peer_port, c->why);
+			start_close(c, NULL);
+			return -1;
+		}
+		c->z_more = made == space;
+		if (made == 0) {
+			if (used == 0)
+				return 0;
+			continue;
+		}
+		mc_buf_commit(&c->in, made);
+		if (c->cbs.on_read)
+			c->cbs.on_read(c, c->arg);
+	}
+}
+
+int
+mc_conn_compress(struct mc_conn *c)
+{
+	if (c->closing || c->connecting || c->handshaking || c->z)
+		return -1;
+	c->z = mc_zstream_new();
+	if (c->z == NULL)
+		return -1;
+	/* Whatever was read past the command that turned compression on is the peer's first compressed bytes. */
+	struct mc_buf t = c->zin;
+	c->zin = c->in;
+	c->in = t;
+	if (!c->paused && c->zin.len)
+		uv_idle_start(&c->kick, kick_cb);   /* inflate it from the loop, not inside the caller */
+	update_reading(c);
+	return 0;
+}
+
+bool
+mc_conn_is_compressed(const struct mc_conn *c)
+{
+	return c->z != NULL;
+}
+
+void
+mc_conn_shrink(struct mc_conn *c)
+{
+	if (c->closing)
+		return;
+	if (c->z && c->zin.len == 0 && !c->z_more)
+		mc_zstream_rest(c->z);
+	if (c->zin.len == 0)
+		mc_buf_free(&c->zin);
+	if (c->in.len == 0)
+		mc_buf_free(&c->in);
+	/* Between reads rx holds nothing: read_cb copies every ciphertext byte into the read BIO. */
+	if (c->rx && !c->handshaking) {
+		free(c->rx);
+		c->rx = NULL;
+	}
+}
+
+size_t
+mc_conn_compress_mem(const struct mc_conn *c)
+{
+	return c->z ? mc_zstream_mem(c->z) : 0;
+}
+
 /* ---- closing ---- */
 
 static void
@@ -718,6 +891,10 @@ start_close(struct mc_conn *c, const char *why)
 {
 	if (why)
 		set_why(c, "%s", why);
+	if (c->closing)
+		return;
+	if (c->z && !c->handles_closed && mc_zstream_dirty(c->z))
+		z_write(c, NULL, 0, true);   /* what the protocol wrote last (a BYE) must be readable */
 	if (c->closing)
 		return;
 	c->closing = true;

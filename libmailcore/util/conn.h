@@ -6,7 +6,9 @@
  * protocol takes whole lines from it (mc_buf_line) or raw bytes. Writing
  * queues bytes (encrypted first when TLS is on) and never blocks; the
  * protocol watches mc_conn_pending_out() and on_drain to stream large
- * answers with bounded memory. TLS runs through memory BIOs on the same
+ * answers with bounded memory. Compression (mc_conn_compress) can be
+ * turned on above TLS; then output is held in the compressor until
+ * mc_conn_flush() ends a batch. TLS runs through memory BIOs on the same
  * libuv stream, so plain and TLS connections share every code path.
  *
  * mc_conn_starttls() discards everything buffered in the plaintext input
@@ -96,6 +98,29 @@ bool mc_conn_is_tls(const struct mc_conn *c);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" for Received: headers and logs; "" without TLS. */
 const char *mc_conn_tls_desc(const struct mc_conn *c);
 SSL *mc_conn_ssl(struct mc_conn *c);
+
+/*
+ * Compress both directions from here on (raw DEFLATE, RFC 1951; IMAP
+ * COMPRESS, RFC 4978), inside TLS when TLS is on. Output written before
+ * went out uncompressed; input already buffered past what the protocol
+ * consumed is the peer's first compressed bytes. Inflated input obeys
+ * in_max like plain input. A corrupt stream closes the conn (on_close's
+ * why says so). -1 when closing, handshaking, already compressing, or out
+ * of memory.
+ */
+int mc_conn_compress(struct mc_conn *c);
+bool mc_conn_is_compressed(const struct mc_conn *c);
+/* End a batch of output: with compression a sync flush, so the peer can read it all; else nothing to do. */
+int mc_conn_flush(struct mc_conn *c);
+/*
+ * The protocol expects a long pause (IMAP IDLE): release what can be
+ * rebuilt on the next byte - empty input buffers, the TLS read buffer,
+ * the compressor after a flush, the decompressor between blocks (its
+ * window kept as a copy of the bytes it holds).
+ */
+void mc_conn_shrink(struct mc_conn *c);
+/* Bytes the compression state holds now (0 without compression). */
+size_t mc_conn_compress_mem(const struct mc_conn *c);
 
 /* The peer's address and its text form ("127.0.0.1", "::1"); the local port. */
 const struct sockaddr_storage *mc_conn_peer(const struct mc_conn *c);
