@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mail/mailstore.h"
 #include "mail/proto.h"
 #include "util/chan.h"
 #include "util/log.h"
@@ -37,6 +38,8 @@ imapd_cmd_idle(struct imapd_session *s, struct imap_p *p, bool uid)
 	if (s->view)
 		imapd_view_sync(s, true);
 	imapd_flush(s);
+	/* An idling client may stay for hours: its index pages go back until it asks for something. */
+	mc_store_release_memory(s->store);
 	(void)uid;
 }
 
@@ -66,6 +69,7 @@ wake(struct imapd_server *srv, const char *path, const char *mailbox, const stru
 		if (s->wait == IMAPD_W_IDLE && !s->busy) {
 			imapd_view_sync(s, true);
 			imapd_flush(s);
+			mc_store_release_memory(s->store);
 		}
 	}
 }

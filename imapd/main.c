@@ -14,14 +14,20 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "imapd/imapd.h"
 #include "mail/daemon.h"
+#include "mail/mailstore.h"
 #include "mail/netsvc.h"
 #include "mail/resolver_client.h"
 #include "util/log.h"
 
 #define STATE_POLL_MS 1000
+/* Descriptors a logged-in session holds: its socket, the user's index.sqlite and its -wal. */
+#define FDS_PER_SESSION 3
+/* The daemon's own: listeners, sockets to peers, the log, the -shm of each open index. */
+#define FDS_RESERVED 64
 
 static struct mc_daemon daemon_;
 static struct imapd_server srv;
@@ -35,10 +41,24 @@ conf(const struct mc_config *cfg, struct mc_netsvc_conf *c)
 	c->max_connections = cfg->imapd.max_connections;
 }
 
+/* Say so when max_connections logged-in sessions would not fit in the open files limit. */
+static void
+check_nofile(const struct mc_daemon *d, unsigned max_connections)
+{
+	unsigned long need = (unsigned long)max_connections * FDS_PER_SESSION + FDS_RESERVED;
+	if (max_connections == 0 || d->nofile >= need)
+		return;
+	mc_warn("max_connections=%u may need %lu open files, the limit is %lu: raise it (ulimit -Hn, LimitNOFILE=) "
+		"or logins past about %lu sessions fail",
+		max_connections, need, d->nofile,
+		d->nofile > FDS_RESERVED ? (d->nofile - FDS_RESERVED) / FDS_PER_SESSION : 0);
+}
+
 static int
 on_reload(struct mc_netsvc *svc, const struct mc_config *n, char *err, size_t errsz)
 {
 	imapd_server_limits(&srv, n);
+	check_nofile(&daemon_, n->imapd.max_connections);
 	(void)svc;
 	(void)err;
 	(void)errsz;
@@ -85,7 +105,17 @@ main(int argc, char **argv)
 	char err[1024];
 
 	mc_daemon_init(d, "imapd", MC_ROLE_IMAPD, argc, argv);
+	/*
+	 * A first login creates the user's store (Maildir and index.sqlite): 0660
+	 * files and 2770 directories, as queued makes them, or queued, running as
+	 * another user of the mail group, could not deliver into it.
+	 */
+	umask(007);
+	/* Every logged-in session holds its own SQLite connection: each must cost little. */
+	if (mc_store_lean_memory() < 0)
+		mc_warn("SQLite was initialised already: every session's index connection keeps its default caches");
 	imapd_server_init(&srv, d->loop, &d->cfg);
+	check_nofile(d, d->cfg.imapd.max_connections);
 	srv.svc = mc_netsvc_open(d, &ops, err, sizeof(err));
 	if (srv.svc == NULL)
 		mc_fatal("[imapd] %s", err);

@@ -12,6 +12,7 @@
  * accept a connection before the drop.
  */
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "mail/daemon.h"
 #include "mail/netsvc.h"
@@ -82,6 +83,12 @@ main(int argc, char **argv)
 	char err[1024];
 
 	mc_daemon_init(d, "pop3d", MC_ROLE_POP3D, argc, argv);
+	/*
+	 * A first login creates the user's store (Maildir and index.sqlite): 0660
+	 * files and 2770 directories, as queued makes them, or queued, running as
+	 * another user of the mail group, could not deliver into it.
+	 */
+	umask(007);
 	pop3_server_init(&srv, d->loop, &d->cfg);
 	srv.svc = mc_netsvc_open(d, &ops, err, sizeof(err));
 	if (srv.svc == NULL)

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "postern_build.h"
@@ -41,6 +42,30 @@ static void
 usage(const char *name, FILE *f)
 {
 	fprintf(f, "usage: %s [-c FILE]\n", name);
+}
+
+/*
+ * Every connection costs descriptors (imapd: the socket, then the user's
+ * index and its WAL), and the soft limit a service manager or shell hands
+ * over is often 1024 while the hard one is far higher: take the hard one,
+ * as Dovecot's master and nginx do, so max_connections is what bounds.
+ */
+static void
+raise_nofile(struct mc_daemon *d)
+{
+	struct rlimit rl;
+	d->nofile = 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit want = { rl.rlim_max, rl.rlim_max };
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			rl.rlim_cur = rl.rlim_max;
+		else
+			mc_warn("cannot raise the open files limit from %llu to %llu: %s", (unsigned long long)rl.rlim_cur,
+				(unsigned long long)rl.rlim_max, strerror(errno));
+	}
+	d->nofile = rl.rlim_cur == RLIM_INFINITY ? (unsigned long)-1 : (unsigned long)rl.rlim_cur;
 }
 
 void
@@ -102,6 +127,7 @@ mc_daemon_init(struct mc_daemon *d, const char *name, enum mc_role role, int arg
 	if (mc_mkdir_p(d->cfg.global.run_dir, 0755) < 0)
 		mc_fatal("cannot create run directory %s: %s", d->cfg.global.run_dir, strerror(errno));
 
+	raise_nofile(d);
 	d->loop = uv_default_loop();
 	d->started = time(NULL);
 	mc_daemon_set_state(d, "running");
@@ -405,8 +431,8 @@ mc_daemon_run(struct mc_daemon *d)
 		uv_signal_start(sigs[i], on_signal, signums[i]);
 	}
 
-	mc_info("starting version=%s pid=%ld config=%s", POSTERN_VERSION, (long)getpid(),
-		d->cfg.path[0] ? d->cfg.path : "(built-in default)");
+	mc_info("starting version=%s pid=%ld config=%s open_files=%lu", POSTERN_VERSION, (long)getpid(),
+		d->cfg.path[0] ? d->cfg.path : "(built-in default)", d->nofile);
 	uv_run(d->loop, UV_RUN_DEFAULT);
 
 	for (size_t i = 0; i < 3; i++)

@@ -1,7 +1,8 @@
 /*
  * daemon.h - what every Postern daemon's main does the same way.
  *
- *   mc_daemon_init()     parse "-c FILE" (and -h), load the config, start logging
+ *   mc_daemon_init()     parse "-c FILE" (and -h), load the config, start logging,
+ *                        raise the open files soft limit to the hard limit
  *   ... the daemon binds its listeners and sockets, loads TLS keys ...
  *   mc_daemon_drop()     create the control socket (run_dir/NAME.ctl, admin only),
  *                        then drop to the daemon's user (when root)
@@ -41,6 +42,7 @@ struct mc_daemon {
 	time_t started;
 	char state[128];                /* "running", or what is wrong: "queued unreachable" */
 	unsigned connections;           /* kept current by the daemon */
+	unsigned long nofile;           /* RLIMIT_NOFILE after init raised the soft limit to the hard one */
 	bool stopping;
 	struct mc_ids ids;              /* whom mc_daemon_drop became */
 	struct mc_chan_server *ctl;

@@ -235,6 +235,23 @@ prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
 	return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
 }
 
+/* mc_store_lean_memory was called: connections keep only what every session uses. */
+static bool lean;
+
+/* Delivery's statements (the insert names every cache column: the largest one). */
+static int
+prepare_delivery(struct mc_store *s)
+{
+	int rc = prepare(s->db,
+			 "INSERT INTO messages(mailbox, uid, base, file, size, vsize, internal_date, modseq, "
+			 MC_STORE_CACHE_COLS ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, " MC_STORE_CACHE_PARAMS ")"
+			 " ON CONFLICT(mailbox, base) DO NOTHING",
+			 &s->st_insert);
+	if (rc == SQLITE_OK)
+		rc = prepare(s->db, "SELECT uid FROM messages WHERE mailbox = ? AND base = ?", &s->st_exists);
+	return rc;
+}
+
 /*
  * Open and check the index. 0 ok (*fresh: the schema was just created),
  * -1 a hard error (leave the file alone), -2 corrupt (rebuild it).
@@ -323,17 +340,18 @@ open_index(struct mc_store *s, bool *fresh, char *err, size_t errsz)
 
 	/* A schema that lacks what we need is as good as corrupt: the files are the truth. */
 	if ((rc = prepare(s->db, "SELECT id, uidnext, highestmodseq FROM mailboxes WHERE name = ?", &s->st_mbox)) ||
-	    (rc = prepare(s->db,
-			  "INSERT INTO messages(mailbox, uid, base, file, size, vsize, internal_date, modseq, "
-			  MC_STORE_CACHE_COLS ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, " MC_STORE_CACHE_PARAMS ")"
-			  " ON CONFLICT(mailbox, base) DO NOTHING",
-			  &s->st_insert)) ||
-	    (rc = prepare(s->db, "SELECT uid FROM messages WHERE mailbox = ? AND base = ?", &s->st_exists)) ||
+	    (rc = prepare_delivery(s)) ||
 	    (rc = prepare(s->db, "UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?", &s->st_bump)) ||
 	    (rc = exec(s->db, "SELECT 1 FROM meta, expunged LIMIT 0"))) {
 		set_err(err, errsz, "%s: %s", s->index, sqlite3_errmsg(s->db));
 		close_db(s);
 		return (rc & 0xff) == SQLITE_ERROR || is_corrupt_code(rc) ? -2 : -1;
+	}
+	if (lean) {
+		/* Checked; a session that delivers (APPEND) prepares them again. About 16 KiB a connection. */
+		sqlite3_finalize(s->st_insert);
+		sqlite3_finalize(s->st_exists);
+		s->st_insert = s->st_exists = NULL;
 	}
 	return 0;
 
@@ -501,6 +519,28 @@ mc_store_open(const char *path, unsigned flags, char *err, size_t errsz)
 				  rebuilt && salvaged ? "kept" : "new");
 	}
 	return s;
+}
+
+/* Lookaside per connection: 32 slots of 128 bytes (SQLite's default is 1,200 x 100 bytes). */
+#define LEAN_LOOKASIDE_SZ 128
+#define LEAN_LOOKASIDE_N 32
+
+int
+mc_store_lean_memory(void)
+{
+	/* No initial bulk allocation: cache lines are allocated one by one as pages are read. */
+	if (sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0) != SQLITE_OK ||
+	    sqlite3_config(SQLITE_CONFIG_LOOKASIDE, LEAN_LOOKASIDE_SZ, LEAN_LOOKASIDE_N) != SQLITE_OK)
+		return -1;
+	lean = true;
+	return 0;
+}
+
+void
+mc_store_release_memory(struct mc_store *s)
+{
+	if (s && s->db)
+		sqlite3_db_release_memory(s->db);
 }
 
 void
@@ -923,6 +963,8 @@ index_items(struct mc_store *s, const char *mailbox, struct mc_store_item *items
 	    char *err, size_t errsz)
 {
 	int64_t now = (int64_t)time(NULL);
+	if ((s->st_insert == NULL || s->st_exists == NULL) && prepare_delivery(s) != SQLITE_OK)
+		goto fail;
 	if (exec(s->db, "BEGIN IMMEDIATE") != SQLITE_OK)
 		goto fail;
 	sqlite3_reset(s->st_mbox);

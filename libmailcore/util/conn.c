@@ -51,6 +51,8 @@
 
 #define RX_CHUNK (64 * 1024)
 #define ZIN_CHUNK (16 * 1024)  /* compressed bytes read at once: dense, so less is needed */
+/* Smallest read into a plaintext (or compressed) input buffer. */
+#define RX_MIN 4096
 #define WRITE_MAX ((size_t)1 << 28)  /* bytes per write request or SSL_write call */
 #define CLOSE_LINGER_MS 30000u  /* how long a close may wait for output to flush without an idle timeout set */
 
@@ -433,11 +435,21 @@ alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 		*buf = uv_buf_init(c->rx, c->rx ? RX_CHUNK : 0);
 		return;
 	}
+	/*
+	 * Read into what the buffer has spare, at least RX_MIN: an idle client's
+	 * buffer stays a page or two, and one that sends a lot grows it (doubling
+	 * in mc_buf_reserve) up to a chunk a read. Thousands of IMAP IDLE
+	 * clients each holding 64 KiB would be most of imapd's memory.
+	 */
 	struct mc_buf *dst = c->z ? &c->zin : &c->in;
 	size_t chunk = c->z ? ZIN_CHUNK : RX_CHUNK;
 	size_t space = dst->max - dst->len;
-	if (space > chunk)
-		space = chunk;
+	size_t spare = dst->cap > dst->len + 1 ? dst->cap - dst->len - 1 : 0;
+	size_t want = spare < RX_MIN ? RX_MIN : spare;
+	if (want > chunk)
+		want = chunk;
+	if (space > want)
+		space = want;
 	char *p = space ? mc_buf_reserve(dst, space) : NULL;
 	*buf = uv_buf_init(p, p ? (unsigned)space : 0);
 }
