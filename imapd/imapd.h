@@ -12,8 +12,9 @@
  *               LIST-STATUS), STATUS, CREATE, UNSELECT, CHECK, and the
  *               selected view (sequence numbers <-> UIDs, untagged
  *               EXISTS/EXPUNGE/FETCH)
- *   modify.c    STORE, EXPUNGE, CLOSE, COPY, MOVE, APPEND, DELETE, RENAME,
+ *   modify.c    STORE, EXPUNGE, CLOSE, COPY, MOVE, DELETE, RENAME,
  *               SUBSCRIBE: the store's operations (mailstore_ops.h) as commands
+ *   append.c    APPEND: the message literal streamed into the mailbox's tmp/
  *   searchcmd.c SEARCH, SORT, THREAD: search.c/sort.c/thread.c run on the view
  *   fetch.c     FETCH and UID FETCH, streamed from the Maildir files
  *   idle.c      IDLE and run_dir/imapd.sock (MBOX_CHANGED from queued)
@@ -43,6 +44,7 @@ struct mc_netsvc;
 struct mc_netsvc_client;
 struct mc_resolver;
 struct mc_store;
+struct mc_store_flag_change;
 struct mc_chan_server;
 
 /* Before login only credentials travel: small literals and lines (RFC 7888 LITERAL- bound). */
@@ -115,6 +117,7 @@ struct imapd_view {
 };
 
 struct imapd_fetch;
+struct imapd_append;
 
 struct imapd_session {
 	struct imapd_session *prev, *next;
@@ -145,6 +148,7 @@ struct imapd_session {
 	bool qresync;               /* ENABLE QRESYNC: VANISHED instead of EXPUNGE (RFC 7162 §3.2.10) */
 	struct imapd_view *view;    /* SELECTED */
 	struct imapd_fetch *fetch;  /* a FETCH streaming out */
+	struct imapd_append *append;   /* an APPEND whose literal is streaming in */
 	/* IDLE */
 	char idle_tag[IMAP_TAG_MAX + 1];
 	/* counters for the disconnect line */
@@ -236,12 +240,36 @@ void imapd_cmd_copy(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_cmd_move(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_cmd_delete(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_cmd_rename(struct imapd_session *s, struct imap_p *p, bool uid);
-void imapd_cmd_append(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_cmd_subscribe(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_cmd_unsubscribe(struct imapd_session *s, struct imap_p *p, bool uid);
 
 /* Send a store name as the client reads names: modified UTF-7, or UTF-8 after ENABLE UTF8=ACCEPT. */
 void imapd_send_mailbox(struct imapd_session *s, const char *name);
+/* The tagged NO for a store error r (MC_STORE_E* or -1, err logged) of command what. */
+void imapd_store_error(struct imapd_session *s, int r, const char *err, const char *what);
+/* Longest keyword list of one STORE or APPEND. */
+#define IMAPD_KEYWORDS_TEXT_MAX 4096
+/* One flag f (as imap_p_flag gives it) into ch: a system flag bit, or a keyword appended to kw. */
+int imapd_flag_take(struct imap_p *p, const char *f, struct mc_store_flag_change *ch, char *kw, size_t kwsz);
+
+/* ---- append.c ---- */
+
+/* The command table's APPEND: only reached when the message is no literal (BAD). */
+void imapd_cmd_append(struct imapd_session *s, struct imap_p *p, bool uid);
+/*
+ * The reader stopped at a literal announced by an APPEND command
+ * (IMAP_RD_LITERAL): when it is the message, check what can be checked
+ * before a byte is read and start streaming it into the mailbox's tmp/.
+ * Returns the reader event for the session to act on (IMAP_RD_CONTINUE:
+ * send "+"); IMAP_RD_MORE also after a refusal it answered itself.
+ */
+enum imap_rd imapd_append_literal(struct imapd_session *s);
+/* Bytes of the streaming message (IMAP_RD_DATA). */
+void imapd_append_data(struct imapd_session *s, const char *p, size_t n);
+/* The APPEND command is complete (cmd[0..len)): store the message, answer. */
+void imapd_append_end(struct imapd_session *s, const char *cmd, size_t len);
+/* The session ends: a message half received goes, with its tmp/ file. */
+void imapd_append_free(struct imapd_session *s);
 
 /* ---- searchcmd.c ---- */
 

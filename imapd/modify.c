@@ -3,7 +3,7 @@
  * operations (mail/mailstore_ops.h): STORE (RFC 3501 §6.4.6), EXPUNGE
  * and UID EXPUNGE (§6.4.3, RFC 4315), CLOSE's silent expunge (§6.4.2),
  * COPY with COPYUID (RFC 4315), MOVE (RFC 6851), DELETE, RENAME,
- * SUBSCRIBE, UNSUBSCRIBE (§6.3.4-6.3.7).
+ * SUBSCRIBE, UNSUBSCRIBE (§6.3.4-6.3.7). APPEND is append.c.
  *
  * Called by commands.c's table. The store does the work in one
  * transaction per command; this file turns sets into UIDs of the view,
@@ -18,9 +18,6 @@
  */
 #include "imapd/imapd.h"
 
-#include <errno.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +26,6 @@
 #include "mail/mailstore.h"
 #include "mail/mailstore_ops.h"
 #include "util/log.h"
-
-#define KEYWORDS_TEXT_MAX 4096
 
 /* The UIDs of the view that set names (as UIDs or as sequence numbers), in view order. */
 static int
@@ -79,8 +74,8 @@ writable(struct imapd_session *s)
 	return false;
 }
 
-static void
-store_error(struct imapd_session *s, int r, const char *err, const char *what)
+void
+imapd_store_error(struct imapd_session *s, int r, const char *err, const char *what)
 {
 	switch (r) {
 	case MC_STORE_ENOMAILBOX:
@@ -144,9 +139,8 @@ stored(void *arg, const struct mc_store_msg *m, enum mc_store_flag_result r)
 	return 0;
 }
 
-/* One flag into ch (system flag bit or keyword appended to kw). */
-static int
-take_flag(struct imap_p *p, const char *f, struct mc_store_flag_change *ch, char *kw, size_t kwsz)
+int
+imapd_flag_take(struct imap_p *p, const char *f, struct mc_store_flag_change *ch, char *kw, size_t kwsz)
 {
 	static const struct {
 		const char *name;
@@ -177,7 +171,7 @@ imapd_cmd_store(struct imapd_session *s, struct imap_p *p, bool uid)
 {
 	struct imap_seqset set;
 	struct mc_store_flag_change ch = { 0 };
-	char item[32], flag[MC_STORE_KEYWORD_LEN + 2], kw[KEYWORDS_TEXT_MAX];
+	char item[32], flag[MC_STORE_KEYWORD_LEN + 2], kw[IMAPD_KEYWORDS_TEXT_MAX];
 	struct store_ctx x = { .s = s, .uid = uid };
 
 	kw[0] = '\0';
@@ -218,7 +212,7 @@ imapd_cmd_store(struct imapd_session *s, struct imap_p *p, bool uid)
 		goto bad;
 	if (!(list && imap_p_peek(p) == ')')) {
 		do {
-			if (imap_p_flag(p, flag, sizeof(flag), false) < 0 || take_flag(p, flag, &ch, kw, sizeof(kw)) < 0)
+			if (imap_p_flag(p, flag, sizeof(flag), false) < 0 || imapd_flag_take(p, flag, &ch, kw, sizeof(kw)) < 0)
 				goto bad;
 		} while (imap_p_accept(p, ' '));
 	}
@@ -246,7 +240,7 @@ imapd_cmd_store(struct imapd_session *s, struct imap_p *p, bool uid)
 		if (r < 0) {
 			free(uids);
 			mc_buf_free(&x.modified);
-			store_error(s, r, err, "STORE");
+			imapd_store_error(s, r, err, "STORE");
 			return;
 		}
 	}
@@ -275,7 +269,7 @@ expunge(struct imapd_session *s, const uint32_t *uids, size_t n, bool answer)
 	int r = mc_store_deleted_uids(s->store, s->view->name, uids, n, &del, &ndel);
 	if (r < 0) {
 		if (answer)
-			store_error(s, r, "cannot list deleted messages", "EXPUNGE");
+			imapd_store_error(s, r, "cannot list deleted messages", "EXPUNGE");
 		return -1;
 	}
 	if (ndel == 0) {
@@ -294,7 +288,7 @@ expunge(struct imapd_session *s, const uint32_t *uids, size_t n, bool answer)
 	free(del);
 	if (r < 0) {
 		if (answer)
-			store_error(s, -1, err, "EXPUNGE");
+			imapd_store_error(s, -1, err, "EXPUNGE");
 		return -1;
 	}
 	mc_info("%s: expunged %d from mailbox=%s user=%s", s->id, r, s->view->name, s->user);
@@ -408,7 +402,7 @@ copy_move(struct imapd_session *s, struct imap_p *p, bool uid, bool move)
 	if (r < 0) {
 		free(src);
 		free(dst);
-		store_error(s, r, err, verb);
+		imapd_store_error(s, r, err, verb);
 		return;
 	}
 	imapd_idle_changed(s, to);
@@ -482,7 +476,7 @@ imapd_cmd_delete(struct imapd_session *s, struct imap_p *p, bool uid)
 		return;
 	}
 	if (r < 0) {
-		store_error(s, r, err, "DELETE");
+		imapd_store_error(s, r, err, "DELETE");
 		return;
 	}
 	mc_info("%s: deleted mailbox=%s user=%s", s->id, name, s->user);
@@ -502,7 +496,7 @@ imapd_cmd_rename(struct imapd_session *s, struct imap_p *p, bool uid)
 		return;
 	}
 	if (r < 0) {
-		store_error(s, r, err, "RENAME");
+		imapd_store_error(s, r, err, "RENAME");
 		return;
 	}
 	/* The selected mailbox (or one of its parents) renamed: the view follows it. */
@@ -526,7 +520,7 @@ subscribe(struct imapd_session *s, struct imap_p *p, bool on)
 	if (one_name(s, p, name, sizeof(name), true) < 0)
 		return;
 	if (mc_store_subscribe(s->store, name, on, err, sizeof(err)) < 0) {
-		store_error(s, -1, err, on ? "SUBSCRIBE" : "UNSUBSCRIBE");
+		imapd_store_error(s, -1, err, on ? "SUBSCRIBE" : "UNSUBSCRIBE");
 		return;
 	}
 	imapd_done(s, "OK", "%s completed", on ? "SUBSCRIBE" : "UNSUBSCRIBE");
@@ -544,86 +538,4 @@ imapd_cmd_unsubscribe(struct imapd_session *s, struct imap_p *p, bool uid)
 {
 	subscribe(s, p, false);
 	(void)uid;
-}
-
-/* ---- APPEND ---- */
-
-void
-imapd_cmd_append(struct imapd_session *s, struct imap_p *p, bool uid)
-{
-	char arg[MC_MAILBOX_NAME_MAX * 2 + 1], name[MC_MAILBOX_NAME_MAX + 1], err[256] = "";
-	char flag[MC_STORE_KEYWORD_LEN + 2], kw[KEYWORDS_TEXT_MAX];
-	struct mc_store_flag_change ch = { 0 };
-	struct imap_str msg;
-	time_t date = 0;
-	const char *why;
-
-	kw[0] = '\0';
-	if (imap_p_sp(p) < 0 || imap_p_astring(p, arg, sizeof(arg)) < 0 || imap_p_sp(p) < 0)
-		goto bad;
-	if (imap_p_peek(p) == '(') {
-		if (imap_p_list_open(p) < 0)
-			goto bad;
-		if (imap_p_peek(p) != ')') {
-			do {
-				if (imap_p_flag(p, flag, sizeof(flag), false) < 0 ||
-				    take_flag(p, flag, &ch, kw, sizeof(kw)) < 0)
-					goto bad;
-			} while (imap_p_accept(p, ' '));
-		}
-		if (imap_p_list_close(p) < 0 || imap_p_sp(p) < 0)
-			goto bad;
-	}
-	if (imap_p_peek(p) == '"' && (imap_p_date_time(p, &date) < 0 || imap_p_sp(p) < 0))
-		goto bad;
-	if (imap_p_string(p, &msg) < 0 || imap_p_end(p) < 0)
-		goto bad;
-	if (imapd_mailbox_from_client(s, arg, name, sizeof(name), &why) < 0) {
-		imapd_done(s, "NO", "%s", why);
-		return;
-	}
-	if (msg.len == 0) {
-		imapd_done(s, "NO", "Empty message");
-		return;
-	}
-	/* The store takes a descriptor: the literal goes into an anonymous memory file. */
-	int fd = memfd_create("imapd-append", MFD_CLOEXEC);
-	size_t done = 0;
-	while (fd >= 0 && done < msg.len) {
-		ssize_t w = write(fd, msg.s + done, msg.len - done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			close(fd);
-			fd = -1;
-			break;
-		}
-		done += (size_t)w;
-	}
-	if (fd < 0) {
-		mc_warn("%s: APPEND for user=%s: cannot buffer the message: %s", s->id, s->user, strerror(errno));
-		imapd_done(s, "NO", "[SERVERBUG] Cannot store the message now");
-		return;
-	}
-	struct mc_store_append a = {
-		.fd = fd, .offset = 0, .length = msg.len, .flags = ch.flags,
-		.keywords = kw[0] ? kw : NULL, .internal_date = (int64_t)date,
-	};
-	int r = mc_store_append(s->store, name, &a, s->srv->lim.append_max, err, sizeof(err));
-	close(fd);
-	if (r == MC_STORE_ETOOBIG) {
-		imapd_done(s, "NO", "[TOOBIG] Message too big");
-		return;
-	}
-	if (r < 0) {
-		store_error(s, r, err, "APPEND");
-		return;
-	}
-	mc_info("%s: appended uid=%u mailbox=%s size=%zu user=%s", s->id, a.uid, name, msg.len, s->user);
-	imapd_idle_changed(s, name);
-	imapd_done(s, "OK", "[APPENDUID %u %u] APPEND completed", a.uidvalidity, a.uid);
-	(void)uid;
-	return;
-bad:
-	imapd_done(s, "BAD", "%s", p->err);
 }

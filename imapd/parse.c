@@ -91,6 +91,7 @@ imap_reader_next(struct imap_reader *r)
 	r->cmd.max = r->lim.command_max;
 	r->line_start = 0;
 	r->lit_left = 0;
+	r->lit_pending = r->lit_stream = false;
 	r->complete = false;
 }
 
@@ -147,7 +148,7 @@ literal_at_end(const struct imap_reader *r, uint64_t *n, bool *sync)
 	return 1;
 }
 
-/* Is the command being read an APPEND ("tag APPEND ...")? Its literal is the message. */
+/* Is the command being read an APPEND ("tag APPEND ...")? Its literals may go to the caller. */
 static bool
 is_append(const struct imap_reader *r)
 {
@@ -158,6 +159,44 @@ is_append(const struct imap_reader *r)
 	       strncasecmp(r->cmd.data + i + 1, "APPEND ", 7) == 0;
 }
 
+/* A literal of litlen announced (lit < 0: its length is no number): decided on the length alone. */
+static enum imap_rd
+announce(struct imap_reader *r, int lit, uint64_t litlen, bool sync)
+{
+	const char *why = NULL;
+	if (lit < 0)
+		why = "literal length is not a 32-bit number";
+	else if (litlen > r->lim.literal_max)
+		why = "literal too big";
+	else if (litlen > r->cmd.max - r->cmd.len)
+		why = "command too long";
+	if (why) {
+		r->why = why;
+		if (!sync)
+			return IMAP_RD_FATAL;
+		take_tag(r);
+		imap_reader_next(r);
+		return IMAP_RD_REFUSED;
+	}
+	r->lit_left = litlen;
+	r->line_start = r->cmd.len;
+	return sync ? IMAP_RD_CONTINUE : IMAP_RD_MORE;   /* the client waits for "+" even for {0} */
+}
+
+enum imap_rd
+imap_reader_literal(struct imap_reader *r, enum imap_lit how)
+{
+	if (!r->lit_pending)
+		return IMAP_RD_MORE;
+	r->lit_pending = false;
+	if (how == IMAP_LIT_KEEP)
+		return announce(r, 1, r->lit_len, r->lit_sync);
+	r->lit_left = r->lit_len;
+	r->lit_stream = r->lit_len > 0;
+	r->line_start = r->cmd.len;
+	return r->lit_sync ? IMAP_RD_CONTINUE : IMAP_RD_MORE;
+}
+
 enum imap_rd
 imap_reader_feed(struct imap_reader *r, const char *p, size_t n, size_t *used)
 {
@@ -165,7 +204,21 @@ imap_reader_feed(struct imap_reader *r, const char *p, size_t n, size_t *used)
 	*used = 0;
 	if (r->complete)
 		return IMAP_RD_COMMAND;
+	if (r->lit_pending)
+		return IMAP_RD_LITERAL;
 	while (off < n) {
+		if (r->lit_left > 0 && r->lit_stream) {
+			if (off > 0)
+				break;   /* streamed bytes are handed out from the start of a feed only */
+			size_t k = n < r->lit_left ? n : (size_t)r->lit_left;
+			r->lit_left -= k;
+			if (r->lit_left == 0) {
+				r->lit_stream = false;
+				r->line_start = r->cmd.len;
+			}
+			*used = k;
+			return IMAP_RD_DATA;
+		}
 		if (r->lit_left > 0) {
 			size_t k = n - off;
 			if (k > r->lit_left)
@@ -201,30 +254,17 @@ imap_reader_feed(struct imap_reader *r, const char *p, size_t n, size_t *used)
 			*used = off;
 			return IMAP_RD_COMMAND;
 		}
-		/* Decided on the announced length alone, before any byte of the literal is kept. */
-		const char *why = NULL;
-		bool append = r->lim.append_max > r->lim.literal_max && is_append(r);
-		if (lit < 0)
-			why = "literal length is not a 32-bit number";
-		else if (litlen > (append ? r->lim.append_max : r->lim.literal_max))
-			why = "literal too big";
-		else if (append && litlen > r->lim.literal_max)
-			r->cmd.max = r->cmd.len + (size_t)litlen + r->lim.line_max;   /* room for the message and the line's end */
-		else if (litlen > r->cmd.max - r->cmd.len)
-			why = "command too long";
 		*used = off;
-		if (why) {
-			r->why = why;
-			if (!sync)
-				return IMAP_RD_FATAL;
-			take_tag(r);
-			imap_reader_next(r);
-			return IMAP_RD_REFUSED;
+		/* Decided on the announced length alone, before any byte of the literal is kept. */
+		if (lit > 0 && r->lim.append_literals && is_append(r)) {
+			r->lit_len = litlen;
+			r->lit_sync = sync;
+			r->lit_pending = true;
+			return IMAP_RD_LITERAL;
 		}
-		r->lit_left = litlen;
-		r->line_start = r->cmd.len;
-		if (sync)
-			return IMAP_RD_CONTINUE;   /* the client waits for "+" even for {0} */
+		enum imap_rd e = announce(r, lit, litlen, sync);
+		if (e != IMAP_RD_MORE)
+			return e;
 	}
 	*used = off;
 	return IMAP_RD_MORE;

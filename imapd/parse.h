@@ -11,7 +11,11 @@
  * non-synchronising one ends the connection. Lengths are parsed with
  * overflow checks ({4294967296} is refused, {-1} is no literal at all).
  * The command is kept as it came: lines with their line ends and literal
- * bytes in place, in one bounded buffer.
+ * bytes in place, in one bounded buffer. The literals of an APPEND command
+ * may instead be left to the caller (append_literals): the reader stops at
+ * the announcement (IMAP_RD_LITERAL) and the caller either keeps it as any
+ * other literal or takes it as a stream (IMAP_RD_DATA, never buffered
+ * here), so a message of any size costs no more memory than a line.
  *
  * The cursor (imap_p_*) reads the §9 grammar from an assembled command,
  * one element at a time, in the manner of mc_msg_get_*: each reader checks
@@ -47,7 +51,7 @@ struct imap_reader_limits {
 	size_t line_max;        /* one line between literals, line end included */
 	uint64_t literal_max;   /* one literal */
 	size_t command_max;     /* the whole command, lines and literals */
-	uint64_t append_max;    /* a literal of an APPEND command (the message): may be larger; 0 = literal_max */
+	bool append_literals;   /* an APPEND command's literals go to the caller first (IMAP_RD_LITERAL) */
 };
 
 enum imap_rd {
@@ -58,6 +62,16 @@ enum imap_rd {
 				   answer its tag (imap_reader_tag) with BAD/NO and feed on */
 	IMAP_RD_FATAL,          /* a non-synchronising literal over the limit, or a line too long:
 				   the input cannot be resynchronised; say BYE and close */
+	IMAP_RD_LITERAL,        /* (append_literals) an APPEND command announced a literal: lit_len,
+				   lit_sync, the command so far in imap_reader_command(); answer with
+				   imap_reader_literal() or drop the command (imap_reader_next) */
+	IMAP_RD_DATA,           /* bytes of a streamed literal: p[0..*used) are the caller's, taken */
+};
+
+/* What to do with an announced literal (IMAP_RD_LITERAL). */
+enum imap_lit {
+	IMAP_LIT_KEEP,          /* as any literal: checked against the limits, kept in the command */
+	IMAP_LIT_STREAM,        /* handed out as IMAP_RD_DATA, not kept: the command goes on after it */
 };
 
 struct imap_reader {
@@ -68,6 +82,10 @@ struct imap_reader {
 	bool complete;          /* cmd holds a whole command (until imap_reader_next) */
 	char tag[IMAP_TAG_MAX + 1];   /* of the refused command (IMAP_RD_REFUSED) */
 	const char *why;        /* what was refused (IMAP_RD_REFUSED, IMAP_RD_FATAL) */
+	uint64_t lit_len;       /* the announced literal (IMAP_RD_LITERAL) */
+	bool lit_sync;          /* ... is synchronising: the client waits for "+" */
+	bool lit_pending;       /* IMAP_RD_LITERAL was returned, imap_reader_literal not yet called */
+	bool lit_stream;        /* the literal in progress is streamed out */
 };
 
 void imap_reader_init(struct imap_reader *r, const struct imap_reader_limits *lim);
@@ -79,6 +97,12 @@ void imap_reader_free(struct imap_reader *r);
  * first event (anything but IMAP_RD_MORE) with the rest untaken.
  */
 enum imap_rd imap_reader_feed(struct imap_reader *r, const char *p, size_t n, size_t *used);
+/*
+ * After IMAP_RD_LITERAL: keep or stream the announced literal. Returns what
+ * feed would have: IMAP_RD_CONTINUE (send "+"), IMAP_RD_MORE, or for a kept
+ * one over the limits IMAP_RD_REFUSED / IMAP_RD_FATAL.
+ */
+enum imap_rd imap_reader_literal(struct imap_reader *r, enum imap_lit how);
 /* The complete command (IMAP_RD_COMMAND): writable, valid until imap_reader_next. */
 char *imap_reader_command(struct imap_reader *r, size_t *len);
 /* Forget the command (after it was run) and start the next; keeps the storage unless it grew large. */

@@ -7,7 +7,8 @@
  * new client, TLS already up on listen_tls) and by mc_conn's
  * callbacks. Bytes go to the reader (parse.c), which says when a command
  * is complete, when a synchronising literal may come ("+"), and when one
- * is refused before any of it is kept. Commands run one at a time, in
+ * is refused before any of it is kept; an APPEND's message literal goes
+ * to append.c, which streams it into the store as it arrives. Commands run one at a time, in
  * order; while one waits for resolverd or streams a FETCH the connection
  * is paused and pipelined input stays buffered (only STARTTLS discards,
  * inside mc_conn_starttls). Before login the reader's limits are small
@@ -212,8 +213,8 @@ set_limits(struct imapd_session *s)
 		l = (struct imap_reader_limits){ IMAPD_PRE_LINE_MAX, IMAPD_PRE_LITERAL_MAX, IMAPD_PRE_COMMAND_MAX, 0 };
 		mc_conn_set_timeout(s->conn, IMAPD_PRE_TIMEOUT_MS);
 	} else {
-		l = (struct imap_reader_limits){ IMAPD_LINE_MAX, IMAPD_LITERAL_MAX, IMAPD_COMMAND_MAX,
-						 s->srv->lim.append_max };
+		/* APPEND's message is streamed into the store (append.c), bounded by APPENDLIMIT, not by these. */
+		l = (struct imap_reader_limits){ IMAPD_LINE_MAX, IMAPD_LITERAL_MAX, IMAPD_COMMAND_MAX, true };
 		mc_conn_set_timeout(s->conn, s->srv->lim.timeout_ms);
 	}
 	imap_reader_set_limits(&s->rd, &l);
@@ -265,6 +266,7 @@ on_close(struct mc_conn *c, void *arg, const char *why)
 	if (s->res_call)
 		mc_resolver_cancel(srv->res, s->res_call);
 	s->res_call = 0;
+	imapd_append_free(s);   /* a message half received: its tmp/ file goes, nothing is indexed */
 	imapd_fetch_free(s);
 	imapd_view_free(s);
 	mc_store_close(s->store);
@@ -412,9 +414,18 @@ process(struct imapd_session *s)
 			break;
 		size_t used;
 		enum imap_rd r = imap_reader_feed(&s->rd, in->data, in->len, &used);
+		if (r == IMAP_RD_DATA) {
+			imapd_append_data(s, in->data, used);   /* APPEND's message, straight to its file */
+			mc_buf_consume(in, used);
+			continue;
+		}
 		mc_buf_consume(in, used);
+		if (r == IMAP_RD_LITERAL)
+			r = imapd_append_literal(s);   /* checked before "+": kept, streamed, or refused */
 		switch (r) {
 		case IMAP_RD_MORE:
+		case IMAP_RD_LITERAL:
+		case IMAP_RD_DATA:
 			break;
 		case IMAP_RD_CONTINUE:
 			imapd_send(s, "+ Ready for literal data");
@@ -437,7 +448,10 @@ process(struct imapd_session *s)
 		case IMAP_RD_COMMAND: {
 			size_t len;
 			char *cmd = imap_reader_command(&s->rd, &len);
-			run_command(s, cmd, len);
+			if (s->append)
+				imapd_append_end(s, cmd, len);
+			else
+				run_command(s, cmd, len);
 			OPENSSL_cleanse(cmd, len);   /* credentials pass through here */
 			imap_reader_next(&s->rd);
 			break;

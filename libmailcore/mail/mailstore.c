@@ -739,14 +739,16 @@ host_init(void)
 	host_part[o] = '\0';
 }
 
-/* CRLF to LF while copying; counts what lands on disk and the CRLF size. */
+/* CRLF to LF while copying; counts what lands on disk and the CRLF size. One message file in tmp/. */
 struct conv {
 	int fd;
 	bool cr;           /* a CR is held back: is it followed by LF? */
 	char last;         /* last byte written */
 	uint64_t size;
 	uint64_t lone_lf;  /* LFs on disk not preceded by CR: each is one more byte as CRLF */
-	struct mc_mime_parser *mime;   /* delivery: parses what is written, for the cache (NULL: no cache) */
+	struct mc_mime_parser *mime;   /* parses what is written, for the cache (NULL: no cache) */
+	char uniq[256];    /* the unique part of the name */
+	char tmp[STORE_PATH_MAX + MC_MAILBOX_NAME_MAX + 320];   /* dir/tmp/uniq */
 	size_t outlen;
 	char out[COPY_BUF];
 };
@@ -812,7 +814,6 @@ conv_finish(struct conv *c)
 	return conv_flush(c);
 }
 
-/* Write one item into tmp/, fsync, rename into new/. Fills base (the unique name) and file ("new/..."). */
 void
 mc_store_int_unique(char *out, size_t outsz, int64_t when)
 {
@@ -824,23 +825,98 @@ mc_store_int_unique(char *out, size_t outsz, int64_t when)
 		 (int)getpid(), q, host_part);
 }
 
+/* Create dir/tmp/<unique> (O_EXCL) and start c on it; parse: run the MIME parser over what is written. */
+static int
+tmp_open(struct conv *c, const char *dir, int64_t when, bool parse, char *err, size_t errsz)
+{
+	memset(c, 0, offsetof(struct conv, out));
+	mc_store_int_unique(c->uniq, sizeof(c->uniq), when);
+	snprintf(c->tmp, sizeof(c->tmp), "%s/tmp/%s", dir, c->uniq);
+	c->fd = open(c->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
+	if (c->fd < 0) {
+		set_err(err, errsz, "create tmp/%.64s: %s", c->uniq, strerror(errno));
+		return -1;
+	}
+	/* single pass: the message is parsed for the cache as it is written */
+	c->mime = parse ? mc_mime_parser_new() : NULL;
+	return 0;
+}
+
+/* Give up on c's file: closed, removed, parser freed. */
+static void
+tmp_drop(struct conv *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	unlink(c->tmp);
+	mc_mime_parser_free(c->mime);
+	c->mime = NULL;
+}
+
+/*
+ * The last bytes out, fsync, close, rename into dir/new/BASE (BASE = the
+ * unique part with ",S=size,W=vsize"); cache from the parse when one ran
+ * (zeroed when it could not be built). -1 with err, the file removed.
+ */
+static int
+tmp_commit(struct conv *c, const char *dir, char *base, size_t basesz, char *file, size_t filesz, uint64_t *size,
+	   uint64_t *vsize, struct mc_store_cache *cache, char *err, size_t errsz)
+{
+	char dst[sizeof(c->tmp)];
+	const char *why = NULL;
+	int e = 0;
+	if (conv_finish(c) < 0) {
+		why = "write";
+		e = errno;
+	}
+	if (why == NULL && fsync(c->fd) < 0) {
+		why = "fsync";
+		e = errno;
+	}
+	if (close(c->fd) < 0 && why == NULL) {
+		why = "close";
+		e = errno;
+	}
+	c->fd = -1;
+	if (why == NULL) {
+		*size = c->size;
+		*vsize = c->size + c->lone_lf;
+		int n = snprintf(base, basesz, "%s,S=%llu,W=%llu", c->uniq, (unsigned long long)*size,
+				 (unsigned long long)*vsize);
+		snprintf(file, filesz, "new/%s", base);
+		snprintf(dst, sizeof(dst), "%s/new/%s", dir, base);
+		if (n < 0 || (size_t)n >= basesz) {
+			why = "name";
+			e = ENAMETOOLONG;
+		} else if (rename(c->tmp, dst) < 0) {
+			why = "rename";
+			e = errno;
+		}
+	}
+	if (why) {
+		set_err(err, errsz, "%s tmp/%.64s: %s", why, c->uniq, strerror(e));
+		tmp_drop(c);
+		return -1;
+	}
+	if (c->mime) {
+		if (cache && mc_store_int_cache_build(mc_mime_parser_finish(c->mime), cache) < 0)
+			memset(cache, 0, sizeof(*cache));   /* no cache: filled on first use */
+		mc_mime_parser_free(c->mime);
+		c->mime = NULL;
+	} else if (cache) {
+		memset(cache, 0, sizeof(*cache));
+	}
+	return 0;
+}
+
+/* One item of a delivery: the prefix, then its range of the source fd, through c into dir. */
 static int
 write_item(struct conv *c, char *inbuf, const char *dir, struct mc_store_item *it, int64_t when, char *base,
 	   size_t basesz, char *file, size_t filesz, uint64_t *size, uint64_t *vsize, struct mc_store_cache *cache)
 {
-	char uniq[256], tmp[STORE_PATH_MAX + MC_MAILBOX_NAME_MAX + 320], dst[sizeof(tmp)];
-	mc_store_int_unique(uniq, sizeof(uniq), when);
-	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, uniq);
-
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
-	if (fd < 0) {
-		snprintf(it->err, sizeof(it->err), "create tmp/%.64s: %s", uniq, strerror(errno));
+	if (tmp_open(c, dir, when, cache != NULL, it->err, sizeof(it->err)) < 0)
 		return -1;
-	}
-	memset(c, 0, offsetof(struct conv, out));
-	c->fd = fd;
-	/* single pass: the message is parsed for the cache as it is written (cache NULL: not wanted) */
-	c->mime = cache ? mc_mime_parser_new() : NULL;
 	const char *why = NULL;
 	int e = 0;
 	if (conv_feed(c, it->prefix ? it->prefix : "", it->prefixlen) < 0) {
@@ -865,63 +941,59 @@ write_item(struct conv *c, char *inbuf, const char *dir, struct mc_store_item *i
 		off += (uint64_t)r;
 		left -= (uint64_t)r;
 	}
-	if (why == NULL && conv_finish(c) < 0) {
-		why = "write";
-		e = errno;
-	}
-	if (why == NULL && fsync(fd) < 0) {
-		why = "fsync";
-		e = errno;
-	}
-	if (close(fd) < 0 && why == NULL) {
-		why = "close";
-		e = errno;
-	}
-	if (why == NULL) {
-		*size = c->size;
-		*vsize = c->size + c->lone_lf;
-		int n = snprintf(base, basesz, "%s,S=%llu,W=%llu", uniq, (unsigned long long)*size,
-				 (unsigned long long)*vsize);
-		snprintf(file, filesz, "new/%s", base);
-		snprintf(dst, sizeof(dst), "%s/new/%s", dir, base);
-		if (n < 0 || (size_t)n >= basesz) {
-			why = "name";
-			e = ENAMETOOLONG;
-		} else if (rename(tmp, dst) < 0) {
-			why = "rename";
-			e = errno;
-		}
-	}
 	if (why) {
-		snprintf(it->err, sizeof(it->err), "%s tmp/%.64s: %s", why, uniq, strerror(e));
-		unlink(tmp);
-		mc_mime_parser_free(c->mime);
-		c->mime = NULL;
+		snprintf(it->err, sizeof(it->err), "%s tmp/%.64s: %s", why, c->uniq, strerror(e));
+		tmp_drop(c);
 		return -1;
 	}
-	if (c->mime) {
-		if (mc_store_int_cache_build(mc_mime_parser_finish(c->mime), cache) < 0)
-			memset(cache, 0, sizeof(*cache));   /* no cache: filled on first use */
-		mc_mime_parser_free(c->mime);
-		c->mime = NULL;
+	return tmp_commit(c, dir, base, basesz, file, filesz, size, vsize, cache, it->err, sizeof(it->err));
+}
+
+/* ---- a message file written in pieces (APPEND as its literal arrives): mailstore_int.h ---- */
+
+struct mc_store_tmp {
+	char dir[STORE_PATH_MAX + MC_MAILBOX_NAME_MAX + 8];
+	struct conv c;
+};
+
+struct mc_store_tmp *
+mc_store_int_tmp_open(const char *dir, int64_t when, char *err, size_t errsz)
+{
+	struct mc_store_tmp *t = malloc(sizeof(*t));
+	if (t == NULL) {
+		set_err(err, errsz, "out of memory");
+		return NULL;
 	}
-	return 0;
+	snprintf(t->dir, sizeof(t->dir), "%s", dir);
+	if (tmp_open(&t->c, dir, when, true, err, errsz) < 0) {
+		free(t);
+		return NULL;
+	}
+	return t;
 }
 
 int
-mc_store_int_write(const char *dir, struct mc_store_item *it, int64_t when, char *base, size_t basesz, char *file,
-		   size_t filesz, uint64_t *size, uint64_t *vsize)
+mc_store_int_tmp_write(struct mc_store_tmp *t, const void *p, size_t n)
 {
-	struct conv *c = malloc(sizeof(*c));
-	char *inbuf = malloc(COPY_BUF);
-	int r = -1;
-	if (c == NULL || inbuf == NULL)
-		snprintf(it->err, sizeof(it->err), "out of memory");
-	else
-		r = write_item(c, inbuf, dir, it, when, base, basesz, file, filesz, size, vsize, NULL);
-	free(c);
-	free(inbuf);
+	return conv_feed(&t->c, p, n);
+}
+
+int
+mc_store_int_tmp_commit(struct mc_store_tmp *t, char *base, size_t basesz, char *file, size_t filesz,
+			uint64_t *size, uint64_t *vsize, struct mc_store_cache *cache, char *err, size_t errsz)
+{
+	int r = tmp_commit(&t->c, t->dir, base, basesz, file, filesz, size, vsize, cache, err, errsz);
+	free(t);
 	return r;
+}
+
+void
+mc_store_int_tmp_abort(struct mc_store_tmp *t)
+{
+	if (t == NULL)
+		return;
+	tmp_drop(&t->c);
+	free(t);
 }
 
 struct written {

@@ -29,12 +29,26 @@ struct mc_store {
 /* A new unique file base "<when>.M<usec>P<pid>Q<n>.<host>" (when < 0: now); when is what reindex reads back as the internal date. */
 void mc_store_int_unique(char *out, size_t outsz, int64_t when);
 /*
- * What delivery does for one item, for APPEND: prefix + fd range with CRLF
- * turned into LF into dir/tmp/, fsync, rename into dir/new/BASE. Fills base
- * ("UNIQUE,S=..,W=..") and file ("new/BASE"); -1 with it->err, nothing left behind.
+ * A message file written in pieces into dir/tmp/ (APPEND, as its literal
+ * arrives): CRLF turned into LF, the sizes counted and the MIME structure
+ * parsed as the bytes pass, in one buffer of fixed size whatever the
+ * message's length. when names the file (what reindex reads back as the
+ * internal date; < 0: now). NULL with err.
  */
-struct mc_store_item;
-int mc_store_int_write(const char *dir, struct mc_store_item *it, int64_t when, char *base, size_t basesz, char *file,
-		       size_t filesz, uint64_t *size, uint64_t *vsize);
+struct mc_store_tmp;
+struct mc_store_cache;
+struct mc_store_tmp *mc_store_int_tmp_open(const char *dir, int64_t when, char *err, size_t errsz);
+/* The next bytes of the message. -1 with errno (the file is kept until commit or abort). */
+int mc_store_int_tmp_write(struct mc_store_tmp *t, const void *p, size_t n);
+/*
+ * The last bytes out, fsync, rename into dir/new/BASE: fills base
+ * ("UNIQUE,S=..,W=.."), file ("new/BASE"), the sizes and cache (zeroed
+ * when none could be built; free it with mc_store_cache_free). Frees t.
+ * -1 with err, the tmp file removed.
+ */
+int mc_store_int_tmp_commit(struct mc_store_tmp *t, char *base, size_t basesz, char *file, size_t filesz,
+			    uint64_t *size, uint64_t *vsize, struct mc_store_cache *cache, char *err, size_t errsz);
+/* Remove the tmp file and free t; NULL is a no-op. */
+void mc_store_int_tmp_abort(struct mc_store_tmp *t);
 
 #endif

@@ -35,6 +35,8 @@
 #define PATH_MAX_ (DIR_MAX + MC_MAILDIR_FILE_MAX + 16)
 #define FILE_REL_MAX (MC_MAILDIR_FILE_MAX + 8)
 #define KW_BUF (MC_STORE_KEYWORDS_MAX * (MC_STORE_KEYWORD_LEN + 1) + 1)
+/* mc_store_append's reads from its descriptor. */
+#define READ_BUF (64 * 1024)
 
 static void
 set_err(char *err, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -859,19 +861,30 @@ out:
 
 /* ---- APPEND ---- */
 
+struct mc_store_appending {
+	struct mc_store_tmp *tmp;   /* NULL once a write failed (the file is gone) */
+	int write_errno;
+	char mailbox[MC_MAILBOX_NAME_MAX + 1];
+	char dir[DIR_MAX];
+	uint64_t length;
+	uint32_t flags;
+	int64_t when;
+	char kwtext[KW_BUF];
+};
+
 int
-mc_store_append(struct mc_store *s, const char *mailbox, struct mc_store_append *a, uint64_t limit, char *err,
-		size_t errsz)
+mc_store_append_begin(struct mc_store *s, const char *mailbox, const struct mc_store_append *a, uint64_t limit,
+		      struct mc_store_appending **out, char *err, size_t errsz)
 {
-	a->uid = a->uidvalidity = 0;
+	*out = NULL;
 	if (limit && a->length > limit) {
 		set_err(err, errsz, "message is larger than the APPENDLIMIT of %llu", (unsigned long long)limit);
 		return MC_STORE_ETOOBIG;
 	}
 	struct kwset *kw = malloc(sizeof(*kw));
-	char *kwtext = malloc(KW_BUF);
+	struct mc_store_appending *ap = calloc(1, sizeof(*ap));
 	int ret = -1;
-	if (kw == NULL || kwtext == NULL) {
+	if (kw == NULL || ap == NULL) {
 		set_err(err, errsz, "out of memory");
 		goto done;
 	}
@@ -880,7 +893,7 @@ mc_store_append(struct mc_store *s, const char *mailbox, struct mc_store_append 
 		ret = MC_STORE_ELIMIT;
 		goto done;
 	}
-	kw_join((const char *const *)kw->w, kw->n, kwtext, KW_BUF);
+	kw_join((const char *const *)kw->w, kw->n, ap->kwtext, sizeof(ap->kwtext));
 	struct mbrow mb;
 	if ((ret = mailbox_row(s, mailbox, &mb)) != 0) {
 		if (ret == -1)
@@ -892,45 +905,104 @@ mc_store_append(struct mc_store *s, const char *mailbox, struct mc_store_append 
 	if ((ret = quota_check(s, a->length, 1, err, errsz)) != 0)
 		goto done;
 	ret = -1;
-	int64_t when = a->internal_date > 0 ? a->internal_date : (int64_t)time(NULL);
-	struct mc_store_item it = { .fd = a->fd, .offset = a->offset, .length = a->length };
-	char base[MC_MAILDIR_FILE_MAX + 1], file[FILE_REL_MAX], p[PATH_MAX_], q[PATH_MAX_];
-	uint64_t size = 0, vsize = 0;
-	if (mc_store_int_write(mb.dir, &it, when, base, sizeof(base), file, sizeof(file), &size, &vsize) < 0) {
-		set_err(err, errsz, "%s", it.err);
+	snprintf(ap->mailbox, sizeof(ap->mailbox), "%s", norm_mailbox(mailbox));
+	snprintf(ap->dir, sizeof(ap->dir), "%s", mb.dir);
+	ap->length = a->length;
+	ap->flags = a->flags;
+	ap->when = a->internal_date > 0 ? a->internal_date : (int64_t)time(NULL);
+	ap->tmp = mc_store_int_tmp_open(mb.dir, ap->when, err, errsz);
+	if (ap->tmp == NULL)
 		goto done;
+	*out = ap;
+	ap = NULL;
+	ret = 0;
+done:
+	free(kw);
+	free(ap);
+	return ret;
+}
+
+int
+mc_store_append_write(struct mc_store_appending *ap, const void *p, size_t n)
+{
+	if (ap->tmp == NULL) {
+		errno = ap->write_errno;
+		return -1;
 	}
-	snprintf(p, sizeof(p), "%s/%s", mb.dir, file);
+	if (mc_store_int_tmp_write(ap->tmp, p, n) < 0) {
+		ap->write_errno = errno ? errno : EIO;
+		mc_store_int_tmp_abort(ap->tmp);   /* what is written so far goes now, not after the rest arrived */
+		ap->tmp = NULL;
+		errno = ap->write_errno;
+		return -1;
+	}
+	return 0;
+}
+
+void
+mc_store_append_abort(struct mc_store_appending *ap)
+{
+	if (ap == NULL)
+		return;
+	mc_store_int_tmp_abort(ap->tmp);
+	free(ap);
+}
+
+int
+mc_store_append_end(struct mc_store *s, struct mc_store_appending *ap, struct mc_store_append *a, char *err,
+		    size_t errsz)
+{
+	char base[MC_MAILDIR_FILE_MAX + 1], file[FILE_REL_MAX], p[PATH_MAX_], q[PATH_MAX_];
+	struct mc_store_cache cache = { 0 };
+	uint64_t size = 0, vsize = 0;
+	sqlite3_stmt *st = NULL;
+	int ret = -1;
+
+	a->uid = a->uidvalidity = 0;
+	if (ap->tmp == NULL) {
+		set_err(err, errsz, "write tmp/: %s", strerror(ap->write_errno));
+		free(ap);
+		return -1;
+	}
+	int r = mc_store_int_tmp_commit(ap->tmp, base, sizeof(base), file, sizeof(file), &size, &vsize, &cache, err,
+					errsz);
+	ap->tmp = NULL;
+	if (r < 0)
+		goto done;
+	snprintf(p, sizeof(p), "%s/%s", ap->dir, file);
 	/* The file's mtime is the internal date too, as Dovecot's Maildir keeps it. */
-	struct timespec ts[2] = { { .tv_sec = when }, { .tv_sec = when } };
+	struct timespec ts[2] = { { .tv_sec = ap->when }, { .tv_sec = ap->when } };
 	utimensat(AT_FDCWD, p, ts, 0);
-	if (a->flags) {
-		if (cur_name(base, a->flags, file, sizeof(file)) < 0) {
+	if (ap->flags) {
+		if (cur_name(base, ap->flags, file, sizeof(file)) < 0) {
 			set_err(err, errsz, "file name too long");
 			unlink(p);
 			goto done;
 		}
-		snprintf(q, sizeof(q), "%s/%s", mb.dir, file);
+		snprintf(q, sizeof(q), "%s/%s", ap->dir, file);
 		if (rename(p, q) < 0) {
 			set_err(err, errsz, "rename into cur/: %s", strerror(errno));
 			unlink(p);
 			goto done;
 		}
 		snprintf(p, sizeof(p), "%s", q);
-		fsync_sub(mb.dir, "cur");
+		fsync_sub(ap->dir, "cur");
+	} else {
+		fsync_sub(ap->dir, "new");   /* the rename into new/ must outlive a crash before the row does */
 	}
 	if (begin(s, err, errsz) < 0) {
 		unlink(p);
 		goto done;
 	}
-	int r = mailbox_row(s, mailbox, &mb);
-	sqlite3_stmt *st = NULL;
+	struct mbrow mb;
+	r = mailbox_row(s, ap->mailbox, &mb);
 	if (r != 0 || mb.uidnext > (int64_t)UINT32_MAX ||
 	    sqlite3_prepare_v2(s->db, "INSERT INTO messages(mailbox, uid, base, file, size, vsize, internal_date,"
-				      " flags, keywords, modseq) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+				      " flags, keywords, modseq, " MC_STORE_CACHE_COLS ") VALUES(?, ?, ?, ?, ?, ?, ?, ?,"
+				      " ?, ?, " MC_STORE_CACHE_PARAMS ")",
 			       -1, &st, NULL) != SQLITE_OK) {
 		if (r == MC_STORE_ENOMAILBOX) {
-			set_err(err, errsz, "mailbox %s was deleted meanwhile", mailbox);
+			set_err(err, errsz, "mailbox %s was deleted meanwhile", ap->mailbox);
 			ret = r;
 		} else {
 			db_err(s, err, errsz);
@@ -943,10 +1015,12 @@ mc_store_append(struct mc_store *s, const char *mailbox, struct mc_store_append 
 	sqlite3_bind_text(st, 4, file, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, (int64_t)size);
 	sqlite3_bind_int64(st, 6, (int64_t)vsize);
-	sqlite3_bind_int64(st, 7, when);
-	sqlite3_bind_int64(st, 8, a->flags);
-	sqlite3_bind_text(st, 9, kwtext, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, ap->when);
+	sqlite3_bind_int64(st, 8, ap->flags);
+	sqlite3_bind_text(st, 9, ap->kwtext, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 10, mb.modseq + 1);
+	/* ENVELOPE, BODYSTRUCTURE and the search fields, parsed as the bytes came; none: filled on first use */
+	mc_store_int_cache_bind(st, 11, cache.envelope ? &cache : NULL);
 	if (sqlite3_step(st) != SQLITE_DONE || bump_mailbox(s, mb.id, mb.uidnext + 1, mb.modseq + 1) < 0 ||
 	    exec(s, "COMMIT") < 0) {
 		db_err(s, err, errsz);
@@ -956,19 +1030,49 @@ mc_store_append(struct mc_store *s, const char *mailbox, struct mc_store_append 
 	a->uid = (uint32_t)mb.uidnext;
 	a->uidvalidity = (uint32_t)mb.uidvalidity;
 	ret = 0;
-	/* ENVELOPE, BODYSTRUCTURE and the search fields now; if that fails, on first use */
-	char cerr[160];
-	if (mc_store_cache_fill(s, mailbox, a->uid, cerr, sizeof(cerr)) == -1)
-		mc_warn("store %s: APPEND UID %u: no cache yet: %s", mb.dir, a->uid, cerr);
 	goto done;
 fail:
 	sqlite3_finalize(st);
 	rollback(s);
 	unlink(p);
 done:
-	free(kw);
-	free(kwtext);
+	mc_store_cache_free(&cache);
+	free(ap);
 	return ret;
+}
+
+int
+mc_store_append(struct mc_store *s, const char *mailbox, struct mc_store_append *a, uint64_t limit, char *err,
+		size_t errsz)
+{
+	struct mc_store_appending *ap;
+	a->uid = a->uidvalidity = 0;
+	int r = mc_store_append_begin(s, mailbox, a, limit, &ap, err, errsz);
+	if (r != 0)
+		return r;
+	char *buf = malloc(READ_BUF);
+	uint64_t off = a->offset, left = a->length;
+	if (buf == NULL) {
+		mc_store_append_abort(ap);
+		set_err(err, errsz, "out of memory");
+		return -1;
+	}
+	while (left > 0) {
+		ssize_t n = pread(a->fd, buf, left < READ_BUF ? (size_t)left : READ_BUF, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || mc_store_append_write(ap, buf, (size_t)n) < 0) {
+			set_err(err, errsz, "%s: %s", n <= 0 ? "read" : "write tmp/",
+				n == 0 ? "source shorter than its length" : strerror(errno));
+			mc_store_append_abort(ap);
+			free(buf);
+			return -1;
+		}
+		off += (uint64_t)n;
+		left -= (uint64_t)n;
+	}
+	free(buf);
+	return mc_store_append_end(s, ap, a, err, errsz);
 }
 
 /* ---- EXPUNGE (the expunge itself is mc_store_expunge in mailstore.c, pop3d's and imapd's) ---- */

@@ -121,9 +121,32 @@ struct mc_store_append {
  * (0 = none) is the APPENDLIMIT: a longer message is MC_STORE_ETOOBIG
  * without reading it. The quota set with mc_store_set_quota applies
  * (MC_STORE_EOVERQUOTA). Target missing: MC_STORE_ENOMAILBOX.
+ * (mc_store_append_begin/_write/_end below, fed from the descriptor.)
  */
 int mc_store_append(struct mc_store *s, const char *mailbox, struct mc_store_append *a, uint64_t limit, char *err,
 		    size_t errsz);
+
+/*
+ * APPEND streamed: the message arrives in pieces (an IMAP literal) and
+ * goes straight into the mailbox's tmp/, so memory stays one fixed buffer
+ * whatever its size; its MIME structure is parsed as it passes and cached
+ * with its row. begin decides from what is announced, before a byte is
+ * read: a->length against limit (MC_STORE_ETOOBIG), a->flags and
+ * a->keywords (MC_STORE_ELIMIT), the mailbox (MC_STORE_ENOMAILBOX), the
+ * quota (MC_STORE_EOVERQUOTA); a->internal_date names the file. a->fd is
+ * not used. On 0, *out is the append in progress: feed it exactly
+ * a->length bytes with _write, then _end (fsync, rename, index: a->uid,
+ * a->uidvalidity), or _abort (the tmp/ file goes, nothing is indexed).
+ * Either frees *out. A failed _write (-1 with errno) removes the file at
+ * once; _end then fails and says why.
+ */
+struct mc_store_appending;
+int mc_store_append_begin(struct mc_store *s, const char *mailbox, const struct mc_store_append *a, uint64_t limit,
+			  struct mc_store_appending **out, char *err, size_t errsz);
+int mc_store_append_write(struct mc_store_appending *ap, const void *p, size_t n);
+int mc_store_append_end(struct mc_store *s, struct mc_store_appending *ap, struct mc_store_append *a, char *err,
+			size_t errsz);
+void mc_store_append_abort(struct mc_store_appending *ap);
 
 /*
  * EXPUNGE, CLOSE and UID EXPUNGE: the UIDs of mailbox that carry \Deleted

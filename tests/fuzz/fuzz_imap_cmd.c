@@ -1,8 +1,9 @@
 /*
  * fuzz_imap_cmd.c - libFuzzer target for imapd/parse.c: arbitrary bytes
  * go through the reader in pieces of varying size (the first byte picks
- * the piece size and whether the limits are the pre-login ones), and each
- * complete command is read with the cursor: tag, name, then arguments as
+ * the piece size and whether the limits are the pre-login ones; after
+ * login an APPEND's literals are kept or streamed out as its bits say),
+ * and each complete command is read with the cursor: tag, name, then arguments as
  * every kind of element in turn (strings, lists, sequence sets walked to
  * their end, numbers, flags, dates). Invariants: nothing is read past a
  * command, the reader's buffer stays within its limit, sequence-set ranges
@@ -105,7 +106,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int mode = data[0];
 	size_t piece = (size_t)(data[0] % 17) + 1;
 	struct imap_reader_limits lim = (mode & 0x80) ? (struct imap_reader_limits){ 8192, 4096, 16384, 0 }
-						       : (struct imap_reader_limits){ 256, 300, 1024, 5000 };
+						       : (struct imap_reader_limits){ 256, 300, 1024, true };
 	struct imap_reader r;
 	imap_reader_init(&r, &lim);
 	const char *in = (const char *)data + 1;
@@ -120,6 +121,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (res == IMAP_RD_FATAL)
 			break;
+		if (res == IMAP_RD_DATA) {
+			if (!r.lit_stream && r.lit_left != 0)
+				abort();
+			continue;   /* streamed bytes: never kept */
+		}
+		if (res == IMAP_RD_LITERAL) {
+			if (!r.lit_pending)
+				abort();
+			/* keep, stream, or drop the command as a session refusing it would */
+			unsigned how = (unsigned)(r.lit_len + (uint64_t)mode) % 3;
+			if (how == 2)
+				imap_reader_next(&r);
+			else if (imap_reader_literal(&r, how ? IMAP_LIT_STREAM : IMAP_LIT_KEEP) == IMAP_RD_FATAL)
+				break;
+			continue;
+		}
 		if (res == IMAP_RD_COMMAND) {
 			size_t len;
 			char *cmd = imap_reader_command(&r, &len);

@@ -17,7 +17,7 @@
 
 #include "imapd/parse.h"
 
-static const struct imap_reader_limits lim = { 1024, 4096, 16384, 100000 };
+static const struct imap_reader_limits lim = { 1024, 4096, 16384, true };
 
 /* Feed all of in, one byte at a time when slow; collect events into a string like "C+C". */
 static void
@@ -45,6 +45,14 @@ feed_all(struct imap_reader *r, const char *in, size_t n, bool slow, char *event
 		case IMAP_RD_FATAL:
 			events[e++] = 'F';
 			off = n;
+			break;
+		case IMAP_RD_LITERAL:   /* an APPEND's literal: kept here as any other */
+			events[e++] = 'L';
+			if (imap_reader_literal(r, IMAP_LIT_KEEP) == IMAP_RD_CONTINUE)
+				events[e++] = '+';
+			break;
+		case IMAP_RD_DATA:
+			events[e++] = 'D';
 			break;
 		}
 	}
@@ -108,7 +116,7 @@ test_reader_refuses_by_announcement(void **state)
 	assert_int_equal(imap_reader_feed(&r, line, sizeof(line), &used), IMAP_RD_FATAL);
 	imap_reader_free(&r);
 	/* The whole command's bound counts literals too. */
-	struct imap_reader_limits small = { 1024, 4096, 5000, 0 };
+	struct imap_reader_limits small = { 1024, 4096, 5000, false };
 	imap_reader_init(&r, &small);
 	assert_int_equal(imap_reader_feed(&r, "a X {4000}\r\n", 12, &used), IMAP_RD_CONTINUE);
 	char lit[4000];
@@ -117,20 +125,71 @@ test_reader_refuses_by_announcement(void **state)
 	assert_int_equal(imap_reader_feed(&r, " {4000}\r\n", 9, &used), IMAP_RD_REFUSED);
 	assert_string_equal(r.why, "command too long");
 	imap_reader_free(&r);
-	/* APPEND's literal (the message) may be as large as append_max, and no larger. */
+	/*
+	 * An APPEND's literals go to the caller first. Streamed, the message
+	 * comes out as DATA and is never kept: the command holds only its lines.
+	 */
 	imap_reader_init(&r, &lim);
 	const char *app = "a1 append INBOX (\\Seen) {50000}\r\n";
-	assert_int_equal(imap_reader_feed(&r, app, strlen(app), &used), IMAP_RD_CONTINUE);
-	static char msg[50000];
-	memset(msg, 'm', sizeof(msg));
-	assert_int_equal(imap_reader_feed(&r, msg, sizeof(msg), &used), IMAP_RD_MORE);
-	assert_int_equal(imap_reader_feed(&r, "\r\n", 2, &used), IMAP_RD_COMMAND);
+	assert_int_equal(imap_reader_feed(&r, app, strlen(app), &used), IMAP_RD_LITERAL);
+	assert_int_equal(used, strlen(app));
+	assert_int_equal(r.lit_len, 50000);
+	assert_true(r.lit_sync);
+	/* Until the caller decides, nothing more is taken. */
+	assert_int_equal(imap_reader_feed(&r, "x", 1, &used), IMAP_RD_LITERAL);
+	assert_int_equal(used, 0);
+	assert_int_equal(imap_reader_literal(&r, IMAP_LIT_STREAM), IMAP_RD_CONTINUE);
+	static char msg[50002];
+	memset(msg, 'm', 50000);
+	memcpy(msg + 50000, "\r\n", 2);
+	size_t off = 0, data = 0;
+	enum imap_rd ev;
+	while ((ev = imap_reader_feed(&r, msg + off, sizeof(msg) - off < 7000 ? sizeof(msg) - off : 7000, &used)) ==
+	       IMAP_RD_DATA) {
+		assert_true(used > 0 && used <= 7000);
+		data += used;
+		off += used;
+	}
+	assert_int_equal(data, 50000);
+	assert_true(r.cmd.len < 100);   /* the message was not kept */
+	off += used;
+	if (ev == IMAP_RD_MORE)
+		ev = imap_reader_feed(&r, msg + off, sizeof(msg) - off, &used);
+	assert_int_equal(ev, IMAP_RD_COMMAND);
+	size_t clen;
+	char *c = imap_reader_command(&r, &clen);
+	assert_int_equal(clen, strlen(app) + 2);
+	assert_memory_equal(c, "a1 append INBOX (\\Seen) {50000}\r\n\r\n", clen);
 	imap_reader_next(&r);
+	/* Kept, an APPEND's literal has the ordinary bound. */
 	const char *app2 = "a2 APPEND INBOX {100001}\r\n";
-	assert_int_equal(imap_reader_feed(&r, app2, strlen(app2), &used), IMAP_RD_REFUSED);
-	/* Not an APPEND: the ordinary bound. */
-	const char *other = "a3 LOGIN {50000}\r\n";
+	assert_int_equal(imap_reader_feed(&r, app2, strlen(app2), &used), IMAP_RD_LITERAL);
+	assert_int_equal(imap_reader_literal(&r, IMAP_LIT_KEEP), IMAP_RD_REFUSED);
+	assert_string_equal(r.tag, "a2");
+	/* Non-synchronising, streamed: no "+", the bytes come at once. */
+	const char *app3 = "a3 APPEND INBOX {3+}\r\nabc\r\n";
+	assert_int_equal(imap_reader_feed(&r, app3, strlen(app3), &used), IMAP_RD_LITERAL);
+	assert_false(r.lit_sync);
+	off = used;
+	assert_int_equal(imap_reader_literal(&r, IMAP_LIT_STREAM), IMAP_RD_MORE);
+	assert_int_equal(imap_reader_feed(&r, app3 + off, strlen(app3) - off, &used), IMAP_RD_DATA);
+	assert_int_equal(used, 3);
+	off += used;
+	assert_int_equal(imap_reader_feed(&r, app3 + off, strlen(app3) - off, &used), IMAP_RD_COMMAND);
+	imap_reader_next(&r);
+	/* Dropped after the announcement (refused before "+"): the next command reads cleanly. */
+	assert_int_equal(imap_reader_feed(&r, app2, strlen(app2), &used), IMAP_RD_LITERAL);
+	imap_reader_next(&r);
+	assert_int_equal(imap_reader_feed(&r, "a4 NOOP\r\n", 9, &used), IMAP_RD_COMMAND);
+	imap_reader_next(&r);
+	/* Not an APPEND: the ordinary bound, decided by the reader. */
+	const char *other = "a5 LOGIN {50000}\r\n";
 	assert_int_equal(imap_reader_feed(&r, other, strlen(other), &used), IMAP_RD_REFUSED);
+	imap_reader_free(&r);
+	/* Without append_literals (before login) an APPEND's literal is an ordinary one. */
+	struct imap_reader_limits pre = { 1024, 4096, 16384, false };
+	imap_reader_init(&r, &pre);
+	assert_int_equal(imap_reader_feed(&r, app2, strlen(app2), &used), IMAP_RD_REFUSED);
 	imap_reader_free(&r);
 }
 

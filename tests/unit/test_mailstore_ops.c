@@ -352,6 +352,68 @@ test_append(void **state)
 	mc_store_close(s);
 }
 
+/* APPEND streamed in pieces (an IMAP literal as it arrives): the same file, row and cache as in one go. */
+static void
+test_append_streamed(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *s = open_store(f);
+	char err[256] = "";
+	struct mc_store_appending *ap = NULL;
+	struct mc_store_append a = { .fd = -1, .length = strlen(body), .flags = MC_FLAG_SEEN, .internal_date = 1000000000 };
+
+	assert_int_equal(mc_store_append_begin(s, "INBOX", &a, 0, &ap, err, sizeof(err)), 0);
+	assert_non_null(ap);
+	assert_int_equal(count_files(f, "tmp"), 1);   /* written where delivery writes */
+	for (size_t i = 0; i < a.length; i++)   /* a byte at a time: CR and LF arrive apart */
+		assert_int_equal(mc_store_append_write(ap, body + i, 1), 0);
+	assert_int_equal(mc_store_append_end(s, ap, &a, err, sizeof(err)), 0);
+	assert_int_equal(a.uid, 1);
+	assert_int_equal(count_files(f, "tmp"), 0);
+	struct seen c;
+	list(s, "INBOX", &c);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.flags[0], MC_FLAG_SEEN);
+	uint64_t size = 0;
+	int fd = mc_store_msg_open(s, "INBOX", 1, &size);
+	char buf[256] = "";
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf) - 1), (ssize_t)size);
+	close(fd);
+	assert_string_equal(buf, "Subject: hello\nFrom: a@example.org\n\nline one\nline two\n");
+	/* the cache was parsed from the stream and stored with the row, not filled afterwards */
+	struct cached cc = { 0 };
+	assert_int_equal(mc_store_search_rows(s, "INBOX", 1, cached_cb, &cc), 0);
+	assert_int_equal(cc.cached, 1);
+	assert_string_equal(cc.subject, "hello");
+	struct mc_store_quota q;
+	assert_int_equal(mc_store_quota(s, &q), 0);
+	assert_int_equal(q.bytes, strlen(body));   /* vsize: CRLF counted as sent */
+
+	/* Abandoned half-way (the client went away): the tmp/ file goes, nothing is indexed. */
+	assert_int_equal(mc_store_append_begin(s, "INBOX", &a, 0, &ap, err, sizeof(err)), 0);
+	assert_int_equal(mc_store_append_write(ap, body, 10), 0);
+	assert_int_equal(count_files(f, "tmp"), 1);
+	mc_store_append_abort(ap);
+	mc_store_append_abort(NULL);
+	assert_int_equal(count_files(f, "tmp"), 0);
+	list(s, "INBOX", &c);
+	assert_int_equal(c.n, 1);
+
+	/* Refused from what is announced, before a file exists. */
+	a.length = 100;
+	assert_int_equal(mc_store_append_begin(s, "INBOX", &a, 99, &ap, err, sizeof(err)), MC_STORE_ETOOBIG);
+	assert_null(ap);
+	assert_int_equal(mc_store_append_begin(s, "Nope", &a, 0, &ap, err, sizeof(err)), MC_STORE_ENOMAILBOX);
+	a.keywords = "\\Bad";
+	assert_int_equal(mc_store_append_begin(s, "INBOX", &a, 0, &ap, err, sizeof(err)), MC_STORE_ELIMIT);
+	a.keywords = NULL;
+	mc_store_set_quota(s, strlen(body) + 99, 0);
+	assert_int_equal(mc_store_append_begin(s, "INBOX", &a, 0, &ap, err, sizeof(err)), MC_STORE_EOVERQUOTA);
+	assert_int_equal(count_files(f, "tmp"), 0);
+	mc_store_close(s);
+}
+
 static void
 test_expunge_status(void **state)
 {
@@ -613,6 +675,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append_streamed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expunge_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_rename, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_inbox, setup, teardown),

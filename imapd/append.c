@@ -1,0 +1,285 @@
+/*
+ * append.c - APPEND (RFC 3501 §6.3.11, APPENDUID of RFC 4315, APPENDLIMIT
+ * of RFC 7889): the message literal is streamed into the mailbox's tmp/
+ * as it arrives, never held in memory.
+ *
+ * Called by session.c: when the reader stops at a literal an APPEND
+ * command announces (imapd_append_literal), with each piece of that
+ * literal (imapd_append_data), when the command is complete
+ * (imapd_append_end) and when the session ends (imapd_append_free).
+ *
+ * Everything that can be decided from the announcement is decided before
+ * a byte of the message is read: the syntax up to the literal, the
+ * mailbox name and its existence, the flags and keywords, the size
+ * against APPENDLIMIT and the quota. A refused synchronising literal gets
+ * its NO or BAD instead of "+", so the client sends nothing of it. A
+ * refused non-synchronising one (LITERAL+) is answered at once too, and
+ * its bytes are then read and dropped (RFC 7888 §4 lets the server read
+ * and discard them or close; reading keeps the session). The store
+ * (mc_store_append_begin/_write/_end) writes the bytes into tmp/ with
+ * CRLF turned into LF and the MIME structure parsed as they pass; once
+ * the command is complete the file is fsynced, renamed into the mailbox
+ * and indexed with its cache. Memory per APPEND is the store's one copy
+ * buffer, whatever the message's size.
+ *
+ * Owns the APPEND in progress (s->append). Never: keep the message in
+ * memory, leave a tmp/ file behind a dropped connection, index a message
+ * that did not arrive whole. MULTIAPPEND (RFC 3502) is not offered: a
+ * second message literal in one command is refused.
+ */
+#include "imapd/imapd.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mail/mailstore.h"
+#include "mail/mailstore_ops.h"
+#include "util/log.h"
+
+struct imapd_append {
+	struct mc_store_appending *ap;   /* NULL: refused or failed; the rest of the literal is dropped */
+	bool answered;                   /* the tagged answer went out when it was refused */
+	int write_errno;                 /* the store could not write: why */
+	size_t rest;                     /* where the command goes on after the literal */
+	uint64_t length;
+	char name[MC_MAILBOX_NAME_MAX + 1];
+};
+
+static struct imapd_append *
+get_append(struct imapd_session *s)
+{
+	if (s->append == NULL)
+		s->append = calloc(1, sizeof(*s->append));
+	return s->append;
+}
+
+/*
+ * The literal is refused with status and text: answered now. Synchronising:
+ * the command ends here (the client sends nothing more of it).
+ * Non-synchronising: its bytes are on the way; they are read and dropped.
+ */
+static enum imap_rd
+refuse(struct imapd_session *s, const char *status, const char *text)
+{
+	struct imap_reader *rd = &s->rd;
+	imapd_done(s, status, "%s", text);
+	if (rd->lit_sync || get_append(s) == NULL) {
+		imapd_append_free(s);
+		imap_reader_next(rd);
+		if (!rd->lit_sync)
+			imapd_session_close(s, "Out of memory", "out of memory");
+		return IMAP_RD_MORE;
+	}
+	mc_store_append_abort(s->append->ap);
+	s->append->ap = NULL;
+	s->append->answered = true;
+	return imap_reader_literal(rd, IMAP_LIT_STREAM);
+}
+
+/* Where the announced literal starts in cmd ('{' or the '~' of "~{"), on the command's last line. */
+static size_t
+announcement(const char *cmd, size_t len, size_t line_start)
+{
+	size_t i = len;
+	while (i > line_start && cmd[i - 1] != '{')
+		i--;
+	if (i == line_start)
+		return len;   /* cannot be: the reader saw one */
+	i--;
+	if (i > line_start && cmd[i - 1] == '~')
+		i--;
+	return i;
+}
+
+enum imap_rd
+imapd_append_literal(struct imapd_session *s)
+{
+	struct imap_reader *rd = &s->rd;
+	char tag[IMAP_TAG_MAX + 1], verb[IMAP_ATOM_MAX + 1], arg[MC_MAILBOX_NAME_MAX * 2 + 1];
+	char name[MC_MAILBOX_NAME_MAX + 1], flag[MC_STORE_KEYWORD_LEN + 2], kw[IMAPD_KEYWORDS_TEXT_MAX];
+	char err[256] = "";
+	struct mc_store_flag_change ch = { 0 };
+	time_t date = 0;
+	const char *why;
+
+	/* Not a command here (a SASL or IDLE line), or not logged in: the ordinary rules, and the table answers. */
+	if (!(s->state & (IMAPD_AUTH | IMAPD_SELECTED)) || s->wait != IMAPD_W_NONE)
+		return imap_reader_literal(rd, IMAP_LIT_KEEP);
+	if (s->append && s->append->answered) {
+		/* more of a command already answered: its literals are dropped too */
+		if (!rd->lit_sync)
+			return imap_reader_literal(rd, IMAP_LIT_STREAM);
+		imapd_append_free(s);
+		imap_reader_next(rd);
+		return IMAP_RD_MORE;
+	}
+	if (s->append)   /* a second message in one command */
+		return refuse(s, "BAD", "MULTIAPPEND is not supported");
+
+	size_t len;
+	const char *cmd = imap_reader_command(rd, &len);
+	/* The cursor unescapes in place: it reads a copy, so a kept literal leaves the command as it came. */
+	char *copy = malloc(len ? len : 1);
+	if (copy == NULL)
+		return imap_reader_literal(rd, IMAP_LIT_KEEP);
+	memcpy(copy, cmd, len);
+	const char *ann = copy + announcement(copy, len, rd->line_start);
+	struct imap_p p;
+	imap_p_init(&p, copy, len);
+	p.utf8 = s->utf8;
+	if (imap_p_tag(&p, tag, sizeof(tag)) < 0 || imap_p_sp(&p) < 0 || imap_p_atom_upper(&p, verb, sizeof(verb)) < 0 ||
+	    strcmp(verb, "APPEND") != 0 || imap_p_sp(&p) < 0 || p.p >= ann) {
+		free(copy);   /* the literal is the mailbox name (or this is no APPEND): an ordinary one */
+		return imap_reader_literal(rd, IMAP_LIT_KEEP);
+	}
+	/* From here on this literal is the message: the command is APPEND's, answered by this file. */
+	s->ncommands++;
+	snprintf(s->cmdtag, sizeof(s->cmdtag), "%s", tag);
+	snprintf(s->cmdname, sizeof(s->cmdname), "APPEND");
+	s->expunge_ok = true;
+	kw[0] = '\0';
+	if (imap_p_astring(&p, arg, sizeof(arg)) < 0 || imap_p_sp(&p) < 0)
+		goto bad;
+	if (imap_p_peek(&p) == '(') {
+		if (imap_p_list_open(&p) < 0)
+			goto bad;
+		if (imap_p_peek(&p) != ')') {
+			do {
+				if (imap_p_flag(&p, flag, sizeof(flag), false) < 0 ||
+				    imapd_flag_take(&p, flag, &ch, kw, sizeof(kw)) < 0)
+					goto bad;
+			} while (imap_p_accept(&p, ' '));
+		}
+		if (imap_p_list_close(&p) < 0 || imap_p_sp(&p) < 0)
+			goto bad;
+	}
+	if (imap_p_peek(&p) == '"' && (imap_p_date_time(&p, &date) < 0 || imap_p_sp(&p) < 0))
+		goto bad;
+	if (p.p != ann) {
+		imap_p_fail(&p, "expected the message as a literal");
+		goto bad;
+	}
+	free(copy);
+	if (imapd_mailbox_from_client(s, arg, name, sizeof(name), &why) < 0)
+		return refuse(s, "NO", why);
+	if (rd->lit_len == 0)
+		return refuse(s, "NO", "Empty message");
+
+	struct mc_store_append a = {
+		.fd = -1, .length = rd->lit_len, .flags = ch.flags, .keywords = kw[0] ? kw : NULL,
+		.internal_date = (int64_t)date,
+	};
+	struct mc_store_appending *ap = NULL;
+	int r = mc_store_append_begin(s->store, name, &a, s->srv->lim.append_max, &ap, err, sizeof(err));
+	switch (r) {
+	case 0:
+		break;
+	case MC_STORE_ETOOBIG:
+		return refuse(s, "NO", "[TOOBIG] Message too big");
+	case MC_STORE_ENOMAILBOX:
+		return refuse(s, "NO", "[TRYCREATE] Mailbox does not exist");
+	case MC_STORE_EOVERQUOTA:
+		return refuse(s, "NO", "[OVERQUOTA] Quota exceeded");
+	case MC_STORE_ELIMIT:
+		return refuse(s, "NO", "[LIMIT] Too many keywords");
+	default:
+		mc_warn("%s: APPEND for user=%s: %s", s->id, s->user, err);
+		return refuse(s, "NO", "[SERVERBUG] Cannot store the message now");
+	}
+	struct imapd_append *x = get_append(s);
+	if (x == NULL) {
+		mc_store_append_abort(ap);
+		return refuse(s, "NO", "[SERVERBUG] Cannot store the message now");
+	}
+	x->ap = ap;
+	x->length = rd->lit_len;
+	x->rest = len;
+	snprintf(x->name, sizeof(x->name), "%s", name);
+	return imap_reader_literal(rd, IMAP_LIT_STREAM);
+bad:;
+	char text[256];
+	snprintf(text, sizeof(text), "%s", p.err ? p.err : "syntax error");
+	free(copy);
+	return refuse(s, "BAD", text);
+}
+
+void
+imapd_append_data(struct imapd_session *s, const char *p, size_t n)
+{
+	struct imapd_append *x = s->append;
+	if (x == NULL || x->ap == NULL)
+		return;   /* refused or failed: dropped */
+	if (mc_store_append_write(x->ap, p, n) < 0) {
+		x->write_errno = errno;
+		mc_warn("%s: APPEND for user=%s mailbox=%s: cannot write the message: %s", s->id, s->user, x->name,
+			strerror(x->write_errno));
+		mc_store_append_abort(x->ap);   /* its file is gone already; the rest of the literal is dropped */
+		x->ap = NULL;
+	}
+}
+
+void
+imapd_append_end(struct imapd_session *s, const char *cmd, size_t len)
+{
+	struct imapd_append *x = s->append;
+	char err[256] = "";
+	s->append = NULL;
+	if (x->answered) {
+		free(x);
+		return;
+	}
+	if (x->ap == NULL) {
+		bool full = x->write_errno == ENOSPC || x->write_errno == EDQUOT;
+		imapd_done(s, "NO", "%s", full ? "[OVERQUOTA] Not enough disk space" : "[SERVERBUG] Cannot store the message now");
+		free(x);
+		return;
+	}
+	/* After the message only the line end may come (no MULTIAPPEND). */
+	const char *rest = cmd + x->rest;
+	size_t rl = len - x->rest;
+	if (!((rl == 2 && rest[0] == '\r' && rest[1] == '\n') || (rl == 1 && rest[0] == '\n'))) {
+		mc_store_append_abort(x->ap);
+		free(x);
+		imapd_done(s, "BAD", "Unexpected text after the message");
+		return;
+	}
+	struct mc_store_append a = { .fd = -1 };
+	int r = mc_store_append_end(s->store, x->ap, &a, err, sizeof(err));
+	if (r < 0) {
+		imapd_store_error(s, r, err, "APPEND");   /* logs what is the server's fault */
+		free(x);
+		return;
+	}
+	mc_info("%s: appended uid=%u mailbox=%s size=%llu user=%s", s->id, a.uid, x->name,
+		(unsigned long long)x->length, s->user);
+	imapd_idle_changed(s, x->name);
+	free(x);
+	imapd_done(s, "OK", "[APPENDUID %u %u] APPEND completed", a.uidvalidity, a.uid);
+}
+
+void
+imapd_append_free(struct imapd_session *s)
+{
+	struct imapd_append *x = s->append;
+	if (x == NULL)
+		return;
+	if (x->ap)
+		mc_info("%s: APPEND of %llu bytes to mailbox=%s ended before the message was whole: nothing stored",
+			s->id, (unsigned long long)x->length, x->name);
+	mc_store_append_abort(x->ap);
+	free(x);
+	s->append = NULL;
+}
+
+void
+imapd_cmd_append(struct imapd_session *s, struct imap_p *p, bool uid)
+{
+	char arg[MC_MAILBOX_NAME_MAX * 2 + 1];
+	/* A message literal never comes here: imapd_append_literal took it when it was announced. */
+	if (imap_p_sp(p) == 0 && imap_p_astring(p, arg, sizeof(arg)) == 0)
+		imap_p_fail(p, "expected the message as a literal");
+	imapd_done(s, "BAD", "%s", p->err);
+	(void)uid;
+}
