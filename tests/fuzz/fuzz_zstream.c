@@ -35,7 +35,7 @@ check_mem(const struct mc_zstream *z)
 static void
 inflate_into_reader(const uint8_t *in, size_t n, size_t step, size_t outcap, bool rest)
 {
-	struct imap_reader_limits lim = { 64 * 1024, 64 * 1024, 256 * 1024, 1024 * 1024 };
+	struct imap_reader_limits lim = { 64 * 1024, 64 * 1024, 256 * 1024, true };
 	struct imap_reader rd;
 	imap_reader_init(&rd, &lim);
 	struct mc_zstream *z = mc_zstream_new();
@@ -68,10 +68,12 @@ inflate_into_reader(const uint8_t *in, size_t n, size_t step, size_t outcap, boo
 				goto out;
 			if (e == IMAP_RD_COMMAND)
 				imap_reader_next(&rd);
+			else if (e == IMAP_RD_LITERAL)
+				imap_reader_literal(&rd, IMAP_LIT_STREAM);   /* APPEND's message: streamed, as append.c takes it */
 			else if (e == IMAP_RD_MORE)
 				break;
 		}
-		if (rd.cmd.len > rd.cmd.max || rd.cmd.max > lim.command_max + lim.append_max + lim.line_max)
+		if (rd.cmd.len > rd.cmd.max || rd.cmd.max > lim.command_max)
 			abort();
 		if (made == 0 && used == 0) {
 			if (pos == n)
