@@ -123,7 +123,7 @@ imapd_capabilities(const struct imapd_session *s, char *out, size_t outsz)
 		}
 	}
 	ADD("LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE UIDPLUS MOVE STATUS=SIZE LIST-EXTENDED LIST-STATUS");
-	ADD("ESEARCH SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE CONDSTORE QRESYNC");
+	ADD("ESEARCH SEARCHRES SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE CONDSTORE QRESYNC");
 	if (s->state != IMAPD_NOTAUTH)
 		ADD("UTF8=ACCEPT");
 	if (s->state != IMAPD_NOTAUTH)
@@ -191,6 +191,12 @@ imapd_cmd_run(struct imapd_session *s, char *cmd, size_t len)
 	}
 	if ((c->flags & F_NOEXPUNGE) && !uid)
 		s->expunge_ok = false;
+	/* SEARCHRES: "$" in this command's sequence sets is the saved result, as UIDs when a UID command */
+	s->cmd_uid = uid;
+	if (s->state == IMAPD_SELECTED) {
+		p.saved = imapd_saved_resolve;
+		p.saved_arg = s;
+	}
 	c->fn(s, &p, uid);
 }
 

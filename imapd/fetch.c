@@ -281,13 +281,11 @@ parse_fetch(struct imapd_fetch *f, struct imap_p *p)
 	char w[32];
 	if (imap_p_sp(p) < 0 || imap_p_seqset(p, &f->seqset) < 0 || imap_p_sp(p) < 0)
 		return -1;
-	if (f->seqset.dollar)
-		return imap_p_fail(p, "no saved search result");
 	if (f->seqset.len >= sizeof(f->set))
 		return imap_p_fail(p, "sequence set too long");
 	memcpy(f->set, f->seqset.s, f->seqset.len);
 	f->set[f->seqset.len] = '\0';
-	f->seqset.s = f->set;
+	f->seqset.s = f->set;   /* the ranges of "$" are the session's until the next command */
 	if (imap_p_peek(p) == '(') {
 		if (imap_p_list_open(p) < 0)
 			return -1;
@@ -652,7 +650,7 @@ message_items(struct imapd_session *s, struct imapd_fetch *f)
 			break;
 		case FI_FLAGS: {
 			char fl[1100];
-			imapd_flags_text(fl, sizeof(fl), f->m.flags, f->m.keywords);
+			imapd_msg_flags_text(s, f->m.uid, fl, sizeof(fl), f->m.flags, f->m.keywords);
 			item_sep(s, f);
 			snprintf(buf, sizeof(buf), "FLAGS (%s)", fl);
 			imapd_send_raw(s, buf, strlen(buf));
@@ -914,9 +912,11 @@ imapd_cmd_fetch(struct imapd_session *s, struct imap_p *p, bool uid)
 		}
 	}
 	struct imapd_view *v = s->view;
-	if (v->n == 0) {
+	bool named = imap_seqset_max(&f->seqset, 1) > 0;   /* an empty "$" names nothing: OK (RFC 5182) */
+	if (v->n == 0 || !named) {
+		bool ok = uid || !named;
 		free(f);
-		if (uid)
+		if (ok)
 			imapd_done(s, "OK", "FETCH completed");
 		else
 			imapd_done(s, "BAD", "No messages");

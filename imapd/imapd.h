@@ -20,6 +20,8 @@
  *   idle.c      IDLE and run_dir/imapd.sock (MBOX_CHANGED from queued)
  *   compress.c  COMPRESS DEFLATE (RFC 4978) on the session's mc_conn
  *   parse.c     the reader and grammar cursor (parse.h)
+ *   uidset.c    sets of UIDs as ranges: the saved SEARCH result ("$",
+ *               RFC 5182) and the session's \Recent messages
  *   main.c      the thin main
  *
  * Not installed, not used outside imapd/ (and its tests).
@@ -104,6 +106,12 @@ struct imapd_msg {
 	uint64_t modseq;
 };
 
+/* A set of numbers as ascending, disjoint ranges (uidset.c). */
+struct imapd_uidset {
+	struct imap_seqrange *r;
+	size_t n, cap;
+};
+
 /* The selected mailbox: what the client has been told. */
 struct imapd_view {
 	char name[256];             /* internal name ("INBOX", "Lists.pg") */
@@ -114,6 +122,11 @@ struct imapd_view {
 	uint64_t modseq;            /* changes up to this one were reported */
 	struct imapd_msg *msgs;     /* in sequence order */
 	uint32_t n, cap;
+	/* \Recent (RFC 3501 §2.3.2): the UIDs this session was first to be told of (claimed in the index) */
+	struct imapd_uidset recent;
+	uint32_t recent_upto;       /* UIDs up to here were considered for \Recent */
+	/* SEARCHRES (RFC 5182): the saved search result as UIDs; reset with the view */
+	struct imapd_uidset saved;
 };
 
 struct imapd_fetch;
@@ -146,6 +159,9 @@ struct imapd_session {
 	bool utf8;                  /* ENABLE UTF8=ACCEPT */
 	bool condstore;
 	bool qresync;               /* ENABLE QRESYNC: VANISHED instead of EXPUNGE (RFC 7162 §3.2.10) */
+	bool rev2;                  /* ENABLE IMAP4rev2 (RFC 9051): no \Recent, ESEARCH only, UTF-8 names */
+	bool cmd_uid;               /* the running command is a UID command: "$" resolves to UIDs */
+	struct imapd_uidset dollar; /* "$" of the running command as it reads sets (imapd_saved_resolve) */
 	struct imapd_view *view;    /* SELECTED */
 	struct imapd_fetch *fetch;  /* a FETCH streaming out */
 	struct imapd_append *append;   /* an APPEND whose literal is streaming in */
@@ -221,16 +237,36 @@ void imapd_view_free(struct imapd_session *s);
 void imapd_view_sync(struct imapd_session *s, bool expunge_ok);
 /* "\\Seen \\Answered $Label": a message's flags and keywords as FLAGS shows them. */
 void imapd_flags_text(char *out, size_t outsz, uint32_t flags, const char *keywords);
+/* The same for message uid of the view, with \Recent first when it is recent in this session. */
+void imapd_msg_flags_text(const struct imapd_session *s, uint32_t uid, char *out, size_t outsz, uint32_t flags,
+			  const char *keywords);
 /* QRESYNC: "* VANISHED (EARLIER)" for UIDs expunged after since (among known, NULL: all), then FETCH of
  * the messages changed after since when fetch. */
 void imapd_vanished_earlier(struct imapd_session *s, uint64_t since, const struct imap_seqset *known, bool fetch);
 /* Append "1:3,7" for ascending UIDs. */
 void imapd_uid_set(struct mc_buf *out, const uint32_t *uids, size_t n);
+/* Has the store mailbox name children (a mailbox name.x)? */
+bool imapd_mailbox_has_children(struct imapd_session *s, const char *name);
 /* Sequence number (1-based) of uid in the view, 0 if absent. */
 uint32_t imapd_view_seq(const struct imapd_view *v, uint32_t uid);
 /* A client name (modified UTF-7 or UTF-8) to the store's name; -1 when refused (why). */
 int imapd_mailbox_from_client(const struct imapd_session *s, const char *in, char *out, size_t outsz,
 			      const char **why);
+
+/* ---- uidset.c ---- */
+
+/* Add lo..hi (lo <= hi, not below what the set holds already). 0, or -1 out of memory. */
+int imapd_uidset_add(struct imapd_uidset *u, uint32_t lo, uint32_t hi);
+bool imapd_uidset_has(const struct imapd_uidset *u, uint32_t n);
+void imapd_uidset_free(struct imapd_uidset *u);
+/* SEARCHRES: keep nums (ascending UIDs, or sequence numbers of the view when !uid) as the saved result. 0 or -1. */
+int imapd_saved_keep(struct imapd_session *s, const uint32_t *nums, size_t n, bool uid);
+/* imap_p's saved callback (arg: the session): "$" as the running command reads sets. */
+int imapd_saved_resolve(void *session, struct imap_seqset *set);
+/* Is uid \Recent for this session (never after ENABLE IMAP4rev2)? */
+bool imapd_recent_has(const struct imapd_session *s, uint32_t uid);
+/* How many messages of the view are \Recent. */
+uint32_t imapd_recent_count(const struct imapd_session *s);
 
 /* ---- modify.c ---- */
 

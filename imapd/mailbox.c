@@ -129,6 +129,8 @@ imapd_view_free(struct imapd_session *s)
 	if (s->view == NULL)
 		return;
 	free(s->view->msgs);
+	imapd_uidset_free(&s->view->recent);
+	imapd_uidset_free(&s->view->saved);
 	free(s->view);
 	s->view = NULL;
 	if (s->state == IMAPD_SELECTED)
@@ -195,6 +197,19 @@ void
 imapd_flags_text(char *out, size_t outsz, uint32_t flags, const char *keywords)
 {
 	flags_text(out, outsz, flags, keywords);
+}
+
+void
+imapd_msg_flags_text(const struct imapd_session *s, uint32_t uid, char *out, size_t outsz, uint32_t flags,
+		     const char *keywords)
+{
+	if (!imapd_recent_has(s, uid) || outsz < 16) {
+		flags_text(out, outsz, flags, keywords);
+		return;
+	}
+	memcpy(out, "\\Recent", 7);
+	flags_text(out + 8, outsz - 8, flags, keywords);
+	out[7] = out[8] ? ' ' : '\0';
 }
 
 struct sync {
@@ -268,7 +283,7 @@ sync_msg(void *arg, const struct mc_store_msg *m)
 		const struct imapd_msg *old = &v->msgs[x->j];
 		if (old->modseq != m->modseq || old->flags != m->flags) {
 			char fl[1024];
-			flags_text(fl, sizeof(fl), m->flags, m->keywords);
+			imapd_msg_flags_text(x->s, m->uid, fl, sizeof(fl), m->flags, m->keywords);
 			if (x->s->qresync)
 				mc_buf_printf(&x->fetches, "* %u FETCH (UID %u FLAGS (%s) MODSEQ (%llu))\r\n",
 					      x->j + 1 - x->removed, m->uid, fl, (unsigned long long)m->modseq);
@@ -292,6 +307,30 @@ sync_msg(void *arg, const struct mc_store_msg *m)
 		return 1;
 	}
 	return 0;
+}
+
+/*
+ * \Recent for the messages of the view above those already considered:
+ * claimed in the index by a read-write view, so no other session sees
+ * them recent; a read-only view (EXAMINE) takes what no session claimed
+ * and leaves it so (RFC 3501 §6.3.2).
+ */
+static void
+recent_claim(struct imapd_session *s)
+{
+	struct imapd_view *v = s->view;
+	uint32_t top = v->n ? v->msgs[v->n - 1].uid : 0, prev;
+	if (top <= v->recent_upto)
+		return;
+	if (mc_store_recent(s->store, v->name, top, !v->readonly, &prev) < 0) {
+		mc_warn("%s: cannot read the \\Recent mark of %s for user=%s", s->id, v->name, s->user);
+		return;
+	}
+	if (prev < v->recent_upto)
+		prev = v->recent_upto;
+	v->recent_upto = top;
+	if (prev < top && imapd_uidset_add(&v->recent, prev + 1, top) < 0)
+		mc_warn("%s: out of memory for \\Recent of %s", s->id, v->name);
 }
 
 void
@@ -344,8 +383,13 @@ imapd_view_sync(struct imapd_session *s, bool expunge_ok)
 	v->msgs = x.na;
 	v->n = x.nn;
 	v->cap = x.ncap;
-	if (x.added || x.removed)
+	if (x.added)
+		recent_claim(s);
+	if (x.added || x.removed) {
 		imapd_send(s, "* %u EXISTS", v->n);
+		if (!s->rev2)
+			imapd_send(s, "* %u RECENT", imapd_recent_count(s));   /* RFC 3501 §7.3.2; gone in RFC 9051 */
+	}
 	v->uidnext = mb.uidnext;
 	/* With ghosts kept, changes are asked again next time (their EXPUNGE is still owed). */
 	if (x.removed == 0 && v->n > 0 && !expunge_ok && x.nn > mb.messages)
@@ -384,7 +428,7 @@ changed_msg(void *arg, const struct mc_store_msg *m)
 	if (seq == 0)
 		return 0;
 	char fl[1024];
-	flags_text(fl, sizeof(fl), m->flags, m->keywords);
+	imapd_msg_flags_text(c->s, m->uid, fl, sizeof(fl), m->flags, m->keywords);
 	mc_buf_printf(&c->fetches, "* %u FETCH (UID %u FLAGS (%s) MODSEQ (%llu))\r\n", seq, m->uid, fl,
 		      (unsigned long long)m->modseq);
 	return 0;
@@ -447,6 +491,60 @@ qresync_report(struct imapd_session *s, uint64_t since, const struct imap_seqset
 }
 
 /* ---- SELECT, EXAMINE ---- */
+
+struct kids {
+	const char *name;
+	size_t len;
+	bool found;
+};
+
+static int
+kid_of(void *arg, const struct mc_store_mailbox *mb)
+{
+	struct kids *k = arg;
+	if (strncmp(mb->name, k->name, k->len) == 0 && mb->name[k->len] == STORE_SEP) {
+		k->found = true;
+		return 1;
+	}
+	return 0;
+}
+
+bool
+imapd_mailbox_has_children(struct imapd_session *s, const char *name)
+{
+	struct kids k = { .name = name, .len = strlen(name) };
+	(void)mc_store_mailbox_list(s->store, kid_of, &k);
+	return k.found;
+}
+
+/*
+ * "* LIST (attrs) sep name" of one mailbox (IMAP4rev2 SELECT/EXAMINE,
+ * CREATE); with ("OLDNAME" (given)) when the client named it otherwise
+ * than it is shown (RFC 9051 §6.3.2, §6.3.4: "inbox" for "INBOX").
+ */
+static void
+list_self(struct imapd_session *s, const char *name, const char *given)
+{
+	struct mc_store_mailbox mb;
+	char attrs[64], shown[MC_MAILBOX_NAME_MAX + 1];
+	bool exists = mc_store_mailbox_get(s->store, name, &mb) == 0;
+	snprintf(attrs, sizeof(attrs), "%s%s%s", imapd_mailbox_has_children(s, name) ? "\\HasChildren" : "\\HasNoChildren",
+		 exists && mb.special_use[0] ? " " : "", exists ? mb.special_use : "");
+	char head[128];
+	int k = snprintf(head, sizeof(head), "* LIST (%s) \"%c\" ", attrs, s->srv->lim.sep);
+	imapd_send_raw(s, head, (size_t)k);
+	imapd_send_mailbox(s, name);
+	snprintf(shown, sizeof(shown), "%s", name);
+	for (char *q = shown; *q; q++)
+		if (*q == STORE_SEP)
+			*q = s->srv->lim.sep;
+	if (s->utf8 && given && strcmp(given, shown) != 0) {
+		imapd_send_raw(s, " (\"OLDNAME\" (", 13);
+		imapd_send_string(s, given, strlen(given));
+		imapd_send_raw(s, "))", 2);
+	}
+	imapd_send_raw(s, "\r\n", 2);
+}
 
 static void
 select_mailbox(struct imapd_session *s, struct imap_p *p, bool readonly)
@@ -538,6 +636,7 @@ select_mailbox(struct imapd_session *s, struct imap_p *p, bool readonly)
 	}
 	s->view = v;
 	s->state = IMAPD_SELECTED;
+	recent_claim(s);
 	uint32_t unseen = 0;
 	for (uint32_t i = 0; i < v->n && unseen == 0; i++)
 		if (!(v->msgs[i].flags & MC_FLAG_SEEN))
@@ -549,10 +648,14 @@ select_mailbox(struct imapd_session *s, struct imap_p *p, bool readonly)
 		imapd_send(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded \\*)] "
 			      "Flags permitted");
 	imapd_send(s, "* %u EXISTS", v->n);
-	/* \Recent is not kept (IMAP4rev2 dropped it): no message is recent to this session. */
-	imapd_send(s, "* 0 RECENT");
-	if (unseen)
-		imapd_send(s, "* OK [UNSEEN %u] First unseen", unseen);
+	if (s->rev2) {
+		/* RFC 9051 §6.3.2: no RECENT, no [UNSEEN]; a LIST of the mailbox, with the name it has */
+		list_self(s, mb.name, arg);
+	} else {
+		imapd_send(s, "* %u RECENT", imapd_recent_count(s));
+		if (unseen)
+			imapd_send(s, "* OK [UNSEEN %u] First unseen", unseen);
+	}
 	imapd_send(s, "* OK [UIDVALIDITY %u] UIDs valid", v->uidvalidity);
 	imapd_send(s, "* OK [UIDNEXT %u] Predicted next UID", v->uidnext);
 	imapd_send(s, "* OK [HIGHESTMODSEQ %llu] Highest", (unsigned long long)v->modseq);
@@ -831,18 +934,18 @@ match_name(const char *pat, const char *name, char sep)
 
 /* ---- STATUS (also LIST ... RETURN (STATUS ...), RFC 5819) ---- */
 
-enum { A_MESSAGES, A_RECENT, A_UIDNEXT, A_UIDVALIDITY, A_UNSEEN, A_SIZE, A_HIGHESTMODSEQ, A_COUNT };
-static const char *const att_names[A_COUNT] = { "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY",
-						"UNSEEN",   "SIZE",   "HIGHESTMODSEQ" };
+enum { A_MESSAGES, A_RECENT, A_UIDNEXT, A_UIDVALIDITY, A_UNSEEN, A_SIZE, A_HIGHESTMODSEQ, A_DELETED, A_COUNT };
+static const char *const att_names[A_COUNT] = { "MESSAGES", "RECENT", "UIDNEXT",       "UIDVALIDITY",
+						"UNSEEN",   "SIZE",   "HIGHESTMODSEQ", "DELETED" };
 
 struct status_req {
 	unsigned want[A_COUNT];
 	unsigned n;
 };
 
-/* "(" status-att *(SP status-att) ")" */
+/* "(" status-att *(SP status-att) ")"; RECENT is not one in IMAP4rev2 (RFC 9051 §6.3.11). */
 static int
-parse_status_atts(struct imap_p *p, struct status_req *r)
+parse_status_atts(struct imap_p *p, struct status_req *r, bool rev2)
 {
 	char att[IMAP_ATOM_MAX + 1];
 	r->n = 0;
@@ -857,6 +960,8 @@ parse_status_atts(struct imap_p *p, struct status_req *r)
 				break;
 		if (i == A_COUNT)
 			return imap_p_fail(p, "unknown STATUS item");
+		if (i == A_RECENT && rev2)
+			return imap_p_fail(p, "RECENT is not a STATUS item of IMAP4rev2");
 		bool dup = false;
 		for (unsigned k = 0; k < r->n; k++)
 			dup |= r->want[k] == i;
@@ -866,31 +971,15 @@ parse_status_atts(struct imap_p *p, struct status_req *r)
 	return imap_p_list_close(p);
 }
 
-struct counts {
-	uint32_t messages, unseen;
-	uint64_t size;
-};
-
-static int
-count_msg(void *arg, const struct mc_store_msg *m)
-{
-	struct counts *c = arg;
-	c->messages++;
-	if (!(m->flags & MC_FLAG_SEEN))
-		c->unseen++;
-	c->size += m->vsize;
-	return 0;
-}
-
 /* "* STATUS name (...)" for the store's mailbox name. -1 when it does not exist or cannot be read. */
 static int
 send_status(struct imapd_session *s, const char *name, const struct status_req *r)
 {
 	struct mc_store_mailbox mb;
-	struct counts c = { 0 };
+	struct mc_store_status c;
 	if (mc_store_mailbox_get(s->store, name, &mb) < 0)
 		return -1;
-	if (mc_store_messages(s->store, mb.name, 1, count_msg, &c) < 0)
+	if (mc_store_status(s->store, mb.name, &c) < 0)
 		return -2;
 	char items[512];
 	size_t n = 0;
@@ -899,12 +988,13 @@ send_status(struct imapd_session *s, const char *name, const struct status_req *
 		unsigned long long v = 0;
 		switch (r->want[i]) {
 		case A_MESSAGES: v = c.messages; break;
-		case A_RECENT: v = 0; break;
-		case A_UIDNEXT: v = mb.uidnext; break;
-		case A_UIDVALIDITY: v = mb.uidvalidity; break;
+		case A_RECENT: v = c.recent; break;
+		case A_UIDNEXT: v = c.uidnext; break;
+		case A_UIDVALIDITY: v = c.uidvalidity; break;
 		case A_UNSEEN: v = c.unseen; break;
 		case A_SIZE: v = c.size; break;
-		case A_HIGHESTMODSEQ: v = mb.highestmodseq; break;
+		case A_HIGHESTMODSEQ: v = c.highestmodseq; break;
+		case A_DELETED: v = c.deleted; break;
 		}
 		int k = snprintf(items + n, sizeof(items) - n, "%s%s %llu", n ? " " : "", att_names[r->want[i]], v);
 		if (k > 0 && (size_t)k < sizeof(items) - n)
@@ -924,7 +1014,7 @@ imapd_cmd_status(struct imapd_session *s, struct imap_p *p, bool uid)
 	const char *why;
 
 	if (imap_p_sp(p) < 0 || imap_p_astring(p, arg, sizeof(arg)) < 0 || imap_p_sp(p) < 0 ||
-	    parse_status_atts(p, &r) < 0 || imap_p_end(p) < 0) {
+	    parse_status_atts(p, &r, s->rev2) < 0 || imap_p_end(p) < 0) {
 		imapd_done(s, "BAD", "%s", p->err);
 		return;
 	}
@@ -948,6 +1038,7 @@ imapd_cmd_status(struct imapd_session *s, struct imap_p *p, bool uid)
 
 struct list_opts {
 	bool lsub;
+	bool rev2;               /* IMAP4rev2: \NonExistent for names that are not mailboxes */
 	bool extended;           /* selection or return options given: RFC 5258 answers */
 	bool sel_subscribed, sel_special, recursive;
 	bool ret_subscribed, ret_children, ret_special;
@@ -1037,7 +1128,7 @@ list_run(struct imapd_session *s, const char *ref, struct list_opts *o)
 			an += (size_t)k_;                                                         \
 	} while (0)
 		if (!e->exists)
-			ATTR(o->extended && !e->children ? "\\NonExistent" : "\\Noselect");
+			ATTR((o->extended || o->rev2) && !e->children ? "\\NonExistent" : "\\Noselect");
 		if (!o->extended || o->ret_children || !o->lsub)
 			ATTR(e->children ? "\\HasChildren" : "\\HasNoChildren");
 		if (e->special[0] && (!o->extended || o->ret_special || o->sel_special))
@@ -1093,7 +1184,7 @@ list_opt_list(struct imap_p *p, struct list_opts *o, bool ret)
 			o->ret_special = true;
 		else if (ret && strcmp(w, "STATUS") == 0) {
 			o->ret_status = true;
-			if (imap_p_sp(p) < 0 || parse_status_atts(p, &o->status) < 0)
+			if (imap_p_sp(p) < 0 || parse_status_atts(p, &o->status, o->rev2) < 0)
 				return -1;
 		} else
 			return imap_p_fail(p, "unknown LIST option");
@@ -1116,6 +1207,7 @@ list_parse(struct imapd_session *s, struct imap_p *p, bool lsub)
 		return;
 	}
 	o->lsub = lsub;
+	o->rev2 = s->rev2;
 	if (imap_p_sp(p) < 0)
 		goto bad;
 	if (!lsub && imap_p_peek(p) == '(') {

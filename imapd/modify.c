@@ -127,7 +127,7 @@ stored(void *arg, const struct mc_store_msg *m, enum mc_store_flag_result r)
 	if (x->silent && !(x->s->condstore && r == MC_FLAGS_CHANGED))
 		return 0;
 	char fl[1100], ms[48] = "", u[24] = "";
-	imapd_flags_text(fl, sizeof(fl), m->flags, m->keywords);
+	imapd_msg_flags_text(x->s, m->uid, fl, sizeof(fl), m->flags, m->keywords);
 	if (x->s->condstore)
 		snprintf(ms, sizeof(ms), " MODSEQ (%llu)", (unsigned long long)m->modseq);
 	if (x->uid)
@@ -218,10 +218,6 @@ imapd_cmd_store(struct imapd_session *s, struct imap_p *p, bool uid)
 	}
 	if ((list && imap_p_list_close(p) < 0) || imap_p_end(p) < 0)
 		goto bad;
-	if (set.dollar) {
-		imapd_done(s, "BAD", "No saved search result");
-		return;
-	}
 	if (!writable(s))
 		return;
 	ch.keywords = kw[0] ? kw : NULL;
@@ -313,7 +309,7 @@ imapd_cmd_expunge(struct imapd_session *s, struct imap_p *p, bool uid)
 	if (!writable(s))
 		return;
 	if (uid) {
-		if (set.dollar || set_uids(s, &set, true, &uids, &n) < 0) {
+		if (set_uids(s, &set, true, &uids, &n) < 0) {
 			imapd_done(s, "BAD", "Invalid UID set");
 			return;
 		}
@@ -355,10 +351,6 @@ copy_move(struct imapd_session *s, struct imap_p *p, bool uid, bool move)
 	if (imap_p_sp(p) < 0 || imap_p_seqset(p, &set) < 0 || imap_p_sp(p) < 0 ||
 	    imap_p_astring(p, arg, sizeof(arg)) < 0 || imap_p_end(p) < 0) {
 		imapd_done(s, "BAD", "%s", p->err);
-		return;
-	}
-	if (set.dollar) {
-		imapd_done(s, "BAD", "No saved search result");
 		return;
 	}
 	if (imapd_mailbox_from_client(s, arg, to, sizeof(to), &why) < 0) {

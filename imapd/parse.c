@@ -650,18 +650,34 @@ seq_number(const char **s, const char *end, uint32_t *out)
 	return true;
 }
 
+/* "$": the saved result, resolved by the session (RFC 5182). */
+static int
+seq_saved(struct imap_p *p, struct imap_seqset *out)
+{
+	out->dollar = true;
+	if (p->saved && p->saved(p->saved_arg, out) < 0)
+		return imap_p_fail(p, "cannot use the saved search result now");
+	return 0;
+}
+
 int
 imap_p_seqset(struct imap_p *p, struct imap_seqset *out)
 {
 	if (p->err)
 		return -1;
 	memset(out, 0, sizeof(*out));
+	out->s = "";
+	/*
+	 * RFC 5182 §3 (RFC 9051 §9): sequence-set =/ "$", so "$" is a whole
+	 * set or the last element of a list ("1:3,$"), never first in one.
+	 */
 	if (imap_p_accept(p, '$')) {
-		out->dollar = true;
-		out->s = "";
-		return 0;
+		if (imap_p_peek(p) == ',' || imap_p_peek(p) == ':')
+			return imap_p_fail(p, "\"$\" must be the last element of a sequence set");
+		return seq_saved(p, out);
 	}
 	const char *start = p->p, *s = p->p;
+	bool dollar = false;
 	for (;;) {
 		uint32_t a, b;
 		if (!seq_number(&s, p->end, &a))
@@ -669,23 +685,41 @@ imap_p_seqset(struct imap_p *p, struct imap_seqset *out)
 		if (s < p->end && *s == ':' && (s++, !seq_number(&s, p->end, &b)))
 			return imap_p_fail(p, "bad sequence set");
 		if (s < p->end && *s == ',') {
+			if (s + 1 < p->end && s[1] == '$') {
+				dollar = true;
+				break;
+			}
 			s++;
 			continue;
 		}
 		break;
 	}
-	p->p += s - start;
 	out->s = start;
 	out->len = (size_t)(s - start);
+	p->p += s - start;
+	if (dollar) {
+		p->p += 2;   /* ",$" */
+		if (imap_p_peek(p) == ',' || imap_p_peek(p) == ':')
+			return imap_p_fail(p, "\"$\" must be the last element of a sequence set");
+		return seq_saved(p, out);
+	}
 	return 0;
 }
 
 bool
 imap_seqset_next(const struct imap_seqset *set, size_t *pos, uint32_t star, uint32_t *lo, uint32_t *hi)
 {
+	if (*pos >= set->len) {
+		/* the text is done: then the ranges of a resolved "$" */
+		size_t i = *pos - set->len;
+		if (!set->dollar || i >= set->nranges)
+			return false;
+		*lo = set->ranges[i].lo;
+		*hi = set->ranges[i].hi;
+		(*pos)++;
+		return true;
+	}
 	const char *s = set->s + *pos, *end = set->s + set->len;
-	if (set->dollar || s >= end)
-		return false;
 	uint32_t a, b;
 	if (!seq_number(&s, end, &a))
 		return false;
@@ -710,9 +744,22 @@ imap_seqset_next(const struct imap_seqset *set, size_t *pos, uint32_t star, uint
 bool
 imap_seqset_has(const struct imap_seqset *set, uint32_t n, uint32_t star)
 {
+	if (set->dollar && set->nranges) {
+		/* the saved result can be as long as the mailbox: searched by halves, not walked per message */
+		size_t lo = 0, hi = set->nranges;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (set->ranges[mid].hi < n)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < set->nranges && set->ranges[lo].lo <= n)
+			return true;
+	}
 	size_t pos = 0;
 	uint32_t lo, hi;
-	while (imap_seqset_next(set, &pos, star, &lo, &hi))
+	while (pos < set->len && imap_seqset_next(set, &pos, star, &lo, &hi))
 		if (n >= lo && n <= hi)
 			return true;
 	return false;
@@ -723,9 +770,11 @@ imap_seqset_max(const struct imap_seqset *set, uint32_t star)
 {
 	size_t pos = 0;
 	uint32_t lo, hi, max = 0;
-	while (imap_seqset_next(set, &pos, star, &lo, &hi))
+	while (pos < set->len && imap_seqset_next(set, &pos, star, &lo, &hi))
 		if (hi > max)
 			max = hi;
+	if (set->dollar && set->nranges && set->ranges[set->nranges - 1].hi > max)
+		max = set->ranges[set->nranges - 1].hi;
 	return max;
 }
 

@@ -112,12 +112,21 @@ bool imap_reader_busy(const struct imap_reader *r);
 
 /* ---- the cursor ---- */
 
+struct imap_seqset;
+
 struct imap_p {
 	char *p;                /* next byte */
 	char *end;              /* end of the command */
 	int depth;              /* open lists */
 	const char *err;        /* the first error, NULL while all is well */
 	bool utf8;              /* UTF8=ACCEPT: 8-bit text in quoted strings and atoms of names */
+	/*
+	 * SEARCHRES "$" (RFC 5182): fills set->ranges with the saved result
+	 * as the command reads sets (UIDs or sequence numbers); 0, or -1 when
+	 * it cannot (out of memory). NULL: "$" stands for the empty set.
+	 */
+	int (*saved)(void *arg, struct imap_seqset *set);
+	void *saved_arg;
 };
 
 /* A string as it stands in the command buffer (not NUL-terminated; may hold NUL in literal8). */
@@ -128,10 +137,18 @@ struct imap_str {
 	bool binary;            /* ~{n} */
 };
 
+/* One range of a set given as ranges: lo <= hi, no '*'. */
+struct imap_seqrange {
+	uint32_t lo, hi;
+};
+
 struct imap_seqset {
 	const char *s;          /* the text, e.g. "1:3,7,9:*" */
 	size_t len;
-	bool dollar;            /* "$" (SEARCHRES): the caller decides */
+	bool dollar;            /* "$" (SEARCHRES): ranges below hold the saved result (none: empty) */
+	/* "$" resolved: ascending, disjoint ranges (owned by whoever resolved it), used instead of s */
+	const struct imap_seqrange *ranges;
+	size_t nranges;
 };
 
 void imap_p_init(struct imap_p *p, char *cmd, size_t len);
@@ -172,7 +189,7 @@ int imap_p_list_open(struct imap_p *p);
 int imap_p_list_close(struct imap_p *p);
 /* flag: "\" atom, keyword atom, or "\*" when star_ok. out keeps the backslash. */
 int imap_p_flag(struct imap_p *p, char *out, size_t outsz, bool star_ok);
-/* sequence-set (with '*', ranges either way round, and '$'). */
+/* sequence-set (with '*', ranges either way round, and '$' alone, resolved through p->saved). */
 int imap_p_seqset(struct imap_p *p, struct imap_seqset *out);
 /* date-time: "dd-Mon-yyyy hh:mm:ss +zzzz" (quoted) into a unix time. */
 int imap_p_date_time(struct imap_p *p, time_t *out);
@@ -185,7 +202,7 @@ int imap_p_date(struct imap_p *p, time_t *out);
  * imap_p_seqset never fails here.
  */
 bool imap_seqset_next(const struct imap_seqset *set, size_t *pos, uint32_t star, uint32_t *lo, uint32_t *hi);
-/* Is n in set? */
+/* Is n in set? (A resolved "$" is searched by halves.) */
 bool imap_seqset_has(const struct imap_seqset *set, uint32_t n, uint32_t star);
 /* The highest number set names, '*' as star (for bounding a walk). */
 uint32_t imap_seqset_max(const struct imap_seqset *set, uint32_t star);

@@ -280,6 +280,7 @@ on_close(struct mc_conn *c, void *arg, const char *why)
 	if (s->next)
 		s->next->prev = s->prev;
 	mc_buf_free(&s->out);
+	imapd_uidset_free(&s->dollar);
 	free(s);
 	(void)c;
 }

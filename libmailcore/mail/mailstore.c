@@ -46,7 +46,8 @@ static const char schema_sql[] =
 	" uidnext INTEGER NOT NULL DEFAULT 1,"
 	" highestmodseq INTEGER NOT NULL DEFAULT 1,"
 	" subscribed INTEGER NOT NULL DEFAULT 0,"
-	" special_use TEXT NOT NULL DEFAULT '');"
+	" special_use TEXT NOT NULL DEFAULT '',"
+	" recent_uid INTEGER NOT NULL DEFAULT 0);"   /* \Recent: schema version 3 */
 	"CREATE TABLE IF NOT EXISTS messages("
 	" mailbox INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
 	" uid INTEGER NOT NULL,"
@@ -70,6 +71,14 @@ static const char schema_sql[] =
 	" uid INTEGER NOT NULL,"
 	" modseq INTEGER NOT NULL,"
 	" PRIMARY KEY(mailbox, uid)) WITHOUT ROWID;";
+
+/*
+ * 2 -> 3: the \Recent mark. What is in a mailbox when the index is
+ * upgraded counts as seen, so an upgrade does not show old mail as new.
+ */
+static const char recent_migrate_sql[] =
+	"ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE mailboxes SET recent_uid = uidnext - 1;";
 
 /* ---- small helpers ---- */
 
@@ -317,11 +326,13 @@ open_index(struct mc_store *s, bool *fresh, char *err, size_t errsz)
 			return -1;
 		}
 		*fresh = true;
-	} else if (version == 1) {
-		/* 1 -> 2: the cache columns; rows get their cache on first use or at reindex */
-		if ((rc = exec(s->db, mc_store_cache_migrate_sql)) != SQLITE_OK ||
-		    (rc = exec(s->db, "PRAGMA user_version=2")) != SQLITE_OK) {
-			set_err(err, errsz, "%s: migrating the schema to version 2: %s", s->index, sqlite3_errmsg(s->db));
+	} else if (version == 1 || version == 2) {
+		/* 1 -> 2: the cache columns; rows get their cache on first use or at reindex. 2 -> 3: \Recent */
+		if ((version == 1 && (rc = exec(s->db, mc_store_cache_migrate_sql)) != SQLITE_OK) ||
+		    (rc = exec(s->db, recent_migrate_sql)) != SQLITE_OK ||
+		    (rc = exec(s->db, "PRAGMA user_version=" MC_STORE_SCHEMA_VERSION_STR)) != SQLITE_OK) {
+			set_err(err, errsz, "%s: migrating the schema to version %d: %s", s->index, MC_STORE_SCHEMA_VERSION,
+				sqlite3_errmsg(s->db));
 			exec(s->db, "ROLLBACK");
 			close_db(s);
 			return -1;
@@ -407,6 +418,8 @@ rebuild_index(struct mc_store *s, bool *salvaged, char *err, size_t errsz)
 				     " internal_date, flags, keywords, modseq FROM old.messages") == SQLITE_OK &&
 			    exec(db, "UPDATE main.mailboxes SET uidnext = max(uidnext, 1 + coalesce((SELECT max(uid)"
 				     " FROM main.messages WHERE mailbox = mailboxes.id), 0))") == SQLITE_OK &&
+			    /* the \Recent marks may be older than the schema: what was there counts as seen */
+			    exec(db, "UPDATE main.mailboxes SET recent_uid = uidnext - 1") == SQLITE_OK &&
 			    exec(db, "INSERT OR IGNORE INTO main.meta SELECT key, value FROM old.meta") == SQLITE_OK &&
 			    exec(db, "COMMIT") == SQLITE_OK)
 				*salvaged = true;
@@ -636,11 +649,12 @@ row_to_mailbox(sqlite3_stmt *st, struct mc_store_mailbox *mb)
 	mb->subscribed = sqlite3_column_int(st, 5) != 0;
 	snprintf(mb->special_use, sizeof(mb->special_use), "%s", su ? su : "");
 	mb->messages = (uint32_t)sqlite3_column_int64(st, 7);
+	mb->recent_uid = (uint32_t)sqlite3_column_int64(st, 8);
 }
 
 #define MAILBOX_COLS                                                                                             \
 	"SELECT m.id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed, m.special_use,"          \
-	" (SELECT count(*) FROM messages WHERE mailbox = m.id) FROM mailboxes m"
+	" (SELECT count(*) FROM messages WHERE mailbox = m.id), m.recent_uid FROM mailboxes m"
 
 int
 mc_store_mailbox_get(struct mc_store *s, const char *name, struct mc_store_mailbox *mb)
@@ -655,6 +669,45 @@ mc_store_mailbox_get(struct mc_store *s, const char *name, struct mc_store_mailb
 		r = 0;
 	}
 	sqlite3_finalize(st);
+	return r;
+}
+
+int
+mc_store_recent(struct mc_store *s, const char *mailbox, uint32_t upto, bool claim, uint32_t *prev)
+{
+	sqlite3_stmt *st = NULL;
+	int r = -1;
+	*prev = 0;
+	/* IMMEDIATE: two sessions selecting at once must not both take the same messages as recent */
+	if (claim && exec(s->db, "BEGIN IMMEDIATE") != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(s->db, "SELECT recent_uid FROM mailboxes WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, norm_mailbox(mailbox), -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		r = -2;
+	if (rc != SQLITE_ROW)
+		goto out;
+	*prev = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (claim && *prev < upto) {
+		if (sqlite3_prepare_v2(s->db, "UPDATE mailboxes SET recent_uid = ? WHERE name = ?", -1, &st, NULL) !=
+		    SQLITE_OK)
+			goto out;
+		sqlite3_bind_int64(st, 1, upto);
+		sqlite3_bind_text(st, 2, norm_mailbox(mailbox), -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto out;
+	}
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	if (claim && exec(s->db, r == 0 ? "COMMIT" : "ROLLBACK") != SQLITE_OK && r == 0) {
+		exec(s->db, "ROLLBACK");
+		r = -1;
+	}
 	return r;
 }
 

@@ -31,8 +31,8 @@
 #include <stdint.h>
 
 /* PRAGMA user_version of index.sqlite that this code writes and reads. */
-#define MC_STORE_SCHEMA_VERSION 2   /* 2: the message cache columns (mailstore_cache.c) */
-#define MC_STORE_SCHEMA_VERSION_STR "2"
+#define MC_STORE_SCHEMA_VERSION 3   /* 2: the message cache columns (mailstore_cache.c); 3: mailboxes.recent_uid */
+#define MC_STORE_SCHEMA_VERSION_STR "3"
 #define MC_STORE_INDEX_NAME "index.sqlite"
 #define MC_MAILBOX_NAME_MAX 255
 #define MC_MAILDIR_FILE_MAX 255
@@ -42,7 +42,7 @@ enum {
 	MC_STORE_CREATE = 1u << 0,   /* create the user's directory and Maildir when missing */
 };
 
-/* IMAP system flags, as the index's flags bitmask (\Recent is per session, not stored). */
+/* IMAP system flags, as the index's flags bitmask (\Recent is per session: see mc_store_recent). */
 enum mc_store_flag {
 	MC_FLAG_SEEN = 1u << 0,      /* Maildir 'S' */
 	MC_FLAG_ANSWERED = 1u << 1,  /* 'R' */
@@ -63,6 +63,7 @@ struct mc_store_mailbox {
 	uint32_t messages;
 	bool subscribed;
 	char special_use[32];                 /* "\\Sent", "" */
+	uint32_t recent_uid;                  /* UIDs up to here are no longer \Recent (mc_store_recent) */
 };
 
 /* One message as the index knows it; strings valid during the callback only. */
@@ -151,6 +152,17 @@ int mc_store_mailbox_create(struct mc_store *s, const char *name, const char *sp
 			    size_t errsz);
 /* Look up a mailbox ("INBOX" is case-insensitive). 0, or -1 when it does not exist. */
 int mc_store_mailbox_get(struct mc_store *s, const char *name, struct mc_store_mailbox *mb);
+/*
+ * \Recent (RFC 3501 §2.3.2): the index keeps, per mailbox, the highest
+ * UID some session has already been told of read-write; messages above it
+ * are recent to the next session that selects the mailbox. With claim
+ * (SELECT, and new mail seen by a read-write session) the mark moves up
+ * to upto in one transaction, so of two sessions only one sees a message
+ * recent; without (EXAMINE) it is only read. *prev gets the mark as it
+ * was: UIDs in (prev, upto] are this session's recent ones. 0,
+ * MC_STORE_ENOMAILBOX (-2) or -1.
+ */
+int mc_store_recent(struct mc_store *s, const char *mailbox, uint32_t upto, bool claim, uint32_t *prev);
 /* Every mailbox, INBOX first, then by name. cb returns non-zero to stop. -1 on an index error. */
 int mc_store_mailbox_list(struct mc_store *s, int (*cb)(void *arg, const struct mc_store_mailbox *mb), void *arg);
 /* The directory holding mailbox's cur/new/tmp into out; -1 if it does not fit or the name is bad. */

@@ -1264,6 +1264,8 @@ rename_inbox(struct mc_store *s, const char *to, char *err, size_t errsz)
 		"UPDATE messages SET mailbox = ?3 WHERE mailbox = ?1",
 		"UPDATE mailboxes SET highestmodseq = ?2 WHERE id = ?1",
 		"UPDATE mailboxes SET uidnext = ?4, highestmodseq = ?2 WHERE id = ?3",
+		/* what INBOX's sessions were told of is not \Recent again in the new mailbox */
+		"UPDATE mailboxes SET recent_uid = (SELECT recent_uid FROM mailboxes WHERE id = ?1) WHERE id = ?3",
 	};
 	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
 		if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK) {
@@ -1515,7 +1517,8 @@ mc_store_status(struct mc_store *s, const char *mailbox, struct mc_store_status 
 	if (r == 0) {
 		r = -1;
 		if (sqlite3_prepare_v2(s->db, "SELECT count(*), coalesce(sum(flags & ?2 = 0), 0),"
-					      " coalesce(sum(flags & ?3 <> 0), 0), coalesce(sum(vsize), 0)"
+					      " coalesce(sum(flags & ?3 <> 0), 0), coalesce(sum(vsize), 0),"
+					      " coalesce(sum(uid > (SELECT recent_uid FROM mailboxes WHERE id = ?1)), 0)"
 					      " FROM messages WHERE mailbox = ?1",
 				       -1, &st, NULL) == SQLITE_OK) {
 			sqlite3_bind_int64(st, 1, mb.id);
@@ -1526,6 +1529,7 @@ mc_store_status(struct mc_store *s, const char *mailbox, struct mc_store_status 
 				out->unseen = (uint32_t)sqlite3_column_int64(st, 1);
 				out->deleted = (uint32_t)sqlite3_column_int64(st, 2);
 				out->size = (uint64_t)sqlite3_column_int64(st, 3);
+				out->recent = (uint32_t)sqlite3_column_int64(st, 4);
 				out->uidnext = (uint32_t)mb.uidnext;
 				out->uidvalidity = (uint32_t)mb.uidvalidity;
 				out->highestmodseq = (uint64_t)mb.modseq;

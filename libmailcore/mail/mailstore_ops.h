@@ -192,7 +192,7 @@ struct mc_store_status {
 	uint32_t uidnext, uidvalidity;
 	uint64_t size;            /* STATUS SIZE (RFC 8438): sum of RFC822.SIZE */
 	uint64_t highestmodseq;
-	/* \Recent is not kept in the store: report 0, as RFC 9051 allows. */
+	uint32_t recent;          /* above the mailbox's \Recent mark (mc_store_recent): no session was told of them */
 };
 
 /* STATUS figures from the index (two queries, no file opened). MC_STORE_ENOMAILBOX or -1. */

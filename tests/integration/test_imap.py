@@ -222,7 +222,8 @@ def test_fetch_items_byte_exact(inst):
         assert re.search(rb"RFC822.SIZE %d\b" % len(got), resp)
         assert data[0][1] == head + b"\r\n\r\n"
         assert data[1][1] == body
-        assert b"FLAGS ()" in b"".join(x if isinstance(x, bytes) else x[0] for x in data)
+        # the first session to select the mailbox has its new messages \Recent (RFC 3501 2.3.2)
+        assert b"FLAGS (\\Recent)" in b"".join(x if isinstance(x, bytes) else x[0] for x in data)
         typ, data = c.fetch(str(i), "(BODY.PEEK[HEADER.FIELDS (Subject FROM)])")
         assert data[0][1] == b"From: sender@client.test\r\nSubject: test %d\r\n\r\n" % (i - 1)
         typ, data = c.fetch(str(i), "(BODY.PEEK[HEADER.FIELDS.NOT (Subject From Return-Path Delivered-To "
@@ -275,6 +276,7 @@ def test_idle_sees_delivery_within_one_second(inst):
     assert line == b"* 2 EXISTS\r\n", line
     # From the SMTP reply to the untagged EXISTS; the delivery itself is queued's.
     assert time.monotonic() - t0 < 1.5
+    assert c.readline() == b"* 2 RECENT\r\n"
     c.send(b"DONE\r\n")
     assert c.readline().startswith(tag + b" OK")
     c.logout()
@@ -343,7 +345,7 @@ def test_store_expunge_and_seen(inst):
     c.select("INBOX")
     typ, data = c.store("1:2", "+FLAGS", r"(\Flagged $Label1)")
     assert typ == "OK"
-    assert any(b"FLAGS (\\Flagged $Label1)" in d for d in data), data
+    assert any(b"FLAGS (\\Recent \\Flagged $Label1)" in d for d in data), data
     typ, data = c.fetch("1", "(FLAGS)")
     assert b"\\Flagged" in data[0] and b"$Label1" in data[0]
     typ, data = c.uid("STORE", "2", "-FLAGS.SILENT", r"(\Flagged)")
@@ -647,16 +649,16 @@ def test_condstore(inst):
     assert len(mods) == 3 and max(mods) <= hms
     r.send(b"d STORE 2 +FLAGS (\\Flagged)\r\n")
     lines = r.until_tagged(b"d")
-    new = int(re.search(rb"\* 2 FETCH \(FLAGS \(\\Flagged\) MODSEQ \((\d+)\)\)", b"\n".join(lines)).group(1))
+    new = int(re.search(rb"\* 2 FETCH \(FLAGS \(\\Recent \\Flagged\) MODSEQ \((\d+)\)\)", b"\n".join(lines)).group(1))
     assert new > hms
     r.send(b"e FETCH 1:* (FLAGS) (CHANGEDSINCE %d)\r\n" % hms)
     lines = r.until_tagged(b"e")
-    assert [l for l in lines if l.startswith(b"* ")] == [b"* 2 FETCH (FLAGS (\\Flagged) MODSEQ (%d))" % new], lines
+    assert [l for l in lines if l.startswith(b"* ")] == [b"* 2 FETCH (FLAGS (\\Recent \\Flagged) MODSEQ (%d))" % new], lines
     # UNCHANGEDSINCE below the message's MODSEQ: not changed, reported as MODIFIED.
     r.send(b"f STORE 2,3 (UNCHANGEDSINCE %d) +FLAGS (\\Seen)\r\n" % hms)
     lines = r.until_tagged(b"f")
     assert lines[-1].startswith(b"f OK [MODIFIED 2]"), lines
-    assert any(l.startswith(b"* 3 FETCH (FLAGS (\\Seen) MODSEQ (") for l in lines), lines
+    assert any(l.startswith(b"* 3 FETCH (FLAGS (\\Recent \\Seen) MODSEQ (") for l in lines), lines
     # UNCHANGEDSINCE 0 fails every message (RFC 7162 3.1.3): nothing changes.
     r.send(b"f2 STORE 1 (UNCHANGEDSINCE 0) +FLAGS (\\Answered)\r\n")
     lines = r.until_tagged(b"f2")
@@ -713,14 +715,17 @@ def test_idle_sees_other_sessions_changes(inst):
     assert a.readline().startswith(b"+")
     a.sock.settimeout(5)
     b.store("2", "+FLAGS", r"(\Flagged)")
-    assert a.readline() == b"* 2 FETCH (FLAGS (\\Flagged))\r\n"
+    # a selected first: the three are \Recent to it (RFC 3501 2.3.2), and stay so in its FETCH responses
+    assert a.readline() == b"* 2 FETCH (FLAGS (\\Recent \\Flagged))\r\n"
     b.store("1", "+FLAGS", r"(\Deleted)")
-    assert a.readline() == b"* 1 FETCH (FLAGS (\\Deleted))\r\n"
+    assert a.readline() == b"* 1 FETCH (FLAGS (\\Recent \\Deleted))\r\n"
     b.expunge()
     assert a.readline() == b"* 1 EXPUNGE\r\n"
     assert a.readline() == b"* 2 EXISTS\r\n"
+    assert a.readline() == b"* 2 RECENT\r\n"
     b.append("INBOX", None, None, MULTIPART)
     assert a.readline() == b"* 3 EXISTS\r\n"
+    assert a.readline() == b"* 3 RECENT\r\n"     # a, idling, is told before b's APPEND completes
     a.send(b"DONE\r\n")
     assert a.readline().startswith(tag + b" OK")
     a.logout()
@@ -747,7 +752,7 @@ def test_qresync(inst):
     r.send(b"d NOOP\r\n")
     lines = r.until_tagged(b"d")
     assert lines[0] == b"* VANISHED 2", lines
-    assert re.match(rb"\* 2 FETCH \(UID 3 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)", lines[1]), lines
+    assert re.match(rb"\* 2 FETCH \(UID 3 FLAGS \(\\Recent \\Flagged\) MODSEQ \(\d+\)\)", lines[1]), lines
     assert not any(b"EXPUNGE" in l for l in lines)
     # A client coming back with what it knew: what vanished and what changed since.
     r.send(b"e UNSELECT\r\nf SELECT INBOX (QRESYNC (%d %d 1:4))\r\n" % (uidv, hms))

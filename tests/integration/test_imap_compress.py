@@ -215,9 +215,11 @@ def test_idle_notice_arrives_compressed(inst):
     t0 = time.monotonic()
     assert c.line() == b"* 2 EXISTS"
     assert time.monotonic() - t0 < 1.5
+    assert c.line() == b"* 2 RECENT"   # the first session to select INBOX: new mail is \Recent to it
     # The server let its compressor go while idle; the next responses still inflate in the same stream.
     send_mail(inst.ports["smtp"], msg=make_message(subject="while idle again"))
     assert c.line() == b"* 3 EXISTS"
+    assert c.line() == b"* 3 RECENT"
     c.send(b"DONE\r\n")
     assert c.until_tagged(b"i")[-1].startswith(b"i OK")
     f = c.command(b"f", b"FETCH 1:3 (FLAGS)")

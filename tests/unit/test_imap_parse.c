@@ -345,6 +345,91 @@ test_seqsets(void **state)
 	cur(&p, buf, sizeof(buf), "$\r\n");
 	assert_int_equal(imap_p_seqset(&p, &set), 0);
 	assert_true(set.dollar);
+	/* no saved callback: "$" is the empty set */
+	pos = 0;
+	assert_false(imap_seqset_next(&set, &pos, 20, &lo, &hi));
+	assert_false(imap_seqset_has(&set, 1, 20));
+	assert_int_equal(imap_seqset_max(&set, 20), 0);
+}
+
+/* SEARCHRES (RFC 5182): "$" is resolved by the session's callback into ranges, alone or last in a list. */
+static const struct imap_seqrange saved_ranges[] = { { 2, 3 }, { 10, 10 }, { 40, 45 } };
+static int saved_calls;
+
+static int
+saved_cb(void *arg, struct imap_seqset *set)
+{
+	saved_calls++;
+	if (arg != NULL)
+		return -1;   /* the session cannot resolve it */
+	set->ranges = saved_ranges;
+	set->nranges = 3;
+	return 0;
+}
+
+static void
+test_seqset_saved(void **state)
+{
+	struct imap_p p;
+	struct imap_seqset set;
+	char buf[128];
+	size_t pos = 0;
+	uint32_t lo, hi;
+
+	saved_calls = 0;
+	cur(&p, buf, sizeof(buf), "$ (FLAGS)\r\n");
+	p.saved = saved_cb;
+	assert_int_equal(imap_p_seqset(&p, &set), 0);
+	assert_int_equal(imap_p_peek(&p), ' ');
+	assert_int_equal(saved_calls, 1);
+	assert_true(set.dollar);
+	assert_true(imap_seqset_next(&set, &pos, 50, &lo, &hi));
+	assert_int_equal(lo, 2);
+	assert_int_equal(hi, 3);
+	assert_true(imap_seqset_next(&set, &pos, 50, &lo, &hi));
+	assert_true(imap_seqset_next(&set, &pos, 50, &lo, &hi));
+	assert_int_equal(lo, 40);
+	assert_false(imap_seqset_next(&set, &pos, 50, &lo, &hi));
+	assert_true(imap_seqset_has(&set, 3, 50));
+	assert_true(imap_seqset_has(&set, 10, 50));
+	assert_true(imap_seqset_has(&set, 45, 50));
+	assert_false(imap_seqset_has(&set, 4, 50));
+	assert_false(imap_seqset_has(&set, 46, 50));
+	assert_false(imap_seqset_has(&set, 1, 50));
+	assert_int_equal(imap_seqset_max(&set, 50), 45);
+
+	/* "1,7:8,$": the numbers, then the saved ranges */
+	cur(&p, buf, sizeof(buf), "1,7:8,$\r\n");
+	p.saved = saved_cb;
+	assert_int_equal(imap_p_seqset(&p, &set), 0);
+	assert_int_equal(imap_p_end(&p), 0);
+	pos = 0;
+	assert_true(imap_seqset_next(&set, &pos, 50, &lo, &hi));
+	assert_int_equal(lo, 1);
+	assert_true(imap_seqset_next(&set, &pos, 50, &lo, &hi));
+	assert_int_equal(hi, 8);
+	assert_true(imap_seqset_next(&set, &pos, 50, &lo, &hi));
+	assert_int_equal(lo, 2);
+	assert_true(imap_seqset_has(&set, 8, 50));
+	assert_true(imap_seqset_has(&set, 42, 50));
+	assert_false(imap_seqset_has(&set, 9, 50));
+	assert_int_equal(imap_seqset_max(&set, 50), 45);
+
+	/* "$" first in a list, or in a range, is not the grammar; a failing callback fails the set */
+	static const char *const bad[] = { "$,1", "$:4", "1,$,2", "1:$", "3,$:4", "$$" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char t[32];
+		snprintf(t, sizeof(t), "%s\r\n", bad[i]);
+		cur(&p, buf, sizeof(buf), t);
+		p.saved = saved_cb;
+		if (imap_p_seqset(&p, &set) == 0)
+			assert_int_not_equal(imap_p_end(&p), 0);
+	}
+	cur(&p, buf, sizeof(buf), "$\r\n");
+	p.saved = saved_cb;
+	p.saved_arg = &p;
+	assert_int_equal(imap_p_seqset(&p, &set), -1);
+	assert_non_null(p.err);
 }
 
 static void
@@ -379,6 +464,7 @@ main(void)
 		cmocka_unit_test(test_cursor_strings),
 		cmocka_unit_test(test_cursor_lists_and_numbers),
 		cmocka_unit_test(test_seqsets),
+		cmocka_unit_test(test_seqset_saved),
 		cmocka_unit_test(test_dates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

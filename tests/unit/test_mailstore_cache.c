@@ -291,9 +291,12 @@ test_migrate_v1(void **state)
 		 " NULL, NULL FROM messages;"
 		 "DROP TABLE messages; ALTER TABLE m1 RENAME TO messages;"
 		 "CREATE INDEX messages_modseq ON messages(mailbox, modseq);"
+		 "ALTER TABLE mailboxes DROP COLUMN recent_uid;"
 		 "PRAGMA user_version=1; COMMIT;");
 	s = open_store(f);
-	assert_int_equal(int_query(idx, "PRAGMA user_version"), 2);
+	assert_int_equal(int_query(idx, "PRAGMA user_version"), MC_STORE_SCHEMA_VERSION);
+	/* what was there before the upgrade is not \Recent */
+	assert_int_equal(int_query(idx, "SELECT recent_uid FROM mailboxes WHERE name = 'INBOX'"), (int)uid);
 	assert_int_equal(int_query(idx, "SELECT count(*) FROM messages WHERE cache_ver IS NULL"), 1);
 	struct mc_store_cache c;
 	char err[256];
@@ -302,6 +305,29 @@ test_migrate_v1(void **state)
 	mc_store_cache_free(&c);
 	/* ... and it was kept */
 	assert_int_equal(int_query(idx, "SELECT count(*) FROM messages WHERE cache_ver IS NULL"), 0);
+	mc_store_close(s);
+}
+
+/* A version 2 index (no \Recent mark) is migrated: its mail counts as seen, new mail is recent. */
+static void
+test_migrate_v2(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *s = open_store(f);
+	uint32_t uid = deliver_file(s, DATA_DIR "/04-alt-html.eml");
+	mc_store_close(s);
+	char idx[400];
+	snprintf(idx, sizeof(idx), "%s/index.sqlite", f->store);
+	sql(idx, "BEGIN; ALTER TABLE mailboxes DROP COLUMN recent_uid; PRAGMA user_version=2; COMMIT;");
+	s = open_store(f);
+	assert_int_equal(int_query(idx, "PRAGMA user_version"), MC_STORE_SCHEMA_VERSION);
+	struct mc_store_mailbox mb;
+	assert_int_equal(mc_store_mailbox_get(s, "INBOX", &mb), 0);
+	assert_int_equal(mb.recent_uid, uid);
+	uint32_t uid2 = deliver_file(s, DATA_DIR "/04-alt-html.eml");
+	uint32_t prev = 0;
+	assert_int_equal(mc_store_recent(s, "INBOX", uid2, true, &prev), 0);
+	assert_int_equal(prev, uid);
 	mc_store_close(s);
 }
 
@@ -408,6 +434,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sections_from_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_search_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reindex_fills, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_fill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_each, setup, teardown),

@@ -414,6 +414,47 @@ test_append_streamed(void **state)
 	mc_store_close(s);
 }
 
+/* \Recent (RFC 3501 §2.3.2): the first read-write session to claim a message has it recent, no other does. */
+static void
+test_recent(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *a = open_store(f), *b = open_store(f);
+	uint32_t prev = 99;
+	for (int i = 0; i < 3; i++)
+		deliver(a, f, NULL);
+	struct mc_store_status st;
+	assert_int_equal(mc_store_status(a, "INBOX", &st), 0);
+	assert_int_equal(st.recent, 3);
+	/* EXAMINE only reads the mark: 1..3 are recent to it, and still to the next session */
+	assert_int_equal(mc_store_recent(b, "INBOX", 3, false, &prev), 0);
+	assert_int_equal(prev, 0);
+	/* SELECT in a: it takes 1..3 */
+	assert_int_equal(mc_store_recent(a, "inbox", 3, true, &prev), 0);
+	assert_int_equal(prev, 0);
+	assert_int_equal(mc_store_status(a, "INBOX", &st), 0);
+	assert_int_equal(st.recent, 0);
+	/* SELECT in b after it: nothing left for b */
+	assert_int_equal(mc_store_recent(b, "INBOX", 3, true, &prev), 0);
+	assert_int_equal(prev, 3);
+	/* a new message: b, told first, takes 4; the mark never goes down */
+	deliver(a, f, NULL);
+	assert_int_equal(mc_store_status(b, "INBOX", &st), 0);
+	assert_int_equal(st.recent, 1);
+	assert_int_equal(mc_store_recent(b, "INBOX", 4, true, &prev), 0);
+	assert_int_equal(prev, 3);
+	assert_int_equal(mc_store_recent(a, "INBOX", 2, true, &prev), 0);
+	assert_int_equal(prev, 4);
+	assert_int_equal(mc_store_recent(a, "INBOX", 0, false, &prev), 0);
+	assert_int_equal(prev, 4);
+	assert_int_equal(mc_store_recent(a, "Nope", 1, true, &prev), MC_STORE_ENOMAILBOX);
+	struct mc_store_mailbox mb;
+	assert_int_equal(mc_store_mailbox_get(a, "INBOX", &mb), 0);
+	assert_int_equal(mb.recent_uid, 4);
+	mc_store_close(a);
+	mc_store_close(b);
+}
+
 static void
 test_expunge_status(void **state)
 {
@@ -681,6 +722,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rename_inbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscribe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_stores, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recent, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

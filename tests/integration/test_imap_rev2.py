@@ -1,0 +1,201 @@
+"""
+test_imap_rev2.py - imapd's SEARCHRES (RFC 5182), \\Recent between
+sessions (RFC 3501 2.3.2), and IMAP4rev2 (RFC 9051) after ENABLE, against
+a real instance over plain sockets: what a client sends, what it must see.
+"""
+import re
+import time
+
+from harness import PASSWORDS
+from test_imap import ALICE, Raw, deliver
+
+
+class Session(Raw):
+    """A logged-in raw session; cmd() runs one command and returns (untagged lines, tagged line)."""
+
+    def __init__(self, inst):
+        super().__init__(inst.ports["imap"])
+        self.n = 0
+        _, ok = self.cmd(f'LOGIN "{ALICE}" "{PASSWORDS[ALICE]}"')
+        assert ok.startswith("OK"), ok
+
+    def cmd(self, text):
+        self.n += 1
+        tag = f"t{self.n}"
+        self.send(f"{tag} {text}\r\n".encode())
+        lines = [ln.decode() for ln in self.until_tagged(tag.encode())]
+        return lines[:-1], lines[-1][len(tag) + 1:]
+
+    def ok(self, text):
+        untagged, tagged = self.cmd(text)
+        assert tagged.startswith("OK"), (text, untagged, tagged)
+        return untagged
+
+
+def fetched(lines, what="UID"):
+    """{seq: value of what} from '* n FETCH (... what v ...)' lines."""
+    out = {}
+    for ln in lines:
+        m = re.match(r"\* (\d+) FETCH \((.*)\)$", ln)
+        if m:
+            v = re.search(what + r" (\([^)]*\)|\S+)", m.group(2))
+            out[int(m.group(1))] = v.group(1) if v else None
+    return out
+
+
+def wait_exists(s, n):
+    """NOOP until '* n EXISTS' (the index row commits a moment after delivery); the untagged lines seen."""
+    seen = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        seen += s.ok("NOOP")
+        if f"* {n} EXISTS" in seen:
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"no * {n} EXISTS in {seen}")
+
+
+# ---- SEARCHRES ----
+
+def test_searchres_fetch_store_copy_move(inst):
+    deliver(inst, 2, subject="keep")
+    deliver(inst, 2, subject="drop")
+    s = Session(inst)
+    assert "SEARCHRES" in s.ok("CAPABILITY")[0].split()
+    s.ok("SELECT INBOX")
+    # SAVE alone: no ESEARCH, no SEARCH, only OK
+    assert s.ok("SEARCH RETURN (SAVE) SUBJECT keep") == []
+    assert sorted(fetched(s.ok("FETCH $ (UID)"))) == [1, 2]
+    assert sorted(fetched(s.ok("UID FETCH $ (FLAGS)"))) == [1, 2]
+    # STORE $ and what it changed
+    s.ok(r"STORE $ +FLAGS.SILENT (\Flagged)")
+    flags = fetched(s.ok("FETCH 1:4 (FLAGS)"), "FLAGS")
+    assert [k for k, v in sorted(flags.items()) if "\\Flagged" in v] == [1, 2]
+    # SEARCH with $ and UID $
+    assert s.ok("SEARCH $ NOT SUBJECT drop") == ["* SEARCH 1 2"]
+    assert s.ok("UID SEARCH UID $") == ["* SEARCH 1 2"]
+    assert s.ok("SEARCH NOT $") == ["* SEARCH 3 4"]
+    # COPY $ answers COPYUID for the saved UIDs
+    _, tagged = s.cmd("COPY $ Archive")
+    assert re.match(r"OK \[COPYUID \d+ 1:2 (1:2|1,2)\]", tagged), tagged
+    # a new saved result from a UID SEARCH, then MOVE $
+    assert s.ok("UID SEARCH RETURN (SAVE) SUBJECT drop") == []
+    untagged, tagged = s.cmd("UID MOVE $ Trash")
+    assert tagged.startswith("OK") and any(ln.startswith("* OK [COPYUID") for ln in untagged), (untagged, tagged)
+    assert untagged.count("* 3 EXPUNGE") == 2, untagged
+    # moved messages left the saved result: "$" is empty, FETCH $ answers OK and nothing
+    assert s.ok("FETCH $ (UID)") == []
+    assert s.ok("UID FETCH $ (UID)") == []
+    assert "* STATUS \"Trash\" (MESSAGES 2)" in s.ok("STATUS Trash (MESSAGES)")
+    assert "* STATUS \"Archive\" (MESSAGES 2)" in s.ok("STATUS Archive (MESSAGES)")
+
+
+def test_searchres_expunge_and_min_max(inst):
+    deliver(inst, 5, subject="m")
+    s = Session(inst)
+    s.ok("SELECT INBOX")
+    # MIN and MAX with SAVE: answered and saved, nothing in between
+    untagged = s.ok("SEARCH RETURN (SAVE MIN MAX) ALL")
+    assert untagged == [f'* ESEARCH (TAG "t{s.n}") MIN 1 MAX 5'], untagged
+    assert sorted(fetched(s.ok("FETCH $ (UID)"))) == [1, 5]
+    # COUNT with SAVE saves every match
+    assert s.ok("UID SEARCH RETURN (COUNT SAVE) 2:4")[0].endswith("UID COUNT 3")
+    assert sorted(fetched(s.ok("FETCH $ (UID)"))) == [2, 3, 4]
+    # "1,$" is a set; "$,1" is not (RFC 5182: "$" ends a set)
+    assert sorted(fetched(s.ok("FETCH 1,$ (UID)"))) == [1, 2, 3, 4]
+    _, tagged = s.cmd("FETCH $,1 (UID)")
+    assert tagged.startswith("BAD"), tagged
+    # UID EXPUNGE $ expunges what of $ carries \Deleted
+    s.ok(r"STORE 1:5 +FLAGS.SILENT (\Deleted)")
+    untagged = s.ok("UID EXPUNGE $")
+    assert untagged.count("* 2 EXPUNGE") == 3, untagged
+    assert s.ok("SEARCH ALL") == ["* SEARCH 1 2"]
+    assert s.ok("SEARCH $") == ["* SEARCH"]
+
+
+def test_searchres_reset_and_failure(inst):
+    deliver(inst, 3, subject="r")
+    s = Session(inst)
+    s.ok("SELECT INBOX")
+    s.ok("SEARCH RETURN (SAVE) ALL")
+    assert len(fetched(s.ok("FETCH $ (UID)"))) == 3
+    # pipelined: SEARCH (SAVE) and the commands using "$" in one write, run in order
+    s.send(b"p1 SEARCH RETURN (SAVE) 2\r\np2 FETCH $ (UID)\r\np3 STORE $ +FLAGS (\\Seen)\r\n")
+    lines = [ln.decode() for ln in s.until_tagged(b"p3")]
+    assert "p1 OK" in "\n".join(lines) and "p2 OK" in "\n".join(lines)
+    fetches = [ln for ln in lines if ln.startswith("* ") and "FETCH" in ln]
+    assert fetches[0] == "* 2 FETCH (UID 2)" and len(fetches) == 2, lines
+    assert fetches[1].startswith("* 2 FETCH (FLAGS (") and "\\Seen" in fetches[1], lines
+    # a SEARCH (SAVE) that fails saves the empty set
+    _, tagged = s.cmd("SEARCH RETURN (SAVE) CHARSET KOI8-R SUBJECT x")
+    assert tagged.startswith("NO [BADCHARSET"), tagged
+    assert s.ok("FETCH $ (UID)") == []
+    _, tagged = s.cmd("SEARCH RETURN (SAVE) NOSUCHKEY")
+    assert tagged.startswith("BAD"), tagged
+    assert s.ok("FETCH $ (UID)") == []
+    # SELECT, EXAMINE, UNSELECT and CLOSE reset it
+    for reset in ("SELECT INBOX", "EXAMINE INBOX", "UNSELECT", "CLOSE"):
+        s.ok("SELECT INBOX")
+        s.ok("SEARCH RETURN (SAVE) ALL")
+        s.ok(reset)
+        if reset in ("UNSELECT", "CLOSE"):
+            _, tagged = s.cmd("FETCH $ (UID)")
+            assert tagged.startswith("BAD"), tagged     # no mailbox selected
+            s.ok("SELECT INBOX")
+        assert s.ok("FETCH $ (UID)") == [], reset
+    # without a selected mailbox "$" means nothing
+    s.ok("UNSELECT")
+    _, tagged = s.cmd("STORE $ +FLAGS (\\Seen)")
+    assert tagged.startswith("BAD"), tagged
+
+
+# ---- \Recent (IMAP4rev1) ----
+
+def test_recent_first_session_only(inst):
+    deliver(inst, 2, subject="new")
+    x = Session(inst)
+    assert "* STATUS \"INBOX\" (RECENT 2 MESSAGES 2)" in x.ok("STATUS INBOX (RECENT MESSAGES)")
+    # EXAMINE sees them recent and leaves them so (RFC 3501 6.3.2)
+    assert "* 2 RECENT" in x.ok("EXAMINE INBOX")
+    assert "\\Recent" in fetched(x.ok("FETCH 1 (FLAGS)"), "FLAGS")[1]
+    a, b = Session(inst), Session(inst)
+    untagged = a.ok("SELECT INBOX")
+    assert "* 2 EXISTS" in untagged and "* 2 RECENT" in untagged, untagged
+    flags = fetched(a.ok("FETCH 1:* (FLAGS)"), "FLAGS")
+    assert all(v.startswith("(\\Recent") for v in flags.values()), flags
+    assert a.ok("SEARCH RECENT") == ["* SEARCH 1 2"]
+    assert a.ok("SEARCH NEW") == ["* SEARCH 1 2"]
+    assert a.ok("SEARCH OLD") == ["* SEARCH"]
+    # b comes second: nothing is recent to it
+    untagged = b.ok("SELECT INBOX")
+    assert "* 0 RECENT" in untagged, untagged
+    assert not any("\\Recent" in v for v in fetched(b.ok("FETCH 1:* (FLAGS)"), "FLAGS").values())
+    assert b.ok("SEARCH RECENT") == ["* SEARCH"]
+    assert b.ok("SEARCH OLD") == ["* SEARCH 1 2"]
+    assert "* STATUS \"INBOX\" (RECENT 0)" in x.ok("STATUS INBOX (RECENT)")
+    # \Recent cannot be stored: b asks, nothing changes
+    b.ok(r"STORE 1 +FLAGS (\Recent \Seen)")
+    assert fetched(b.ok("FETCH 1 (FLAGS)"), "FLAGS")[1] == "(\\Seen)"
+    # a new delivery: b is told first and gets it recent; a then sees it without \Recent
+    deliver(inst, 1, subject="newer")
+    seen = wait_exists(b, 3)
+    assert "* 1 RECENT" in seen, seen
+    assert fetched(b.ok("FETCH 3 (FLAGS)"), "FLAGS")[3] == "(\\Recent)"
+    seen = wait_exists(a, 3)
+    assert "* 2 RECENT" in seen, seen
+    assert a.ok("SEARCH RECENT") == ["* SEARCH 1 2"]
+    # the next session of all: none recent
+    c = Session(inst)
+    assert "* 0 RECENT" in c.ok("SELECT INBOX")
+    for ses in (a, b, c, x):
+        ses.ok("LOGOUT")
+
+
+def test_recent_copy(inst):
+    deliver(inst, 1, subject="c")
+    a = Session(inst)
+    a.ok("SELECT INBOX")
+    a.ok("COPY 1 Archive")
+    # a copy is recent in its new mailbox (RFC 3501 6.4.7) to the first who selects it
+    assert "* 1 RECENT" in a.ok("SELECT Archive")
+    assert "* 0 RECENT" in Session(inst).ok("EXAMINE Archive")
