@@ -25,7 +25,10 @@
  * Owns the APPEND in progress (s->append). Never: keep the message in
  * memory, leave a tmp/ file behind a dropped connection, index a message
  * that did not arrive whole. MULTIAPPEND (RFC 3502) is not offered: a
- * second message literal in one command is refused.
+ * second message literal in one command is refused. A NUL is refused in
+ * a plain literal; literal8 (RFC 3516 "~{n}") may carry one, but is
+ * refused with NO [UNKNOWN-CTE] when the store's LF line ends would
+ * change its octets (mc_cte_store_keeps).
  */
 #include "imapd/imapd.h"
 
@@ -44,6 +47,10 @@ struct imapd_append {
 	int write_errno;                 /* the store could not write: why */
 	size_t rest;                     /* where the command goes on after the literal */
 	uint64_t length;
+	bool binary;                     /* literal8 (RFC 3516): NUL allowed, octets must come back unchanged */
+	bool nul;                        /* a NUL in a plain literal: refused at the end (RFC 3501 CHAR8) */
+	bool changed;                    /* literal8 the store would not give back as it came */
+	unsigned tail;                   /* mc_cte_store_keeps' state */
 	char name[MC_MAILBOX_NAME_MAX + 1];
 };
 
@@ -161,6 +168,7 @@ imapd_append_literal(struct imapd_session *s)
 		imap_p_fail(&p, "expected the message as a literal");
 		goto bad;
 	}
+	bool binary = *ann == '~';
 	free(copy);
 	if (imapd_mailbox_from_client(s, arg, name, sizeof(name), &why) < 0)
 		return refuse(s, "NO", why);
@@ -194,6 +202,7 @@ imapd_append_literal(struct imapd_session *s)
 		return refuse(s, "NO", "[SERVERBUG] Cannot store the message now");
 	}
 	x->ap = ap;
+	x->binary = binary;
 	x->length = rd->lit_len;
 	x->rest = len;
 	snprintf(x->name, sizeof(x->name), "%s", name);
@@ -211,6 +220,10 @@ imapd_append_data(struct imapd_session *s, const char *p, size_t n)
 	struct imapd_append *x = s->append;
 	if (x == NULL || x->ap == NULL)
 		return;   /* refused or failed: dropped */
+	if (!x->binary && !x->nul && memchr(p, '\0', n))
+		x->nul = true;
+	if (x->binary && !x->changed && !mc_cte_store_keeps(p, n, &x->tail))
+		x->changed = true;
 	if (mc_store_append_write(x->ap, p, n) < 0) {
 		x->write_errno = errno;
 		mc_warn("%s: APPEND for user=%s mailbox=%s: cannot write the message: %s", s->id, s->user, x->name,
@@ -243,6 +256,17 @@ imapd_append_end(struct imapd_session *s, const char *cmd, size_t len)
 		mc_store_append_abort(x->ap);
 		free(x);
 		imapd_done(s, "BAD", "Unexpected text after the message");
+		return;
+	}
+	if (x->nul || x->changed) {
+		bool nul = x->nul;
+		mc_store_append_abort(x->ap);
+		free(x);
+		if (nul)
+			imapd_done(s, "BAD", "NUL in literal (literal8 ~{n} carries binary content)");
+		else   /* RFC 3516 §4.4: the store keeps line ends as LF, which would change these octets */
+			imapd_done(s, "NO", "[UNKNOWN-CTE] Binary content with a bare LF or CR CR LF cannot be stored "
+				   "unchanged");
 		return;
 	}
 	struct mc_store_append a = { .fd = -1 };

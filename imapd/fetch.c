@@ -2,7 +2,11 @@
  * fetch.c - FETCH and UID FETCH (RFC 3501 §6.4.5, §7.4.2): FLAGS, UID,
  * INTERNALDATE, RFC822.SIZE, and message text: BODY[]/BODY.PEEK[] with
  * HEADER, HEADER.FIELDS (.NOT), TEXT and <partial>, RFC822,
- * RFC822.HEADER, RFC822.TEXT.
+ * RFC822.HEADER, RFC822.TEXT, and BINARY[p]<partial>, BINARY.PEEK,
+ * BINARY.SIZE (RFC 3516): a part decoded by libmailcore's cte.h, measured
+ * once by fetch_binary.c before the message's response starts (size,
+ * literal8 when a NUL is sent, NO [UNKNOWN-CTE] with the message left
+ * out), then decoded again as it streams.
  *
  * Called by commands.c's table; resumed by session.c's on_drain. What the
  * index knows (flags, dates, sizes) comes from index.sqlite in one query
@@ -51,6 +55,8 @@ struct fitem {
 	enum fsec_kind sec;
 	bool peek;
 	bool partial;
+	bool binary;                   /* BINARY[p] / BINARY.PEEK[p]: decoded (RFC 3516) */
+	bool bsize;                    /* BINARY.SIZE[p] */
 	uint32_t origin, count;
 	unsigned path[PATH_MAX_PARTS];  /* section-part: 1.2.3; none for the message itself */
 	size_t npath;
@@ -94,6 +100,13 @@ struct imapd_fetch {
 	bool have_cache;              /* cache holds the open message's (ENVELOPE, BODYSTRUCTURE, parts) */
 	struct mc_store_cache cache;
 	bool missing;                 /* a message file was gone (expunged meanwhile) */
+	/* FETCH BINARY: each BINARY item's part, measured before the message's response starts */
+	struct imapd_binpart bin[ITEMS_MAX];
+	int binst[ITEMS_MAX];         /* 0 measured, 1 no such part (NIL), -1 unreadable */
+	bool decoding;                /* the literal streams through dec */
+	bool dec_done;                /* dec's final bytes were taken */
+	struct mc_cte_dec dec;
+	bool unknown_cte;             /* a part's encoding is unknown: NO [UNKNOWN-CTE] at the end */
 };
 
 /* ---- parsing ---- */
@@ -241,6 +254,42 @@ section(struct imapd_fetch *f, struct imap_p *p, bool peek)
 	return 0;
 }
 
+/* section-binary = "[" [section-part] "]", then <partial> unless BINARY.SIZE (RFC 3516 §7). */
+static int
+binary_section(struct imapd_fetch *f, struct imap_p *p, bool peek, bool size)
+{
+	if (add(f, p, FI_SECTION) < 0)
+		return -1;
+	struct fitem *it = &f->items[f->nitems - 1];
+	it->binary = !size;
+	it->bsize = size;
+	it->peek = peek || size;
+	size_t ln = (size_t)snprintf(it->label, sizeof(it->label), "%s[", size ? "BINARY.SIZE" : "BINARY");
+	p->p++;   /* '[' */
+	while (imap_p_peek(p) != ']') {
+		uint32_t v;
+		if (it->npath == PATH_MAX_PARTS || (it->npath > 0 && !imap_p_accept(p, '.')) ||
+		    imap_p_nz_number(p, &v) < 0)
+			return imap_p_fail(p, "bad section part");
+		it->path[it->npath++] = v;
+		ln += (size_t)snprintf(it->label + ln, sizeof(it->label) - ln, "%s%u", it->npath > 1 ? "." : "", v);
+	}
+	p->p++;
+	snprintf(it->label + ln, sizeof(it->label) - ln, "]");
+	if (!size && imap_p_accept(p, '<')) {
+		if (imap_p_number(p, &it->origin) < 0)
+			return -1;
+		if (!imap_p_accept(p, '.'))
+			return imap_p_fail(p, "expected '.' in a partial range");
+		if (imap_p_nz_number(p, &it->count) < 0)
+			return -1;
+		if (!imap_p_accept(p, '>'))
+			return imap_p_fail(p, "expected '>'");
+		it->partial = true;
+	}
+	return 0;
+}
+
 static int
 fetch_att(struct imapd_fetch *f, struct imap_p *p)
 {
@@ -263,6 +312,9 @@ fetch_att(struct imapd_fetch *f, struct imap_p *p)
 		return add_section(f, p, SEC_TEXT, false, "RFC822.TEXT");
 	if ((strcmp(w, "BODY") == 0 || strcmp(w, "BODY.PEEK") == 0) && imap_p_peek(p) == '[')
 		return section(f, p, w[4] == '.');
+	if ((strcmp(w, "BINARY") == 0 || strcmp(w, "BINARY.PEEK") == 0 || strcmp(w, "BINARY.SIZE") == 0) &&
+	    imap_p_peek(p) == '[')
+		return binary_section(f, p, strcmp(w, "BINARY.PEEK") == 0, strcmp(w, "BINARY.SIZE") == 0);
 	if (strcmp(w, "ENVELOPE") == 0)
 		return add(f, p, FI_ENVELOPE);
 	if (strcmp(w, "BODYSTRUCTURE") == 0)
@@ -470,10 +522,47 @@ header_fields(int fd, uint64_t hoff, uint64_t hend, const struct fitem *it, stru
 	return mc_buf_add(out, "\r\n", 2);
 }
 
+/* The window of a BINARY literal, decoded a second time as it was measured. */
+static bool
+stream_decoded(struct imapd_session *s, struct imapd_fetch *f)
+{
+	char in[CHUNK], out[mc_cte_dec_bound(CHUNK)];
+	while (f->cpos < f->wend && !f->dec_done) {
+		if (mc_conn_pending_out(s->conn) > FETCH_HIGH)
+			return false;
+		size_t k;
+		if (f->pos >= f->end) {
+			k = mc_cte_dec_final(&f->dec, out);
+			f->dec_done = true;
+		} else {
+			size_t want = f->end - f->pos < sizeof(in) ? (size_t)(f->end - f->pos) : sizeof(in);
+			ssize_t r = pread(f->fd, in, want, (off_t)f->pos);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				f->failed = true;
+				return true;
+			}
+			f->pos += (uint64_t)r;
+			k = mc_cte_dec_update(&f->dec, in, (size_t)r, out);
+		}
+		uint64_t a = f->wstart > f->cpos ? f->wstart - f->cpos : 0;
+		uint64_t b = f->wend - f->cpos < k ? f->wend - f->cpos : k;
+		if (a < b)
+			imapd_send_raw(s, out + a, (size_t)(b - a));
+		f->cpos += k;
+	}
+	if (f->cpos < f->wend)
+		f->failed = true;   /* fewer octets than measured: the literal cannot be completed */
+	return true;
+}
+
 /* Send the window of the literal, as far as the output allows. true when the literal is done. */
 static bool
 stream(struct imapd_session *s, struct imapd_fetch *f)
 {
+	if (f->decoding)
+		return stream_decoded(s, f);
 	char in[CHUNK], out[2 * CHUNK];
 	while (f->pos < f->end && f->cpos < f->wend) {
 		if (mc_conn_pending_out(s->conn) > FETCH_HIGH)
@@ -530,6 +619,104 @@ drop_cache(struct imapd_fetch *f)
 }
 
 /*
+ * Before a message's response starts: find and measure the part of each
+ * BINARY item, so that a literal's size (and kind) is known and an
+ * unknown encoding fails the message before any of it is sent. 1 when an
+ * encoding is unknown, else 0 (a part that cannot be read is left out).
+ */
+static int
+binary_prepare(struct imapd_session *s, struct imapd_fetch *f)
+{
+	int fd = -1, ret = 0;
+	for (size_t i = 0; i < f->nitems && ret == 0; i++) {
+		const struct fitem *it = &f->items[i];
+		if (!it->binary && !it->bsize)
+			continue;
+		struct mc_mime_section sec;
+		memset(&sec, 0, sizeof(sec));
+		f->binst[i] = -1;
+		if (it->npath == 0) {
+			sec.body = (struct mc_mime_span){ 0, f->m.size, f->m.vsize };
+		} else if (load_cache(s, f) < 0) {
+			continue;
+		} else if (mc_mime_section_find(f->cache.parts, f->cache.partslen, it->path, it->npath, &sec) < 0) {
+			f->binst[i] = 1;
+			continue;
+		}
+		if (fd < 0 && (fd = open_file(s, &f->m)) < 0)
+			break;
+		struct imapd_binpart *bp = &f->bin[i];
+		int r = imapd_binary_part(fd, &sec, it->npath == 0, bp);
+		if (r == 1)
+			ret = 1;
+		if (r != 0)
+			continue;
+		uint64_t ws = it->partial ? it->origin : 0;
+		uint64_t we = it->partial ? (uint64_t)it->origin + it->count : UINT64_MAX;
+		if (it->bsize && bp->cte < MC_CTE_BASE64)
+			bp->size = sec.body.vsize;   /* as stored: the CRLF size the table knows */
+		else if (imapd_binary_measure(fd, bp, ws, we) < 0)
+			continue;
+		f->binst[i] = 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* A BINARY or BINARY.SIZE item of the open message, as binary_prepare measured it. */
+static int
+start_binary(struct imapd_session *s, struct imapd_fetch *f, const struct fitem *it)
+{
+	size_t i = (size_t)(it - f->items);
+	const struct imapd_binpart *bp = &f->bin[i];
+	char head[FIELDS_MAX + 128];
+	int k;
+	if (f->binst[i] < 0)
+		return -1;
+	item_sep(s, f);
+	if (f->binst[i] == 1) {
+		k = snprintf(head, sizeof(head), "%s %s", it->label, it->bsize ? "0" : "NIL");
+		imapd_send_raw(s, head, (size_t)k);
+		return 1;
+	}
+	if (it->bsize) {
+		k = snprintf(head, sizeof(head), "%s %llu", it->label, (unsigned long long)bp->size);
+		imapd_send_raw(s, head, (size_t)k);
+		return 0;
+	}
+	uint64_t ws = 0, we = bp->size;
+	if (it->partial) {
+		ws = it->origin < bp->size ? it->origin : bp->size;
+		we = (uint64_t)it->origin + it->count < bp->size ? (uint64_t)it->origin + it->count : bp->size;
+	}
+	int fd = open_file(s, &f->m);
+	if (fd < 0) {
+		/* the separator went out: say NIL rather than leave the item half-written */
+		k = snprintf(head, sizeof(head), "%s NIL", it->label);
+		imapd_send_raw(s, head, (size_t)k);
+		return -1;
+	}
+	char origin[24] = "";
+	if (it->partial)
+		snprintf(origin, sizeof(origin), "<%u>", it->origin);
+	k = snprintf(head, sizeof(head), "%s%s %s{%llu}\r\n", it->label, origin, bp->nul ? "~" : "",
+		     (unsigned long long)(we - ws));
+	imapd_send_raw(s, head, (size_t)k);
+	f->fd = fd;
+	f->pos = bp->off;
+	f->end = bp->off + bp->len;
+	f->cpos = 0;
+	f->wstart = ws;
+	f->wend = we;
+	mc_cte_dec_init(&f->dec, bp->cte, bp->text);
+	f->decoding = true;
+	f->dec_done = false;
+	f->streaming = true;
+	return 0;
+}
+
+/*
  * The literal of a section item: its size line, then the bytes (maybe not
  * all now). -1 when nothing was sent (file gone); 1 when the part does not
  * exist (NIL was sent).
@@ -539,6 +726,8 @@ start_section(struct imapd_session *s, struct imapd_fetch *f, const struct fitem
 {
 	struct fmsg *m = &f->m;
 	struct mc_mime_section part;
+	if (it->binary || it->bsize)
+		return start_binary(s, f, it);
 	if (it->npath > 0) {
 		if (load_cache(s, f) < 0)
 			return -1;
@@ -620,6 +809,7 @@ start_section(struct imapd_session *s, struct imapd_fetch *f, const struct fitem
 	f->wstart = ws;
 	f->wend = we;
 	f->prev = prev;
+	f->decoding = false;
 	f->streaming = true;
 	return 0;
 }
@@ -737,6 +927,13 @@ walk(void *arg, const struct mc_store_msg *msg)
 	m->internal_date = msg->internal_date;
 	snprintf(m->file, sizeof(m->file), "%s", msg->file);
 	snprintf(m->keywords, sizeof(m->keywords), "%s", msg->keywords);
+	if (binary_prepare(s, f) == 1) {
+		/* RFC 3516 §4.2: an encoding the server cannot decode fails the request; this message is left out */
+		mc_info("%s: uid=%u of %s: unknown Content-Transfer-Encoding for BINARY", s->id, m->uid, s->view->name);
+		f->unknown_cte = true;
+		drop_cache(f);
+		return 0;
+	}
 	f->in_msg = true;
 	f->item = 0;
 	f->first = true;
@@ -759,14 +956,16 @@ static void
 finish(struct imapd_session *s)
 {
 	struct imapd_fetch *f = s->fetch;
-	bool failed = f->failed, missing = f->missing;
+	bool failed = f->failed, missing = f->missing, unknown_cte = f->unknown_cte;
 	imapd_fetch_free(s);
 	if (failed) {
 		/* A literal was cut short: the output cannot be trusted, so the session ends. */
 		imapd_session_close(s, "Message file changed during FETCH", "fetch failed");
 		return;
 	}
-	if (missing)
+	if (unknown_cte)
+		imapd_done(s, "NO", "[UNKNOWN-CTE] A part's Content-Transfer-Encoding cannot be decoded");
+	else if (missing)
 		imapd_done(s, "NO", "[EXPUNGEISSUED] Some messages could not be read (expunged meanwhile?)");
 	else
 		imapd_done(s, "OK", "FETCH completed");

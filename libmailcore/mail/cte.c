@@ -324,13 +324,15 @@ mc_cte_dec_final(struct mc_cte_dec *d, void *out)
 }
 
 bool
-mc_cte_store_keeps(const void *p, size_t n)
+mc_cte_store_keeps(const void *p, size_t n, unsigned *tail)
 {
 	const unsigned char *s = p;
-	for (const unsigned char *lf = memchr(s, '\n', n); lf; lf = memchr(lf + 1, '\n', n - (size_t)(lf + 1 - s))) {
-		size_t i = (size_t)(lf - s);
-		if (i == 0 || s[i - 1] != '\r' || (i >= 2 && s[i - 2] == '\r'))
+	unsigned t = *tail;   /* bit 0: the byte before s[i] was CR; bit 1: the one before that was */
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\n' && (!(t & 1) || (t & 2)))
 			return false;
+		t = ((t & 1) << 1) | (s[i] == '\r');
 	}
+	*tail = t;
 	return true;
 }

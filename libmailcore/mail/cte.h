@@ -80,11 +80,13 @@ size_t mc_cte_dec_update(struct mc_cte_dec *d, const void *in, size_t n, void *o
 size_t mc_cte_dec_final(struct mc_cte_dec *d, void *out);
 
 /*
- * Would n bytes come back unchanged from the mail store, which keeps CRLF
- * as LF and gives every LF back as CRLF? Only when each LF follows a CR
- * and no CR comes right before a CRLF. APPEND of binary content (literal8)
- * asks this, since RFC 3516 §4.4 forbids a change that loses data.
+ * Would these bytes come back unchanged from the mail store, which keeps
+ * CRLF as LF and gives every LF back as CRLF? Only when each LF follows a
+ * CR and no CR comes right before a CRLF. APPEND of binary content
+ * (literal8) asks this, since RFC 3516 §4.4 forbids a change that loses
+ * data. Fed in pieces: *tail carries the previous piece's last two bytes
+ * (0 before the first piece). false as soon as one piece fails.
  */
-bool mc_cte_store_keeps(const void *p, size_t n);
+bool mc_cte_store_keeps(const void *p, size_t n, unsigned *tail);
 
 #endif

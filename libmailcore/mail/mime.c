@@ -593,6 +593,7 @@ mc_mime_section_find(const void *table, size_t len, const unsigned *path, size_t
 		}
 	}
 	spans(&t, &out->mime, &out->body);
+	out->is_multipart = (t.flags & MC_MIME_MULTIPART) != 0;
 	if (n == 0) {
 		out->is_message = true;
 		spans(&t, &out->header, &out->text);

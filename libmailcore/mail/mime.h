@@ -128,6 +128,7 @@ struct mc_mime_section {
 	bool is_message;              /* message/rfc822 (or the top): .HEADER/.TEXT valid */
 	struct mc_mime_span header;   /* BODY[p.HEADER] */
 	struct mc_mime_span text;     /* BODY[p.TEXT] */
+	bool is_multipart;            /* a multipart: no leaf (FETCH BINARY sends it as stored) */
 };
 
 /*

@@ -181,15 +181,31 @@ test_parse(void **state)
 	(void)state;
 }
 
+static bool
+keeps(const char *s, size_t n)
+{
+	unsigned t = 0;
+	bool whole = mc_cte_store_keeps(s, n, &t);
+	/* byte by byte must agree */
+	t = 0;
+	bool pieces = true;
+	for (size_t i = 0; i < n && pieces; i++)
+		pieces = mc_cte_store_keeps(s + i, 1, &t);
+	assert_int_equal(whole, pieces);
+	return whole;
+}
+
 static void
 test_store_keeps(void **state)
 {
-	assert_true(mc_cte_store_keeps("a\r\nb\r\n\x00\xff", 7));
-	assert_true(mc_cte_store_keeps("", 0));
-	assert_true(mc_cte_store_keeps("a\rb", 3));
-	assert_false(mc_cte_store_keeps("a\nb", 3));
-	assert_false(mc_cte_store_keeps("\n", 1));
-	assert_false(mc_cte_store_keeps("a\r\r\nb", 5));
+	assert_true(keeps("a\r\nb\r\n\x00\xff", 7));
+	assert_true(keeps("", 0));
+	assert_true(keeps("a\rb", 3));
+	assert_true(keeps("\r\n\r\n", 4));
+	assert_false(keeps("a\nb", 3));
+	assert_false(keeps("\n", 1));
+	assert_false(keeps("a\r\r\nb", 5));
+	assert_false(keeps("\r\n\n", 3));
 	(void)state;
 }
 
