@@ -9,12 +9,14 @@
  * keeps. The evaluator answers flags, dates, sizes, sets and MODSEQ from
  * the index row, header keys from the cached fields, and reads a message
  * file only for BODY, TEXT and HEADER of an uncached field: the header
- * block once per message (at most HDR_MAX bytes), the body streamed in
- * CHUNK pieces with the needle's length of overlap, so memory does not
- * grow with the message. String matching is ASCII case-insensitive on
- * UTF-8 with the two-byte letters of Latin-1/Extended-A, Greek and
- * Cyrillic folded too (fold_cp; not all of i;unicode-casemap); BODY/TEXT
- * match the stored bytes (no base64/quoted-printable decoding yet).
+ * block once per message (at most HDR_MAX bytes) for HEADER; for BODY and
+ * TEXT the text a reader sees (libmailcore's mimetext.h: header fields
+ * with encoded words decoded, text/ parts with base64/quoted-printable
+ * undone and their charset made UTF-8), streamed with the needle's length
+ * of overlap, so memory does not grow with the message. String matching
+ * is ASCII case-insensitive on UTF-8 with the two-byte letters of
+ * Latin-1/Extended-A, Greek and Cyrillic folded too (fold_cp; not all of
+ * i;unicode-casemap).
  */
 #include "search.h"
 
@@ -26,9 +28,9 @@
 #include <unistd.h>
 
 #include "mail/mailstore.h"
+#include "mail/mimetext.h"
 
 #define HDR_MAX (256 * 1024)
-#define CHUNK (64 * 1024)
 #define DAY 86400
 
 const char IMAP_SEARCH_BADCHARSET[] = "BADCHARSET";
@@ -1033,36 +1035,57 @@ header_has(struct ev *e, const char *name, const char *str, size_t sl)
 	return false;
 }
 
-/* Stream the file from off, looking for needle (lowercase), with bounded memory. */
+/* A needle looked for in the decoded text pieces of mc_mimetext_scan, with overlap inside one body. */
+struct textmatch {
+	const char *needle;
+	size_t nl;
+	char *tail;            /* the last nl - 1 bytes of the body so far, then room for as many more */
+	size_t ntail;
+};
+
+static int
+text_piece(void *arg, const char *s, size_t n, bool cont)
+{
+	struct textmatch *t = arg;
+	if (!cont)
+		t->ntail = 0;
+	if (t->ntail > 0) {
+		/* a match across the two pieces: the tail and the first nl - 1 bytes of this one */
+		size_t k = n < t->nl - 1 ? n : t->nl - 1;
+		memcpy(t->tail + t->ntail, s, k);
+		if (imap_search_contains(t->tail, t->ntail + k, t->needle, t->nl))
+			return 1;
+	}
+	if (imap_search_contains(s, n, t->needle, t->nl))
+		return 1;
+	/* keep the last nl - 1 bytes of what was seen (the old tail when this piece is shorter) */
+	size_t keep = t->nl - 1;
+	if (n >= keep) {
+		memcpy(t->tail, s + n - keep, keep);
+		t->ntail = keep;
+	} else {
+		size_t old = t->ntail + n > keep ? keep - n : t->ntail;
+		memmove(t->tail, t->tail + t->ntail - old, old);
+		memcpy(t->tail + old, s, n);
+		t->ntail = old + n;
+	}
+	return 0;
+}
+
+/* Is needle (folded) in the decoded text of the message (what: MC_MIMETEXT_*)? */
 static bool
-stream_has(struct ev *e, uint64_t off, const char *needle, size_t nl)
+text_has(struct ev *e, unsigned what, const char *needle, size_t nl)
 {
 	if (nl == 0)
 		return true;
 	if (ev_open(e) < 0)
 		return false;
-	char *buf = malloc(CHUNK + nl);
-	if (buf == NULL)
+	struct textmatch t = { .needle = needle, .nl = nl, .tail = malloc(2 * nl) };
+	if (t.tail == NULL)
 		return false;
-	size_t keep = 0;
-	bool found = false;
-	for (;;) {
-		ssize_t r = pread(e->fd, buf + keep, CHUNK, (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		off += (uint64_t)r;
-		size_t have = keep + (size_t)r;
-		if (imap_search_contains(buf, have, needle, nl)) {
-			found = true;
-			break;
-		}
-		keep = have < nl - 1 ? have : nl - 1;
-		memmove(buf, buf + have - keep, keep);
-	}
-	free(buf);
-	return found;
+	int r = mc_mimetext_scan(e->fd, what, text_piece, &t);
+	free(t.tail);
+	return r == 1;
 }
 
 static bool
@@ -1134,11 +1157,9 @@ eval(struct ev *e, const struct imap_search_node *n)
 		return header_has(e, n->hname, n->str, n->strlen);
 	}
 	case ISK_BODY:
-		return ev_header(e) == 0 && stream_has(e, e->body_off, n->str, n->strlen);
+		return text_has(e, MC_MIMETEXT_BODY, n->str, n->strlen);
 	case ISK_TEXT:
-		return ev_header(e) == 0 &&
-		       (imap_search_contains(e->hdr, e->hdrlen, n->str, n->strlen) ||
-			stream_has(e, e->body_off, n->str, n->strlen));
+		return text_has(e, MC_MIMETEXT_HEADER | MC_MIMETEXT_BODY, n->str, n->strlen);
 	case ISK_BEFORE:
 		return day_of(m->internal_date) < n->day;
 	case ISK_ON:
