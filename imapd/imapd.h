@@ -19,6 +19,7 @@
  *   fetch.c     FETCH and UID FETCH, streamed from the Maildir files
  *   fetch_binary.c  FETCH BINARY: a part's encoding and decoded size
  *   idle.c      IDLE and run_dir/imapd.sock (MBOX_CHANGED from queued)
+ *   stores.c    the open stores, one per user, shared by that user's sessions
  *   compress.c  COMPRESS DEFLATE (RFC 4978) on the session's mc_conn
  *   parse.c     the reader and grammar cursor (parse.h)
  *   uidset.c    sets of UIDs as ranges: the saved SEARCH result ("$",
@@ -208,6 +209,13 @@ void imapd_session_go(struct imapd_session *s);
 bool imapd_session_auth_allowed(const struct imapd_session *s);
 /* Logged in as user with the mail store at home: open it, switch limits and state. 0, or -1 (NO sent). */
 int imapd_session_login(struct imapd_session *s, const char *user, const char *home);
+
+/* ---- stores.c ---- */
+
+/* The store at path for a new session: the one already open for that user, or a new one. NULL with err. */
+struct mc_store *imapd_store_get(const char *path, char *err, size_t errsz);
+/* A session lets go of its store; the last one closes it. NULL is a no-op. */
+void imapd_store_put(struct mc_store *store);
 
 /* ---- commands.c ---- */
 

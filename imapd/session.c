@@ -14,9 +14,10 @@
  * inside mc_conn_starttls). Before login the reader's limits are small
  * and the timeout short; the process touches no mailbox before login.
  *
- * Owns the session struct, its reader, its output buffer, its store and
- * view; the mc_conn is freed by conn.c after on_close, where the session
- * ends: a pending resolverd call is cancelled, the store closed.
+ * Owns the session struct, its reader, its output buffer, its hold on the
+ * user's store (stores.c) and its view; the mc_conn is freed by conn.c
+ * after on_close, where the session ends: a pending resolverd call is
+ * cancelled, the store let go.
  * Never: act on a command before the previous one is answered, keep an
  * unbounded line, touch the connection after on_close.
  */
@@ -231,7 +232,7 @@ imapd_session_login(struct imapd_session *s, const char *user, const char *home)
 		imapd_done(s, "NO", "[SERVERBUG] Mailbox not available");
 		return -1;
 	}
-	s->store = mc_store_open(home, MC_STORE_CREATE, err, sizeof(err));
+	s->store = imapd_store_get(home, err, sizeof(err));
 	if (s->store == NULL) {
 		mc_warn("%s: login user=%s: cannot open the mail store: %s", s->id, user, err);
 		imapd_done(s, "NO", "[UNAVAILABLE] Mailbox not available, try again later");
@@ -269,7 +270,8 @@ on_close(struct mc_conn *c, void *arg, const char *why)
 	imapd_append_free(s);   /* a message half received: its tmp/ file goes, nothing is indexed */
 	imapd_fetch_free(s);
 	imapd_view_free(s);
-	mc_store_close(s->store);
+	imapd_store_put(s->store);
+	s->store = NULL;
 	mc_info("%s: disconnect from [%s]%s%s commands=%u reason=%s", s->id, s->ip, s->user[0] ? " user=" : "",
 		s->user, s->ncommands, why ? why : "closed");
 	imap_reader_free(&s->rd);

@@ -1,0 +1,101 @@
+/*
+ * stores.c - the users' stores open in this imapd, one per user however
+ * many sessions that user has (a mail client keeps several connections,
+ * one of them in IDLE): the sessions of one user share one mc_store, so one
+ * SQLite connection (two descriptors and about 40 KiB) and one index check
+ * at open, not one per session.
+ *
+ * Called by session.c at login (get) and at close (put). Sharing is safe
+ * because imapd runs on one thread and the store's calls are synchronous:
+ * no statement or transaction of one session is left open while another
+ * session runs (FETCH streams by restarting its walk from the next UID).
+ *
+ * Owns the table of open stores (a hash on the store path, bucket lists)
+ * and their reference counts. Never: close a store a session still holds.
+ */
+#include "imapd/imapd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mail/mailstore.h"
+#include "util/log.h"
+
+#define STORES_BUCKETS 4096
+
+struct store_ref {
+	struct store_ref *next;
+	struct mc_store *store;
+	unsigned refs;
+	char home[];
+};
+
+static struct store_ref *buckets[STORES_BUCKETS];
+
+static unsigned
+bucket_of(const char *home)
+{
+	uint32_t h = 2166136261u;   /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)home; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h % STORES_BUCKETS;
+}
+
+struct mc_store *
+imapd_store_get(const char *path, char *err, size_t errsz)
+{
+	/* The key is the path as mc_store_path() gives it back: without trailing slashes. */
+	char home[MC_PATH_MAX + 8];
+	size_t n = strlen(path);
+	if (n >= sizeof(home)) {
+		snprintf(err, errsz, "mail store path too long");
+		return NULL;
+	}
+	memcpy(home, path, n + 1);
+	while (n > 1 && home[n - 1] == '/')
+		home[--n] = '\0';
+	struct store_ref **b = &buckets[bucket_of(home)];
+	for (struct store_ref *r = *b; r; r = r->next) {
+		if (strcmp(r->home, home) == 0) {
+			r->refs++;
+			return r->store;
+		}
+	}
+	struct store_ref *r = malloc(sizeof(*r) + n + 1);
+	if (r == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	r->store = mc_store_open(home, MC_STORE_CREATE, err, errsz);
+	if (r->store == NULL) {
+		free(r);
+		return NULL;
+	}
+	memcpy(r->home, home, n + 1);
+	r->refs = 1;
+	r->next = *b;
+	*b = r;
+	return r->store;
+}
+
+void
+imapd_store_put(struct mc_store *store)
+{
+	if (store == NULL)
+		return;
+	struct store_ref **pp = &buckets[bucket_of(mc_store_path(store))];
+	for (; *pp; pp = &(*pp)->next) {
+		struct store_ref *r = *pp;
+		if (r->store != store)
+			continue;
+		if (--r->refs == 0) {
+			*pp = r->next;
+			mc_store_close(r->store);
+			free(r);
+		}
+		return;
+	}
+	mc_warn("store %s was not in the table of open stores", mc_store_path(store));
+	mc_store_close(store);
+}
