@@ -229,9 +229,56 @@ finalize_stmts(struct mc_store *s)
 	s->st_mbox = s->st_insert = s->st_exists = s->st_bump = NULL;
 }
 
+sqlite3_stmt *
+mc_store_int_stmt(struct mc_store *s, enum mc_store_stmt id, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	if (s->stmt_busy & (1u << id)) {
+		if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+			sqlite3_finalize(st);
+			return NULL;
+		}
+		return st;
+	}
+	if (s->stmt[id] == NULL &&
+	    sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[id], NULL) != SQLITE_OK) {
+		sqlite3_finalize(s->stmt[id]);
+		s->stmt[id] = NULL;
+		return NULL;
+	}
+	s->stmt_busy |= 1u << id;
+	return s->stmt[id];
+}
+
+void
+mc_store_int_stmt_done(struct mc_store *s, enum mc_store_stmt id, sqlite3_stmt *st)
+{
+	if (st == NULL)
+		return;
+	if (st != s->stmt[id]) {
+		sqlite3_finalize(st);
+		return;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	s->stmt_busy &= ~(1u << id);
+}
+
+void
+mc_store_int_stmt_release(struct mc_store *s)
+{
+	for (int i = 0; i < MC_STMT_N; i++)
+		if (!(s->stmt_busy & (1u << i))) {
+			sqlite3_finalize(s->stmt[i]);
+			s->stmt[i] = NULL;
+		}
+}
+
 static void
 close_db(struct mc_store *s)
 {
+	s->stmt_busy = 0;
+	mc_store_int_stmt_release(s);
 	finalize_stmts(s);
 	if (s->db)
 		sqlite3_close_v2(s->db);
@@ -659,8 +706,8 @@ row_to_mailbox(sqlite3_stmt *st, struct mc_store_mailbox *mb)
 int
 mc_store_mailbox_get(struct mc_store *s, const char *name, struct mc_store_mailbox *mb)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, MAILBOX_COLS " WHERE m.name = ?", -1, &st, NULL) != SQLITE_OK)
+	sqlite3_stmt *st = mc_store_int_stmt(s, MC_STMT_MAILBOX_GET, MAILBOX_COLS " WHERE m.name = ?");
+	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, norm_mailbox(name), -1, SQLITE_STATIC);
 	int r = -1;
@@ -668,7 +715,7 @@ mc_store_mailbox_get(struct mc_store *s, const char *name, struct mc_store_mailb
 		row_to_mailbox(st, mb);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	mc_store_int_stmt_done(s, MC_STMT_MAILBOX_GET, st);
 	return r;
 }
 
@@ -734,11 +781,10 @@ int
 mc_store_messages(struct mc_store *s, const char *mailbox, uint32_t uid_from,
 		  int (*cb)(void *arg, const struct mc_store_msg *msg), void *arg)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT uid, file, size, vsize, internal_date, flags, keywords, modseq FROM messages"
-			       " WHERE mailbox = (SELECT id FROM mailboxes WHERE name = ?) AND uid >= ? ORDER BY uid",
-			       -1, &st, NULL) != SQLITE_OK)
+	sqlite3_stmt *st = mc_store_int_stmt(s, MC_STMT_MESSAGES,
+					     "SELECT uid, file, size, vsize, internal_date, flags, keywords, modseq FROM messages"
+					     " WHERE mailbox = (SELECT id FROM mailboxes WHERE name = ?) AND uid >= ? ORDER BY uid");
+	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, norm_mailbox(mailbox), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, uid_from);
@@ -763,7 +809,7 @@ mc_store_messages(struct mc_store *s, const char *mailbox, uint32_t uid_from,
 			break;
 		}
 	}
-	sqlite3_finalize(st);
+	mc_store_int_stmt_done(s, MC_STMT_MESSAGES, st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
