@@ -40,6 +40,8 @@ struct mc_store {
 	uint64_t quota_bytes, quota_messages;   /* mc_store_set_quota (mailstore_ops.c); 0 = none */
 	sqlite3_stmt *stmt[MC_STMT_N];          /* mc_store_int_stmt's cache, NULL until first used */
 	uint32_t stmt_busy;                     /* bit per stmt[] taken and not yet given back */
+	/* mc_store_search_prepare: every message of mailbox cached_mbox (at that UIDVALIDITY) below cached_uid has its cache. */
+	int64_t cached_mbox, cached_uidvalidity, cached_uid;
 };
 
 /*

@@ -1637,12 +1637,20 @@ mc_store_search_prepare(struct mc_store *s, const char *mailbox, char *err, size
 		set_err(err, errsz, "no mailbox %s", mailbox);
 		return r;
 	}
+	/*
+	 * Only the UIDs above what this connection found cached last time: the
+	 * whole mailbox was read on every SEARCH (a fifth of its CPU). A cache
+	 * dropped since by someone else is no error: search_rows reports such a
+	 * row uncached and the search reads its file.
+	 */
+	int64_t from = s->cached_mbox == mb.id && s->cached_uidvalidity == mb.uidvalidity ? s->cached_uid : 0;
 	sqlite3_stmt *st = mc_store_int_stmt(s, MC_STMT_SEARCH_UNCACHED, "SELECT uid FROM messages WHERE mailbox = ?"
-					     " AND coalesce(cache_ver, -1) <> ? ORDER BY uid");
+					     " AND uid >= ? AND coalesce(cache_ver, -1) <> ? ORDER BY uid");
 	if (st == NULL)
 		return db_err(s, err, errsz);
 	sqlite3_bind_int64(st, 1, mb.id);
-	sqlite3_bind_int(st, 2, MC_STORE_CACHE_VERSION);
+	sqlite3_bind_int64(st, 2, from);
+	sqlite3_bind_int(st, 3, MC_STORE_CACHE_VERSION);
 	/* the UIDs first: filling writes the rows the query walks */
 	size_t n = 0, cap = 0;
 	uint32_t *v = NULL;
@@ -1667,6 +1675,12 @@ mc_store_search_prepare(struct mc_store *s, const char *mailbox, char *err, size
 		if (mc_store_cache_fill(s, mailbox, v[i], err, errsz) == -1)
 			r = -1; /* -2: expunged meanwhile, fine */
 	free(v);
+	if (r == 0) {
+		/* mb was read before the scan: messages that arrived since are above mb.uidnext */
+		s->cached_mbox = mb.id;
+		s->cached_uidvalidity = mb.uidvalidity;
+		s->cached_uid = mb.uidnext;
+	}
 	return r;
 }
 
