@@ -23,10 +23,12 @@ for SECONDS with CLIENTS clients, one user each:
 
 Server CPU per operation comes from the cgroup each server runs in
 (machine-wide /proc/stat when none: then the client is included), the
-client's from its rusage. Last, memory per idle connection: IDLE_N
-clients log in, SELECT and IDLE; the proportional (PSS) and resident (RSS)
-memory of all the server's processes (smaps_rollup of the cgroup's
-processes) before and with them, divided by IDLE_N.
+client's from its rusage. First of all (before any load, so that imapd's
+heap has no memory left over by busy sessions to hand out), memory per
+idle connection: IDLE_N clients log in, SELECT and IDLE; the proportional
+(PSS) and resident (RSS) memory of all the server's processes
+(smaps_rollup of the cgroup's processes) before and with them, divided by
+IDLE_N.
 
 Usage (normally called by imap-bench.sh):
   imap_bench.py fill --port SMTP --users 20 --messages 200
@@ -233,6 +235,16 @@ def run(args):
         name, port, cg = s.split(":", 2)
         systems.append((name, int(port), cg))
     names = [n for n, _, _ in systems]
+    # Memory first, on servers that have not served the load yet: imapd's heap would otherwise
+    # hand the idle sessions memory that the busy ones left (Dovecot starts a process for each).
+    mem = {}
+    if args.idle > 0:
+        for s in systems:
+            mem[s[0]] = idle_memory(args, s)
+            if mem[s[0]]:
+                m = mem[s[0]]
+                print(f"{s[0]:8} {args.idle} idle connections: {m['pss_kib']:.1f} KiB PSS, {m['rss_kib']:.1f} KiB RSS "
+                      f"per connection ({m['procs']} more processes)", flush=True)
     # Warm-up: every user logs in and reads on each system (Dovecot completes its index and cache then).
     for s in systems:
         imapload(args, s[1], ["-M", "sessions", "-x", "fetchhdr=1,fetchbody=1,search=1", "-d", "3"])
@@ -246,14 +258,6 @@ def run(args):
                 print(f"round {r + 1} {s[0]:8} {name:9} {res['rate']:9.1f}/s  errors {res['errors']:3}  "
                       f"server {res['server_cpu_ms']:6.2f} ms/op {res['server_cores']:4.2f} cores  "
                       f"client {res['client_cores']:4.2f} cores  latency {res['latency_ms']:.2f} ms", flush=True)
-    mem = {}
-    if args.idle > 0:
-        for s in systems:
-            mem[s[0]] = idle_memory(args, s)
-            if mem[s[0]]:
-                m = mem[s[0]]
-                print(f"{s[0]:8} {args.idle} idle connections: {m['pss_kib']:.1f} KiB PSS, {m['rss_kib']:.1f} KiB RSS "
-                      f"per connection ({m['procs']} more processes)", flush=True)
 
     def med(name, sysname, f):
         return statistics.median(f(x) for x in results[name][sysname])
