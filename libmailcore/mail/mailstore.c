@@ -599,8 +599,10 @@ mc_store_lean_memory(void)
 void
 mc_store_release_memory(struct mc_store *s)
 {
-	if (s && s->db)
+	if (s && s->db) {
+		mc_store_int_stmt_release(s);   /* prepared again at the next command */
 		sqlite3_db_release_memory(s->db);
+	}
 }
 
 void
