@@ -2,7 +2,7 @@
  * commands.c - the IMAP command table and the commands of no particular
  * mailbox: CAPABILITY, NOOP, LOGOUT, STARTTLS (RFC 3501 §6.1-6.2), LOGIN,
  * AUTHENTICATE PLAIN with SASL-IR (RFC 4959, RFC 4616), ID (RFC 2971),
- * ENABLE (RFC 5161), NAMESPACE (RFC 2342).
+ * ENABLE (RFC 5161; IMAP4rev2 of RFC 9051 is enabled here), NAMESPACE (RFC 2342).
  *
  * Called by session.c with one complete command. A row says the command
  * name, the states it is allowed in, whether a UID form exists, whether
@@ -112,6 +112,7 @@ imapd_capabilities(const struct imapd_session *s, char *out, size_t outsz)
 			n += (size_t)k_;                                                  \
 	} while (0)
 	ADD("IMAP4rev1");
+	ADD("IMAP4rev2");   /* RFC 9051 §7.2.2: both, a client chooses with ENABLE IMAP4rev2 */
 	if (s->state == IMAPD_NOTAUTH) {
 		if (!s->tls && mc_netsvc_tls(s->srv->svc))
 			ADD("STARTTLS");
@@ -487,7 +488,7 @@ c_enable(struct imapd_session *s, struct imap_p *p, bool uid)
 	/* RFC 5161: only what is both asked and known is enabled; UTF8=ACCEPT (RFC 6855) is what there is. */
 	char cap[IMAP_ATOM_MAX + 1];
 	int count = 0;
-	bool utf8 = false, condstore = false, qresync = false;
+	bool utf8 = false, condstore = false, qresync = false, rev2 = false;
 	while (imap_p_accept(p, ' ')) {
 		if (imap_p_atom_upper(p, cap, sizeof(cap)) < 0)
 			break;
@@ -497,6 +498,8 @@ c_enable(struct imapd_session *s, struct imap_p *p, bool uid)
 			condstore = true;
 		if (strcmp(cap, "QRESYNC") == 0)
 			qresync = condstore = true;   /* RFC 7162 §3.2.3: QRESYNC implies CONDSTORE */
+		if (strcmp(cap, "IMAP4REV2") == 0)
+			rev2 = true;
 		count++;
 	}
 	if (count == 0)
@@ -515,6 +518,17 @@ c_enable(struct imapd_session *s, struct imap_p *p, bool uid)
 	if (qresync && !s->qresync) {
 		s->qresync = true;
 		strcat(enabled, " QRESYNC");
+	}
+	if (rev2 && !s->rev2) {
+		/*
+		 * RFC 9051 Appendix E, what changes from here on: no \Recent and
+		 * no RECENT, SEARCH answered with ESEARCH, a LIST in SELECT's
+		 * answer instead of [UNSEEN], \NonExistent in LIST, mailbox
+		 * names and quoted strings in UTF-8 (§5.1, as UTF8=ACCEPT).
+		 */
+		s->rev2 = true;
+		s->utf8 = true;
+		strcat(enabled, " IMAP4rev2");
 	}
 	imapd_send(s, "* ENABLED%s", enabled);
 	imapd_done(s, "OK", "ENABLE completed");

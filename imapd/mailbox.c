@@ -517,6 +517,18 @@ imapd_mailbox_has_children(struct imapd_session *s, const char *name)
 	return k.found;
 }
 
+/* Did the client (UTF-8 names) give the store's name otherwise than it is shown ("inbox", "a.b" for "a/b")? */
+static bool
+shown_otherwise(const struct imapd_session *s, const char *name, const char *given)
+{
+	char shown[MC_MAILBOX_NAME_MAX + 1];
+	snprintf(shown, sizeof(shown), "%s", name);
+	for (char *q = shown; *q; q++)
+		if (*q == STORE_SEP)
+			*q = s->srv->lim.sep;
+	return s->utf8 && strcmp(given, shown) != 0;
+}
+
 /*
  * "* LIST (attrs) sep name" of one mailbox (IMAP4rev2 SELECT/EXAMINE,
  * CREATE); with ("OLDNAME" (given)) when the client named it otherwise
@@ -526,7 +538,7 @@ static void
 list_self(struct imapd_session *s, const char *name, const char *given)
 {
 	struct mc_store_mailbox mb;
-	char attrs[64], shown[MC_MAILBOX_NAME_MAX + 1];
+	char attrs[64];
 	bool exists = mc_store_mailbox_get(s->store, name, &mb) == 0;
 	snprintf(attrs, sizeof(attrs), "%s%s%s", imapd_mailbox_has_children(s, name) ? "\\HasChildren" : "\\HasNoChildren",
 		 exists && mb.special_use[0] ? " " : "", exists ? mb.special_use : "");
@@ -534,11 +546,7 @@ list_self(struct imapd_session *s, const char *name, const char *given)
 	int k = snprintf(head, sizeof(head), "* LIST (%s) \"%c\" ", attrs, s->srv->lim.sep);
 	imapd_send_raw(s, head, (size_t)k);
 	imapd_send_mailbox(s, name);
-	snprintf(shown, sizeof(shown), "%s", name);
-	for (char *q = shown; *q; q++)
-		if (*q == STORE_SEP)
-			*q = s->srv->lim.sep;
-	if (s->utf8 && given && strcmp(given, shown) != 0) {
+	if (given && shown_otherwise(s, name, given)) {
 		imapd_send_raw(s, " (\"OLDNAME\" (", 13);
 		imapd_send_string(s, given, strlen(given));
 		imapd_send_raw(s, "))", 2);
@@ -732,6 +740,9 @@ imapd_cmd_create(struct imapd_session *s, struct imap_p *p, bool uid)
 		return;
 	}
 	mc_info("%s: created mailbox=%s user=%s", s->id, name, s->user);
+	/* RFC 9051 §6.3.4: a name stored otherwise than given is told with OLDNAME */
+	if (s->rev2 && shown_otherwise(s, name, arg))
+		list_self(s, name, arg);
 	imapd_done(s, "OK", "CREATE completed");
 	(void)uid;
 }

@@ -463,6 +463,11 @@ imapd_cmd_delete(struct imapd_session *s, struct imap_p *p, bool uid)
 		imapd_view_free(s);
 	}
 	int r = mc_store_mailbox_delete(s->store, name, err, sizeof(err));
+	if (r == MC_STORE_ECANNOT && strcmp(name, "INBOX") != 0) {
+		/* only a level of its children's names (\Noselect): RFC 9051 §6.3.5's response code */
+		imapd_done(s, "NO", "[HASCHILDREN] Mailbox has children and is not a mailbox itself");
+		return;
+	}
 	if (r == MC_STORE_ENOMAILBOX) {
 		imapd_done(s, "NO", "[NONEXISTENT] Mailbox does not exist");
 		return;

@@ -199,3 +199,78 @@ def test_recent_copy(inst):
     # a copy is recent in its new mailbox (RFC 3501 6.4.7) to the first who selects it
     assert "* 1 RECENT" in a.ok("SELECT Archive")
     assert "* 0 RECENT" in Session(inst).ok("EXAMINE Archive")
+
+
+# ---- IMAP4rev2 (RFC 9051) after ENABLE ----
+
+def rev2_session(inst):
+    s = Session(inst)
+    caps = s.ok("CAPABILITY")[0].split()
+    assert "IMAP4rev1" in caps and "IMAP4rev2" in caps, caps
+    assert s.ok("ENABLE IMAP4rev2") == ["* ENABLED IMAP4rev2"]
+    return s
+
+
+def test_rev2_enable_select_search(inst):
+    deliver(inst, 3, subject="two")
+    s = rev2_session(inst)
+    assert s.ok("ENABLE IMAP4rev2") == ["* ENABLED"]          # already on: nothing newly enabled
+    untagged = s.ok("SELECT inbox")
+    # RFC 9051 6.3.2: no RECENT, no [UNSEEN]; a LIST of the mailbox, with OLDNAME for the name as given
+    assert "* 3 EXISTS" in untagged, untagged
+    assert not any("RECENT" in ln or "[UNSEEN" in ln for ln in untagged), untagged
+    assert '* LIST (\\HasNoChildren) "." "INBOX" ("OLDNAME" ("inbox"))' in untagged, untagged
+    assert any(ln.startswith("* OK [UIDNEXT 4]") for ln in untagged), untagged
+    # the first session, yet no \Recent (and the messages are not recent to a later IMAP4rev1 session)
+    assert not any("\\Recent" in v for v in fetched(s.ok("FETCH 1:* (FLAGS)"), "FLAGS").values())
+    # SEARCH answers ESEARCH, never SEARCH
+    assert s.ok("SEARCH ALL") == [f'* ESEARCH (TAG "t{s.n}") ALL 1:3']
+    assert s.ok("UID SEARCH 2:3") == [f'* ESEARCH (TAG "t{s.n}") UID ALL 2:3']
+    assert s.ok("SEARCH SUBJECT nomatch") == [f'* ESEARCH (TAG "t{s.n}")']
+    assert s.ok("SEARCH RETURN (COUNT) ALL") == [f'* ESEARCH (TAG "t{s.n}") COUNT 3']
+    assert s.ok("SEARCH RETURN (SAVE) 2") == []
+    assert sorted(fetched(s.ok("FETCH $ (UID)"))) == [2]
+    # FETCH BINARY, which IMAP4rev2 requires (RFC 9051 6.4.5), on "$"
+    untagged = s.ok("FETCH $ (BINARY.SIZE[1] BINARY.PEEK[1])")
+    assert untagged[0].startswith("* 2 FETCH (") and "BINARY.SIZE[1] 8" in untagged[0], untagged
+    assert "Hello." in "\n".join(untagged), untagged
+    for bad in ("SEARCH RECENT", "SEARCH NEW", "UID SEARCH NOT OLD", "STATUS INBOX (RECENT)"):
+        _, tagged = s.cmd(bad)
+        assert tagged.startswith("BAD"), (bad, tagged)
+    # STATUS DELETED and SIZE (RFC 9051 6.3.11)
+    s.ok(r"STORE 1 +FLAGS.SILENT (\Deleted)")
+    untagged = s.ok("STATUS INBOX (MESSAGES DELETED SIZE)")
+    assert re.match(r'\* STATUS "INBOX" \(MESSAGES 3 DELETED 1 SIZE \d+\)$', untagged[0]), untagged
+    # new mail: EXISTS, no RECENT
+    deliver(inst, 1, subject="later")
+    seen = wait_exists(s, 4)
+    assert not any("RECENT" in ln for ln in seen), seen
+    # an IMAP4rev1 session after it: the rev2 session was told first
+    r1 = Session(inst)
+    untagged = r1.ok("SELECT INBOX")
+    assert "* 0 RECENT" in untagged and "* 4 EXISTS" in untagged, untagged
+    assert r1.ok("SEARCH ALL") == ["* SEARCH 1 2 3 4"]
+
+
+def test_rev2_names_list_delete(inst):
+    s = rev2_session(inst)
+    r1 = Session(inst)
+    # UTF-8 mailbox names in quoted strings (RFC 9051 5.1); IMAP4rev1 sessions see modified UTF-7
+    s.ok('CREATE "Entwürfe"')
+    assert '* LIST (\\HasNoChildren) "." "Entwürfe"' in s.ok('LIST "" "Entw*"')
+    assert '* LIST (\\HasNoChildren) "." "Entw&APw-rfe"' in r1.ok('LIST "" "Entw*"')
+    assert "* 0 EXISTS" in s.ok('SELECT "Entwürfe"')
+    # CREATE of a name stored otherwise: LIST with OLDNAME (RFC 9051 6.3.4)
+    untagged = s.ok("CREATE inbox.sub")
+    assert untagged == ['* LIST (\\HasNoChildren) "." "INBOX.sub" ("OLDNAME" ("inbox.sub"))'], untagged
+    # DELETE of a mere level of children's names: NO [HASCHILDREN]
+    s.ok("CREATE Lists.pg")
+    _, tagged = s.cmd("DELETE Lists")
+    assert tagged.startswith("NO [HASCHILDREN]"), tagged
+    # a subscribed name that is no mailbox is \NonExistent
+    s.ok("SUBSCRIBE Gone")
+    listed = s.ok('LIST (SUBSCRIBED) "" "Gone"')
+    assert len(listed) == 1 and listed[0].endswith(') "." "Gone"'), listed
+    assert {"\\NonExistent", "\\Subscribed"} <= set(listed[0][8:listed[0].index(")")].split()), listed
+    assert any("\\NonExistent" in ln for ln in s.ok('LSUB "" "Gone"'))
+    assert any("\\Noselect" in ln for ln in r1.ok('LSUB "" "Gone"'))
