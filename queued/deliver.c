@@ -6,12 +6,18 @@
  *
  * Called by submit.c (a message just committed), sched.c (due work from
  * the database) and the tick. Owns the messages in flight (a table by
- * qid), the recipients waiting for resolverd, and the local deliveries:
- * grouped per mailbox, each group delivered by one threadpool work item
- * (mc_store_deliver_many: one fsync of new/ and one index transaction for
- * the group), at most cfg.queued.delivery_workers at once. A mailbox is
- * worked on by one work item at a time, which is what lets its open
- * mc_store be used without a lock. The loop thread never touches a file.
+ * qid), the recipients waiting for resolverd, and the local deliveries,
+ * in two phases per mailbox. File works (at most cfg.queued.delivery_workers
+ * at once, several for one mailbox) write, fsync and rename the files
+ * (mc_store_files_write): a new file's fsync is what a delivery waits for,
+ * and the disk does many side by side. Their batches then wait for the
+ * mailbox's one index work, which takes every batch done meanwhile, in the
+ * order they started (UIDs in the order mail came in): one fsync of new/
+ * and one index transaction for all of them (mc_store_files_index). Only the index work (and the mailbox's first
+ * file work, which opens it) touches the open mc_store, one at a time,
+ * which is what lets it be used without a lock. A recipient counts as
+ * delivered only after its row is committed. The loop thread never
+ * touches a file.
  *
  * Remote destinations are gathered per message until every recipient of
  * the round is expanded, then handed to relay.c in one go (one
@@ -40,6 +46,7 @@
 #define MAX_RESOLVING 256       /* resolverd calls at once */
 #define RESOLVER_WAIT 30.0      /* seconds a recipient waits for resolverd to come back */
 #define JOBS_PER_WORK 64        /* deliveries into one mailbox per work item */
+#define INDEX_BATCH 32          /* files a mailbox's index commit waits for while others are being written */
 #define STORE_IDLE 60.0         /* seconds an unused mailbox stays open */
 #define STORES_MAX 256
 #define MSG_BUCKETS 4096
@@ -59,22 +66,46 @@ struct ljob {
 	char err[160];
 };
 
+struct lwork;
+
 struct mbox {
 	char *path;
-	struct mc_store *store;      /* touched only by the work item holding the mailbox */
-	struct ljob *head, **tail;
+	struct mc_store *store;      /* touched by the index work only (and the opening file work) */
+	struct ljob *head, **tail;   /* deliveries not started */
 	size_t n;
-	bool busy, ready;
+	unsigned writing;            /* file works running */
+	bool opened;                 /* the Maildir was made (mc_store_open once): file works may run */
+	bool opening;                /* the first file work opens the store */
+	bool indexing;               /* the index work runs */
+	bool ready;                  /* in the ready list */
+	struct lwork *flight, **flight_tail;   /* file works not yet indexed, in the order they started */
 	double last_used;
 	struct mbox *hnext, *rnext;
 };
 
+/* A file work: some deliveries into one mailbox, later indexed with others. */
 struct lwork {
 	uv_work_t w;
 	struct queued *q;
 	struct mbox *mb;
+	bool opens;                  /* the mailbox's first: opens the store before writing */
+	bool done;                   /* its files are written */
+	struct mc_store_files *files;
+	struct lwork *next;          /* in mb->flight, then in the index work */
+	size_t n, k;
+	size_t nwritten;             /* items whose file is in new/, waiting for their row */
 	struct ljob *jobs[JOBS_PER_WORK];
-	size_t n;
+	size_t map[JOBS_PER_WORK];   /* items[i] is jobs[map[i]] */
+	struct mc_store_item items[JOBS_PER_WORK];
+};
+
+/* The index work of a mailbox: every batch written since the last one, in one transaction. */
+struct iwork {
+	uv_work_t w;
+	struct queued *q;
+	struct mbox *mb;
+	struct lwork *list;
+	size_t nb;
 };
 
 struct q_deliver {
@@ -421,15 +452,23 @@ mbox_get(struct queued *q, const char *path)
 	if (mb == NULL || (mb->path = strdup(path)) == NULL)
 		mc_panic("out of memory");
 	mb->tail = &mb->head;
+	mb->flight_tail = &mb->flight;
 	*pp = mb;
 	dl->nmbox++;
 	return mb;
 }
 
+/* May a file work start for mb? Once the Maildir is made, any number; before, one that opens it. */
+static bool
+mbox_can_write(const struct mbox *mb)
+{
+	return mb->opened || (!mb->opening && !mb->indexing && mb->writing == 0);
+}
+
 static void
 mbox_make_ready(struct q_deliver *dl, struct mbox *mb)
 {
-	if (mb->busy || mb->ready || mb->n == 0)
+	if (mb->ready || mb->n == 0 || !mbox_can_write(mb))
 		return;
 	mb->ready = true;
 	mb->rnext = NULL;
@@ -458,23 +497,29 @@ queue_local(struct queued *q, struct q_rcpt *r, const struct mc_dest *d)
 	mbox_make_ready(q->dl, mb);
 }
 
-/* worker: deliver a group of messages into one mailbox */
+/*
+ * worker: the file phase of some deliveries into one mailbox: each file
+ * written, fsynced and renamed into new/, side by side with the mailbox's
+ * other file works. No index row yet: that is the index work's.
+ */
 static void
-local_work(uv_work_t *w)
+file_work(uv_work_t *w)
 {
 	struct lwork *lw = w->data;
 	struct mbox *mb = lw->mb;
 	char err[200] = "";
-	if (mb->store == NULL)
+	if (lw->opens) {
+		/* nothing else runs for this mailbox while it is opened (mbox_can_write) */
 		mb->store = mc_store_open(mb->path, MC_STORE_CREATE, err, sizeof(err));
-	if (mb->store == NULL) {
-		for (size_t i = 0; i < lw->n; i++)
-			snprintf(lw->jobs[i]->err, sizeof(lw->jobs[i]->err), "cannot open mailbox: %.120s", err);
-		return;
+		if (mb->store == NULL) {
+			for (size_t i = 0; i < lw->n; i++)
+				snprintf(lw->jobs[i]->err, sizeof(lw->jobs[i]->err), "cannot open mailbox: %.120s",
+					 err);
+			return;
+		}
 	}
-	struct mc_store_item items[JOBS_PER_WORK];
-	size_t map[JOBS_PER_WORK], k = 0;
 	char p[MC_PATH_MAX + 64];
+	size_t k = 0;
 	for (size_t i = 0; i < lw->n; i++) {
 		struct ljob *j = lw->jobs[i];
 		snprintf(p, sizeof(p), "%s/%s", lw->q->active, j->r->msg->env.qid);
@@ -483,28 +528,24 @@ local_work(uv_work_t *w)
 			snprintf(j->err, sizeof(j->err), "cannot open the queue file: %s", strerror(errno));
 			continue;
 		}
-		memset(&items[k], 0, sizeof(items[k]));
-		items[k].prefix = j->prefix;
-		items[k].prefixlen = j->prefixlen;
-		items[k].fd = fd;
-		items[k].offset = 0;
-		items[k].length = j->r->msg->env.size;
-		map[k++] = i;
+		struct mc_store_item *it = &lw->items[k];
+		memset(it, 0, sizeof(*it));
+		it->prefix = j->prefix;
+		it->prefixlen = j->prefixlen;
+		it->fd = fd;
+		it->offset = 0;
+		it->length = j->r->msg->env.size;
+		lw->map[k++] = i;
 	}
+	lw->k = k;
 	if (k == 0)
 		return;
-	int r = mc_store_deliver_many(mb->store, NULL, items, k, err, sizeof(err));
+	lw->files = mc_store_files_write(mb->path, NULL, lw->items, k);
 	for (size_t i = 0; i < k; i++) {
-		struct ljob *j = lw->jobs[map[i]];
-		close(items[i].fd);
-		j->uid = items[i].uid;
-		if (j->uid == 0)
-			snprintf(j->err, sizeof(j->err), "%.150s", items[i].err[0] ? items[i].err : err);
-	}
-	if (r < 0) {
-		/* the index failed: open it afresh next time (a corrupt one is rebuilt then) */
-		mc_store_close(mb->store);
-		mb->store = NULL;
+		close(lw->items[i].fd);
+		lw->items[i].fd = -1;
+		if (lw->files && lw->items[i].err[0] == '\0')
+			lw->nwritten++;
 	}
 }
 
@@ -572,26 +613,19 @@ imapd_up(struct mc_chan *ch, void *arg)
 	}
 }
 
+/* The outcome of a file work's deliveries, now that the index work (or the file work) decided it. */
 static void
-local_after(uv_work_t *w, int status)
+report_jobs(struct queued *q, struct lwork *lw, bool *delivered, char *addr, size_t addrsz)
 {
-	bool delivered = false;
-	char addr[MC_ADDR_MAX] = "";
-	struct lwork *lw = w->data;
-	struct queued *q = lw->q;
-	struct mbox *mb = lw->mb;
-	q->dl->workers_busy--;
-	mb->busy = false;
-	mb->last_used = q_now();
 	for (size_t i = 0; i < lw->n; i++) {
 		struct ljob *j = lw->jobs[i];
 		struct q_rcpt *r = j->r;
 		struct q_msg *m = r->msg;
 		const char *orig = m->env.rcpt[r - m->rs].addr;
-		if (status == 0 && j->uid) {
-			if (!delivered)
-				snprintf(addr, sizeof(addr), "%s", j->dest);
-			delivered = true;
+		if (j->uid) {
+			if (!*delivered)
+				snprintf(addr, addrsz, "%s", j->dest);
+			*delivered = true;
 			mc_info("%s: to=<%s> orig_to=<%s> relay=local delay=%.2f status=sent (delivered to maildir uid=%u)",
 				m->env.qid, j->dest, orig, delay_of(m), j->uid);
 			if (q_rcpt_done_add(r, j->dest) < 0)
@@ -609,9 +643,140 @@ local_after(uv_work_t *w, int status)
 		if (--r->dests_left == 0 && r->res_handle == 0)
 			rcpt_finish(q, r);
 	}
+}
+
+/* Copy the items' outcomes to their jobs (worker or loop: whoever holds lw). */
+static void
+take_results(struct lwork *lw)
+{
+	for (size_t i = 0; i < lw->k; i++) {
+		struct ljob *j = lw->jobs[lw->map[i]];
+		j->uid = lw->items[i].uid;
+		if (j->uid == 0)
+			snprintf(j->err, sizeof(j->err), "%.150s", lw->items[i].err[0] ? lw->items[i].err : "not delivered");
+	}
+}
+
+/*
+ * worker: the index phase of every batch written into one mailbox since
+ * the last: one fsync of new/ and one transaction give them their UIDs.
+ * Batches whose rows could not be written lose their files again.
+ */
+static void
+index_work(uv_work_t *w)
+{
+	struct iwork *iw = w->data;
+	struct mbox *mb = iw->mb;
+	char err[200] = "", why[240] = "";
+	struct mc_store_files *one[1], **v = iw->nb <= 1 ? one : malloc(iw->nb * sizeof(*v));
+	size_t nb = 0;
+	for (struct lwork *lw = iw->list; v && lw; lw = lw->next)
+		if (lw->nwritten)
+			v[nb++] = lw->files;
+	if (nb && mb->store == NULL)   /* closed after an index failure: opened afresh (a corrupt index is rebuilt) */
+		mb->store = mc_store_open(mb->path, MC_STORE_CREATE, err, sizeof(err));
+	if (v == NULL) {
+		snprintf(why, sizeof(why), "out of memory");
+	} else if (nb && mb->store == NULL) {
+		snprintf(why, sizeof(why), "cannot open mailbox: %.150s", err);
+	} else if (nb && mc_store_files_index(mb->store, v, nb, err, sizeof(err)) < 0) {
+		/* the index failed: open it afresh next time (a corrupt one is rebuilt then) */
+		mc_store_close(mb->store);
+		mb->store = NULL;
+	}
+	for (struct lwork *lw = iw->list; lw; lw = lw->next) {
+		mc_store_files_free(lw->files, why);   /* a batch never indexed loses its files here */
+		lw->files = NULL;
+		take_results(lw);
+	}
+	if (v != one)
+		free(v);
+}
+
+static void index_after(uv_work_t *w, int status);
+
+/*
+ * Start mb's index work for the file works that are done, in the order
+ * they started (so UIDs follow the order mail came in), unless one runs:
+ * it takes the rest when it ends. A commit costs an fsync of new/, one of
+ * the index's log and the CPU of a transaction whether it holds one
+ * message or many: while other file works of the mailbox are still
+ * writing it waits for them, up to INDEX_BATCH files (some tens of
+ * milliseconds under load; at once when the mailbox has nothing else).
+ */
+static void
+index_start(struct queued *q, struct mbox *mb)
+{
+	if (mb->indexing)
+		return;
+	size_t nb = 0, files = 0;
+	struct lwork **end = &mb->flight;
+	while (*end && (*end)->done) {
+		nb++;
+		files += (*end)->nwritten;
+		end = &(*end)->next;
+	}
+	if (nb == 0 || (*end && files < INDEX_BATCH))
+		return;
+	struct iwork *iw = calloc(1, sizeof(*iw));
+	if (iw == NULL)
+		mc_panic("out of memory");
+	iw->q = q;
+	iw->mb = mb;
+	iw->nb = nb;
+	iw->list = mb->flight;
+	mb->flight = *end;
+	*end = NULL;
+	if (mb->flight == NULL)
+		mb->flight_tail = &mb->flight;
+	mb->indexing = true;
+	iw->w.data = iw;
+	if (uv_queue_work(q->loop, &iw->w, index_work, index_after) != 0)
+		mc_panic("uv_queue_work failed");
+}
+
+static void
+file_after(uv_work_t *w, int status)
+{
+	struct lwork *lw = w->data;
+	struct queued *q = lw->q;
+	struct mbox *mb = lw->mb;
+	(void)status;   /* the loop never cancels work */
+	q->dl->workers_busy--;
+	mb->writing--;
+	if (lw->opens) {
+		mb->opening = false;
+		mb->opened = mb->store != NULL;
+	}
+	mb->last_used = q_now();
+	lw->done = true;
+	index_start(q, mb);   /* also while stopping: written files get their rows */
+	if (!q->stopping)
+		mbox_make_ready(q->dl, mb);
+	dispatch_workers(q);
+}
+
+static void
+index_after(uv_work_t *w, int status)
+{
+	struct iwork *iw = w->data;
+	struct queued *q = iw->q;
+	struct mbox *mb = iw->mb;
+	bool delivered = false;
+	char addr[MC_ADDR_MAX] = "";
+	(void)status;   /* the loop never cancels work */
+	mb->indexing = false;
+	mb->last_used = q_now();
+	while (iw->list) {
+		struct lwork *lw = iw->list;
+		iw->list = lw->next;
+		report_jobs(q, lw, &delivered, addr, sizeof(addr));
+		free(lw);
+	}
+	free(iw);
 	if (delivered)
 		notify_imapd(q, addr, mb->path);
-	free(lw);
+	index_start(q, mb);
 	if (!q->stopping)
 		mbox_make_ready(q->dl, mb);
 	dispatch_workers(q);
@@ -628,12 +793,22 @@ dispatch_workers(struct queued *q)
 		if (dl->ready_head == NULL)
 			dl->ready_tail = &dl->ready_head;
 		mb->ready = false;
+		if (mb->n == 0 || !mbox_can_write(mb))
+			continue;   /* made ready again when it can */
+		/*
+		 * A share of the mailbox's waiting deliveries: a queue that built
+		 * up while every worker was busy is spread over the next ones
+		 * rather than written one by one by the first worker to be free.
+		 */
+		size_t take = (mb->n + max - 1) / max;
+		if (take > JOBS_PER_WORK)
+			take = JOBS_PER_WORK;
 		struct lwork *lw = calloc(1, sizeof(*lw));
 		if (lw == NULL)
 			mc_panic("out of memory");
 		lw->q = q;
 		lw->mb = mb;
-		while (mb->head && lw->n < JOBS_PER_WORK) {
+		while (mb->head && lw->n < take) {
 			struct ljob *j = mb->head;
 			mb->head = j->next;
 			lw->jobs[lw->n++] = j;
@@ -641,11 +816,18 @@ dispatch_workers(struct queued *q)
 		}
 		if (mb->head == NULL)
 			mb->tail = &mb->head;
-		mb->busy = true;
+		if (!mb->opened) {
+			lw->opens = true;
+			mb->opening = true;
+		}
+		*mb->flight_tail = lw;
+		mb->flight_tail = &lw->next;
+		mb->writing++;
 		dl->workers_busy++;
 		lw->w.data = lw;
-		if (uv_queue_work(q->loop, &lw->w, local_work, local_after) != 0)
+		if (uv_queue_work(q->loop, &lw->w, file_work, file_after) != 0)
 			mc_panic("uv_queue_work failed");
+		mbox_make_ready(dl, mb);   /* the rest of its queue: after the other ready mailboxes */
 	}
 }
 
@@ -956,7 +1138,7 @@ q_deliver_tick(struct queued *q, double now)
 		struct mbox **pp = &dl->mboxes[b];
 		while (*pp) {
 			struct mbox *mb = *pp;
-			bool idle = !mb->busy && mb->n == 0 && !mb->ready;
+			bool idle = mb->writing == 0 && !mb->indexing && mb->flight == NULL && mb->n == 0 && !mb->ready;
 			if (idle && (now - mb->last_used >= STORE_IDLE || dl->nmbox > STORES_MAX)) {
 				*pp = mb->hnext;
 				dl->nmbox--;

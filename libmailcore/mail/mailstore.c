@@ -1101,17 +1101,19 @@ struct written {
 	char base[MC_MAILDIR_FILE_MAX + 1];
 	char file[MC_MAILDIR_FILE_MAX + 8];
 	uint64_t size, vsize;
-	bool ok;
+	bool ok;                       /* the file is in new/ (and not removed again) */
 	struct mc_store_cache cache;   /* envelope NULL: none */
 };
 
-static void
-free_written(struct written *w, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		mc_store_cache_free(&w[i].cache);
-	free(w);
-}
+/* What the file phase leaves for the index phase: files in new/ without a row yet. */
+struct mc_store_files {
+	char mailbox[MC_MAILBOX_NAME_MAX + 1];
+	char dir[STORE_PATH_MAX + MC_MAILBOX_NAME_MAX + 8];
+	struct mc_store_item *items;
+	struct written *w;
+	size_t n, nw;
+	bool indexed;                  /* the index phase ran: what is still ok has its row */
+};
 
 static void
 unlink_written(const char *dir, struct mc_store_item *items, struct written *w, size_t n, const char *why)
@@ -1130,22 +1132,19 @@ unlink_written(const char *dir, struct mc_store_item *items, struct written *w, 
 	}
 }
 
-/* Give the written items their UIDs in one IMMEDIATE transaction. */
+/*
+ * Give the written items of one batch their UIDs, inside the caller's
+ * IMMEDIATE transaction. -1: the transaction must be rolled back (err set
+ * unless the statement failed: then sqlite3_errmsg tells).
+ */
 static int
-index_items(struct mc_store *s, const char *mailbox, struct mc_store_item *items, struct written *w, size_t n,
-	    char *err, size_t errsz)
+index_items(struct mc_store *s, struct mc_store_files *f, int64_t now, char *err, size_t errsz)
 {
-	int64_t now = (int64_t)time(NULL);
-	if ((s->st_insert == NULL || s->st_exists == NULL) && prepare_delivery(s) != SQLITE_OK)
-		goto fail;
-	if (exec(s->db, "BEGIN IMMEDIATE") != SQLITE_OK)
-		goto fail;
 	sqlite3_reset(s->st_mbox);
-	sqlite3_bind_text(s->st_mbox, 1, mailbox, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->st_mbox, 1, f->mailbox, -1, SQLITE_STATIC);
 	if (sqlite3_step(s->st_mbox) != SQLITE_ROW) {
 		sqlite3_reset(s->st_mbox);
-		exec(s->db, "ROLLBACK");
-		set_err(err, errsz, "no mailbox %s", mailbox);
+		set_err(err, errsz, "no mailbox %s", f->mailbox);
 		return -1;
 	}
 	int64_t id = sqlite3_column_int64(s->st_mbox, 0);
@@ -1153,42 +1152,42 @@ index_items(struct mc_store *s, const char *mailbox, struct mc_store_item *items
 	int64_t modseq = sqlite3_column_int64(s->st_mbox, 2);
 	sqlite3_reset(s->st_mbox);
 
-	for (size_t i = 0; i < n; i++) {
-		if (!w[i].ok)
+	for (size_t i = 0; i < f->n; i++) {
+		struct written *w = &f->w[i];
+		if (!w->ok)
 			continue;
 		if (uidnext > (int64_t)UINT32_MAX) {
-			exec(s->db, "ROLLBACK");
-			set_err(err, errsz, "mailbox %s ran out of UIDs", mailbox);
+			set_err(err, errsz, "mailbox %s ran out of UIDs", f->mailbox);
 			return -1;
 		}
 		sqlite3_stmt *st = s->st_insert;
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_int64(st, 2, uidnext);
-		sqlite3_bind_text(st, 3, w[i].base, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, w[i].file, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 5, (int64_t)w[i].size);
-		sqlite3_bind_int64(st, 6, (int64_t)w[i].vsize);
+		sqlite3_bind_text(st, 3, w->base, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, w->file, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, (int64_t)w->size);
+		sqlite3_bind_int64(st, 6, (int64_t)w->vsize);
 		sqlite3_bind_int64(st, 7, now);
 		sqlite3_bind_int64(st, 8, modseq + 1);
-		mc_store_int_cache_bind(st, 9, w[i].cache.envelope ? &w[i].cache : NULL);
+		mc_store_int_cache_bind(st, 9, w->cache.envelope ? &w->cache : NULL);
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			sqlite3_reset(st);
-			exec(s->db, "ROLLBACK");
-			goto fail;
+			set_err(err, errsz, "%s: %s", s->index, sqlite3_errmsg(s->db));
+			return -1;
 		}
 		sqlite3_reset(st);
 		if (sqlite3_changes(s->db) == 1) {
-			items[i].uid = (uint32_t)uidnext++;
+			f->items[i].uid = (uint32_t)uidnext++;
 			modseq++;
 			continue;
 		}
 		/* A reindex running meanwhile found the file first and gave it a UID: that one stands. */
 		sqlite3_reset(s->st_exists);
 		sqlite3_bind_int64(s->st_exists, 1, id);
-		sqlite3_bind_text(s->st_exists, 2, w[i].base, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s->st_exists, 2, w->base, -1, SQLITE_STATIC);
 		if (sqlite3_step(s->st_exists) == SQLITE_ROW)
-			items[i].uid = (uint32_t)sqlite3_column_int64(s->st_exists, 0);
+			f->items[i].uid = (uint32_t)sqlite3_column_int64(s->st_exists, 0);
 		sqlite3_reset(s->st_exists);
 	}
 	sqlite3_reset(s->st_bump);
@@ -1198,35 +1197,147 @@ index_items(struct mc_store *s, const char *mailbox, struct mc_store_item *items
 	int rc = sqlite3_step(s->st_bump);
 	sqlite3_reset(s->st_bump);
 	if (rc != SQLITE_DONE) {
-		exec(s->db, "ROLLBACK");
-		goto fail;
-	}
-	if (exec(s->db, "COMMIT") != SQLITE_OK) {
-		exec(s->db, "ROLLBACK");
-		goto fail;
+		set_err(err, errsz, "%s: %s", s->index, sqlite3_errmsg(s->db));
+		return -1;
 	}
 	return 0;
-fail:
-	set_err(err, errsz, "%s: %s", s->index, sqlite3_errmsg(s->db));
-	for (size_t i = 0; i < n; i++)
+}
+
+struct mc_store_files *
+mc_store_files_write(const char *store_path, const char *mailbox, struct mc_store_item *items, size_t n)
+{
+	mailbox = norm_mailbox(mailbox);
+	for (size_t i = 0; i < n; i++) {
 		items[i].uid = 0;
-	return -1;
+		items[i].err[0] = '\0';
+	}
+	struct mc_store_files *f = calloc(1, sizeof(*f));
+	struct written *w = calloc(n ? n : 1, sizeof(*w));
+	struct conv *c = malloc(sizeof(*c));
+	char *inbuf = malloc(COPY_BUF);
+	const char *why = NULL;
+	int dn = 0;
+	if (f == NULL || w == NULL || c == NULL || inbuf == NULL)
+		why = "out of memory";
+	else if (strcmp(mailbox, "INBOX") == 0)
+		dn = snprintf(f->dir, sizeof(f->dir), "%s", store_path);
+	else if (!mc_store_mailbox_name_ok(mailbox))
+		why = "bad mailbox name";
+	else
+		dn = snprintf(f->dir, sizeof(f->dir), "%s/.%s", store_path, mailbox);
+	if (why == NULL && (dn < 0 || (size_t)dn >= sizeof(f->dir)))
+		why = "mailbox path too long";
+	if (why) {
+		for (size_t i = 0; i < n; i++)
+			snprintf(items[i].err, sizeof(items[i].err), "%s", why);
+		free(f);
+		free(w);
+		free(c);
+		free(inbuf);
+		return NULL;
+	}
+	snprintf(f->mailbox, sizeof(f->mailbox), "%s", mailbox);
+	f->items = items;
+	f->w = w;
+	f->n = n;
+	for (size_t i = 0; i < n; i++) {
+		if (write_item(c, inbuf, f->dir, &items[i], -1, w[i].base, sizeof(w[i].base), w[i].file,
+			       sizeof(w[i].file), &w[i].size, &w[i].vsize, &w[i].cache) == 0) {
+			w[i].ok = true;
+			f->nw++;
+		}
+	}
+	free(c);
+	free(inbuf);
+	return f;
+}
+
+int
+mc_store_files_index(struct mc_store *s, struct mc_store_files *const *batches, size_t nb, char *err, size_t errsz)
+{
+	char newdir[STORE_PATH_MAX + MC_MAILBOX_NAME_MAX + 16], why[200];
+	/* The renames are durable before any row names them: one fsync of each directory new/ for all its batches. */
+	for (size_t b = 0; b < nb; b++) {
+		struct mc_store_files *f = batches[b];
+		f->indexed = true;
+		if (f->nw == 0)
+			continue;
+		bool same = false;
+		for (size_t k = 0; k < b && !same; k++)
+			same = batches[k]->nw > 0 && strcmp(batches[k]->dir, f->dir) == 0;
+		snprintf(newdir, sizeof(newdir), "%s/new", f->dir);
+		if (!same && mc_fsync_dir(newdir) < 0) {
+			snprintf(why, sizeof(why), "fsync new/: %s", strerror(errno));
+			for (size_t k = b; k < nb; k++)
+				if (strcmp(batches[k]->dir, f->dir) == 0)
+					unlink_written(batches[k]->dir, batches[k]->items, batches[k]->w, batches[k]->n, why);
+		}
+	}
+	int delivered = 0;
+	bool any = false;
+	for (size_t b = 0; b < nb && !any; b++)
+		for (size_t i = 0; i < batches[b]->n && !any; i++)
+			any = batches[b]->w[i].ok;
+	if (any) {
+		int64_t now = (int64_t)time(NULL);
+		int r = -1;
+		char ierr[200] = "";
+		/* a lean connection (mc_store_lean_memory) prepares delivery's statements when it first delivers */
+		if (((s->st_insert == NULL || s->st_exists == NULL) && prepare_delivery(s) != SQLITE_OK) ||
+		    exec(s->db, "BEGIN IMMEDIATE") != SQLITE_OK) {
+			set_err(ierr, sizeof(ierr), "%s: %s", s->index, sqlite3_errmsg(s->db));
+		} else {
+			r = 0;
+			for (size_t b = 0; b < nb && r == 0; b++)
+				r = index_items(s, batches[b], now, ierr, sizeof(ierr));
+			if (r == 0 && exec(s->db, "COMMIT") != SQLITE_OK) {
+				set_err(ierr, sizeof(ierr), "%s: %s", s->index, sqlite3_errmsg(s->db));
+				r = -1;
+			}
+			if (r < 0)
+				exec(s->db, "ROLLBACK");
+		}
+		if (r < 0) {
+			set_err(err, errsz, "%s", ierr);
+			snprintf(why, sizeof(why), "index: %.190s", ierr);
+			for (size_t b = 0; b < nb; b++) {
+				for (size_t i = 0; i < batches[b]->n; i++)
+					batches[b]->items[i].uid = 0;
+				unlink_written(batches[b]->dir, batches[b]->items, batches[b]->w, batches[b]->n, why);
+			}
+			return -1;
+		}
+	}
+	for (size_t b = 0; b < nb; b++)
+		for (size_t i = 0; i < batches[b]->n; i++)
+			if (batches[b]->items[i].uid)
+				delivered++;
+	return delivered;
+}
+
+void
+mc_store_files_free(struct mc_store_files *f, const char *why)
+{
+	if (f == NULL)
+		return;
+	if (!f->indexed)
+		unlink_written(f->dir, f->items, f->w, f->n, why ? why : "not indexed");
+	for (size_t i = 0; i < f->n; i++)
+		mc_store_cache_free(&f->w[i].cache);
+	free(f->w);
+	free(f);
 }
 
 int
 mc_store_deliver_many(struct mc_store *s, const char *mailbox, struct mc_store_item *items, size_t n, char *err,
 		      size_t errsz)
 {
-	char dir[STORE_PATH_MAX + MC_MAILBOX_NAME_MAX + 8], newdir[sizeof(dir) + 8];
 	mailbox = norm_mailbox(mailbox);
 	for (size_t i = 0; i < n; i++) {
 		items[i].uid = 0;
 		items[i].err[0] = '\0';
 	}
-	if (mc_store_mailbox_dir(s, mailbox, dir, sizeof(dir)) < 0) {
-		set_err(err, errsz, "bad mailbox name");
-		return -1;
-	}
+	/* an unknown mailbox is refused before any file is written */
 	sqlite3_reset(s->st_mbox);
 	sqlite3_bind_text(s->st_mbox, 1, mailbox, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(s->st_mbox);
@@ -1238,50 +1349,20 @@ mc_store_deliver_many(struct mc_store *s, const char *mailbox, struct mc_store_i
 			set_err(err, errsz, "%s: %s", s->index, sqlite3_errmsg(s->db));
 		return -1;
 	}
-	pthread_once(&host_once, host_init);
-
-	struct written *w = calloc(n ? n : 1, sizeof(*w));
-	struct conv *c = malloc(sizeof(*c));
-	char *inbuf = malloc(COPY_BUF);
-	if (w == NULL || c == NULL || inbuf == NULL) {
-		free(w);
-		free(c);
-		free(inbuf);
-		set_err(err, errsz, "out of memory");
+	if (strcmp(mailbox, "INBOX") != 0 && !mc_store_mailbox_name_ok(mailbox)) {
+		set_err(err, errsz, "bad mailbox name");
 		return -1;
 	}
-	size_t nw = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (write_item(c, inbuf, dir, &items[i], -1, w[i].base, sizeof(w[i].base), w[i].file, sizeof(w[i].file),
-			       &w[i].size, &w[i].vsize, &w[i].cache) == 0) {
-			w[i].ok = true;
-			nw++;
-		}
+	struct mc_store_files *f = mc_store_files_write(s->path, mailbox, items, n);
+	if (f == NULL) {
+		set_err(err, errsz, "%s", n ? items[0].err : "out of memory");
+		return -1;
 	}
-	free(c);
-	free(inbuf);
-
-	int delivered = 0;
-	if (nw > 0) {
-		snprintf(newdir, sizeof(newdir), "%s/new", dir);
-		if (mc_fsync_dir(newdir) < 0) {
-			char why[160];
-			snprintf(why, sizeof(why), "fsync new/: %s", strerror(errno));
-			unlink_written(dir, items, w, n, why);
-		} else if (index_items(s, mailbox, items, w, n, err, errsz) < 0) {
-			char why[160];
-			snprintf(why, sizeof(why), "index: %s", err && errsz ? err : "failed");
-			unlink_written(dir, items, w, n, why);
-			free_written(w, n);
-			return -1;
-		}
-		for (size_t i = 0; i < n; i++)
-			if (items[i].uid)
-				delivered++;
-	}
+	int delivered = f->nw ? mc_store_files_index(s, &f, 1, err, errsz) : 0;
+	f->indexed = true;
+	mc_store_files_free(f, NULL);
 	if (delivered == 0 && n > 0)
 		set_err(err, errsz, "%s", items[0].err[0] ? items[0].err : "nothing delivered");
-	free_written(w, n);
 	return delivered;
 }
 

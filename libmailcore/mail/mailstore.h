@@ -15,7 +15,7 @@
  * line ends; vsize (and the index's vsize) counts them as CRLF, which is
  * what POP3 sizes and IMAP RFC822.SIZE report.
  *
- * Who calls it: queued's delivery workers (mc_store_deliver_many), imapd
+ * Who calls it: queued's delivery workers (mc_store_files_write/_index), imapd
  * and pop3d, `postern mailbox reindex`. Each struct mc_store owns one
  * SQLite connection and must be used by one thread at a time; different
  * store objects (in threads or processes) may work on the same user at
@@ -144,6 +144,36 @@ int mc_store_deliver_many(struct mc_store *s, const char *mailbox, struct mc_sto
 /* One message: the prefix, then length bytes of fd from offset. 0 and *uid, or -1 with err. */
 int mc_store_deliver(struct mc_store *s, const char *mailbox, const char *prefix, size_t prefixlen, int fd,
 		     uint64_t offset, uint64_t length, uint32_t *uid, char *err, size_t errsz);
+
+/*
+ * mc_store_deliver_many in two phases, for a caller that writes the files
+ * of one mailbox on several threads at once (queued: a new file's fsync is
+ * what a delivery waits for, and the disk does many of them side by side).
+ *
+ * mc_store_files_write: thread-safe, touches no store object and no index:
+ * writes items into the mailbox's tmp/, fsyncs each file and renames it
+ * into new/ (store_path: the user's directory, as given to mc_store_open,
+ * which must have made the Maildir). Returns the batch (NULL: out of
+ * memory, every item's err set); items must stay alive until the batch is
+ * indexed. Failed items have item->err set and are left out.
+ *
+ * mc_store_files_index: one thread at a time per store (it uses s): fsyncs
+ * each batch's new/ once (once for batches of the same mailbox), then one
+ * IMMEDIATE transaction gives every written item of every batch its UID.
+ * A file whose row could not be written is removed again, as in
+ * mc_store_deliver_many. Returns the number of items delivered, -1 with
+ * err when the index failed (nothing of these batches delivered).
+ *
+ * mc_store_files_free: after indexing, or instead of it: then the written
+ * files are removed (never indexed, they must not be found later) and
+ * their items' err says why (NULL: "not indexed").
+ */
+struct mc_store_files;
+struct mc_store_files *mc_store_files_write(const char *store_path, const char *mailbox, struct mc_store_item *items,
+					    size_t n);
+int mc_store_files_index(struct mc_store *s, struct mc_store_files *const *batches, size_t nb, char *err,
+			 size_t errsz);
+void mc_store_files_free(struct mc_store_files *f, const char *why);
 
 /* Is name acceptable as a mailbox name (no '/', no empty level, no leading '.', printable)? */
 bool mc_store_mailbox_name_ok(const char *name);

@@ -167,3 +167,42 @@ def test_body_files_are_recycled_not_freed(inst):
     files = inst.wait_new(3)
     body = [f.read_bytes() for f in files if msg["Message-ID"].encode() in f.read_bytes()][0]
     assert b"stale data" not in body
+
+
+def test_many_at_once_into_one_mailbox(inst):
+    """Sixty messages from ten parallel clients into one Maildir: each lands once, with its own UID.
+
+    queued writes the files of one mailbox on several threads at once and
+    gives them their UIDs in shared index transactions (queued/deliver.c):
+    every file in new/ must have exactly one row, the UIDs must be 1..60
+    without a gap or a repeat, and the log must say "sent" once per message.
+    """
+    import threading
+
+    ids, errors = [], []
+    lock = threading.Lock()
+
+    def client(t):
+        for i in range(6):
+            msg = make_message(subject=f"burst {t}/{i}")
+            code, text = send_mail(inst.ports["smtp"], msg=msg)
+            with lock:
+                (ids if code == 250 else errors).append(msg["Message-ID"] if code == 250 else text)
+
+    threads = [threading.Thread(target=client, args=(t,)) for t in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:3]
+    assert len(ids) == 60
+    files = inst.wait_new(60, timeout=60)
+    assert len(files) == 60, [f.name for f in files]
+    found = [[m for m in ids if m.encode() in f.read_bytes()] for f in files]
+    assert sorted(m for ms in found for m in ms) == sorted(ids), "a message is missing or doubled"
+    rows = inst.wait_for(lambda: (lambda r: r if len(r) == 60 else None)(inst.index_rows()),
+                         what="60 rows in alice's index.sqlite")
+    assert sorted(r["uid"] for r in rows) == list(range(1, 61)), sorted(r["uid"] for r in rows)
+    assert sorted(r["file"] for r in rows) == sorted(f"new/{f.name}" for f in files)
+    log = inst.log()
+    assert len(re.findall(r"to=<alice@example\.test>.*relay=local .*status=sent", log)) == 60

@@ -2,8 +2,9 @@
  * test_mailstore.c - the mail store as its users see it: what lands on
  * disk (LF line ends, Dovecot-style names with the right S= and W=), UIDs
  * that increase and survive a reopen, folders, an index that is lost or
- * corrupt and comes back without losing mail, and two threads delivering
- * at once.
+ * corrupt and comes back without losing mail, two threads delivering
+ * at once, and queued's two phases (files on several threads, then one
+ * index call).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -491,6 +492,113 @@ test_concurrent(void **state)
 	mc_store_close(s);
 }
 
+/* queued's two phases: files written on several threads at once, then one index call for all of them. */
+struct writer {
+	struct fx *f;
+	const char *mailbox;
+	struct mc_store_item it[3];
+	struct mc_store_files *files;
+};
+
+static void *
+writer_main(void *arg)
+{
+	struct writer *w = arg;
+	for (size_t i = 0; i < 3; i++)
+		w->it[i] = (struct mc_store_item){ .prefix = prefix, .prefixlen = strlen(prefix), .fd = w->f->src,
+						   .offset = 7, .length = strlen(body) };
+	w->files = mc_store_files_write(w->f->store, w->mailbox, w->it, 3);
+	return NULL;
+}
+
+static void
+write_batches(struct fx *f, struct writer *w, size_t n, const char *mailbox)
+{
+	pthread_t t[8];
+	for (size_t i = 0; i < n; i++) {
+		w[i] = (struct writer){ .f = f, .mailbox = mailbox };
+		assert_int_equal(pthread_create(&t[i], NULL, writer_main, &w[i]), 0);
+	}
+	for (size_t i = 0; i < n; i++) {
+		pthread_join(t[i], NULL);
+		assert_non_null(w[i].files);
+		for (size_t k = 0; k < 3; k++)
+			assert_string_equal(w[i].it[k].err, "");   /* written, no row yet */
+	}
+}
+
+static void
+test_files_write_then_index(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *s = open_store(f);
+	char err[256] = "", p[400], q[400];
+	snprintf(p, sizeof(p), "%s/new", f->store);
+	snprintf(q, sizeof(q), "%s/tmp", f->store);
+
+	/* four batches written side by side: files in new/, no message in the index yet */
+	struct writer w[4];
+	write_batches(f, w, 4, NULL);
+	assert_int_equal(count_files(p), 12);
+	assert_int_equal(count_files(q), 0);
+	struct collected c;
+	collect(s, NULL, &c);
+	assert_int_equal(c.n, 0);
+
+	/* one index call gives all twelve their UIDs, in batch order */
+	struct mc_store_files *v[4] = { w[0].files, w[1].files, w[2].files, w[3].files };
+	assert_int_equal(mc_store_files_index(s, v, 4, err, sizeof(err)), 12);
+	for (size_t i = 0; i < 4; i++) {
+		for (size_t k = 0; k < 3; k++)
+			assert_int_equal(w[i].it[k].uid, i * 3 + k + 1);
+		mc_store_files_free(w[i].files, NULL);
+	}
+	collect(s, NULL, &c);
+	assert_int_equal(c.n, 12);
+	assert_int_equal(c.size[0], strlen(on_disk));
+
+	/* a batch never indexed takes its files away again */
+	write_batches(f, w, 1, NULL);
+	assert_int_equal(count_files(p), 15);
+	mc_store_files_free(w[0].files, "stopped");
+	assert_int_equal(count_files(p), 12);
+	assert_string_equal(w[0].it[0].err, "stopped");
+	assert_int_equal(w[0].it[0].uid, 0);
+
+	/* one transaction: when one batch's mailbox is gone, no batch of the call is delivered */
+	assert_int_equal(mc_store_mailbox_create(s, "Gone", NULL, err, sizeof(err)), 0);
+	write_batches(f, &w[0], 1, NULL);
+	write_batches(f, &w[1], 1, "Gone");
+	char gone[400];
+	snprintf(gone, sizeof(gone), "%s/.Gone/new", f->store);
+	assert_int_equal(count_files(gone), 3);
+	sqlite3 *db;
+	char idx[400];
+	snprintf(idx, sizeof(idx), "%s/" MC_STORE_INDEX_NAME, f->store);
+	assert_int_equal(sqlite3_open(idx, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM mailboxes WHERE name = 'Gone'", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct mc_store_files *v2[2] = { w[0].files, w[1].files };
+	assert_int_equal(mc_store_files_index(s, v2, 2, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no mailbox Gone"));
+	for (size_t i = 0; i < 2; i++) {
+		for (size_t k = 0; k < 3; k++) {
+			assert_int_equal(w[i].it[k].uid, 0);
+			assert_non_null(strstr(w[i].it[k].err, "index"));
+		}
+		mc_store_files_free(w[i].files, NULL);
+	}
+	assert_int_equal(count_files(p), 12);
+	assert_int_equal(count_files(gone), 0);
+	collect(s, NULL, &c);
+	assert_int_equal(c.n, 12);
+
+	/* the store's own UIDs go on from there */
+	assert_int_equal(deliver(s, f, NULL), 13);
+	mc_store_close(s);
+}
+
 static void
 test_name_parse(void **state)
 {
@@ -535,6 +643,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_damaged_schema_keeps_uids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reindex_follows_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_files_write_then_index, setup, teardown),
 		cmocka_unit_test(test_name_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
