@@ -21,7 +21,10 @@ cost per connection is the slope, not a fixed part divided by N. Then:
 Usage (from the repository, after a build; root is needed only above the
 hard open files limit, which it raises for itself and the instance):
 
-    python3 bench/imap_idle_mem.py [-n 10000] [-u USERS] [-w WINDOW]
+    python3 bench/imap_idle_mem.py [-n 10000] [-u USERS] [-w WINDOW] [--compress]
+
+--compress: each session sends COMPRESS DEFLATE behind its LOGIN, and
+SELECT, IDLE and DONE compressed (what a compressed idle session costs).
 
 Exits 1 when a session failed to get to IDLE, missed the delivery, or
 did not answer DONE. Owns its instance and its temporary directory.
@@ -37,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
 from dnsstub import DnsStub  # noqa: E402
@@ -107,13 +111,34 @@ def raise_nofile(n, users):
 
 
 class Client:
-    __slots__ = ("sock", "idx", "user", "buf", "state", "t0")
+    __slots__ = ("sock", "idx", "user", "buf", "state", "t0", "zo", "zi", "raw")
 
     def __init__(self, sock, idx, user):
         self.sock, self.idx, self.user = sock, idx, user
         self.buf = b""
         self.state = "greet"   # greet -> login (LOGIN, SELECT, IDLE sent) -> idle -> done
         self.t0 = time.monotonic()
+        self.zo = self.zi = None   # --compress: our compressor, the server's stream once its OK is in
+        self.raw = None
+
+    def feed(self, data):
+        """Received bytes; with --compress, inflated from the byte after COMPRESS's tagged OK on."""
+        if self.zi:
+            self.buf += self.zi.decompress(data)
+            return
+        if self.raw is None:
+            self.buf += data
+            return
+        self.raw += data
+        m = re.search(rb"^z OK[^\r]*\r\n", self.raw, re.M)
+        if m is None:
+            self.buf = self.raw
+            return
+        self.zi = zlib.decompressobj(-15)
+        self.buf = self.raw[:m.end()] + self.zi.decompress(self.raw[m.end():])
+
+    def pack(self, data):
+        return self.zo.compress(data) + self.zo.flush(zlib.Z_SYNC_FLUSH) if self.zo else data
 
 
 def add_users(inst, n):
@@ -134,7 +159,7 @@ def add_users(inst, n):
             sys.exit("postern user add failed")
 
 
-def open_sessions(port, n, users, window, pid, checkpoints, timeout):
+def open_sessions(port, n, users, window, pid, checkpoints, timeout, compress=False):
     """Bring n clients to IDLE; returns (clients, selector, memory rows, seconds)."""
     sel = selectors.DefaultSelector()
     clients, pending = [], 0
@@ -172,7 +197,7 @@ def open_sessions(port, n, users, window, pid, checkpoints, timeout):
                 sel.unregister(c.sock)
                 pending -= 1
                 continue
-            c.buf += data
+            c.feed(data)
             if c.state == "greet" and b"\r\n" in c.buf:
                 if not c.buf.startswith(b"* OK"):
                     failed.append((c.idx, c.state, c.buf[:200].decode("latin-1")))
@@ -181,7 +206,14 @@ def open_sessions(port, n, users, window, pid, checkpoints, timeout):
                     continue
                 c.buf = b""
                 c.state = "login"
-                c.sock.sendall(f"a LOGIN {c.user} {PASSWORD}\r\nb SELECT INBOX\r\nc IDLE\r\n".encode())
+                login = f"a LOGIN {c.user} {PASSWORD}\r\n".encode()
+                rest = b"b SELECT INBOX\r\nc IDLE\r\n"
+                if compress:
+                    # RFC 4978 COMPRESS DEFLATE pipelined: every byte after its line is compressed.
+                    c.zo = zlib.compressobj(6, zlib.DEFLATED, -15)
+                    c.raw = b""
+                    rest = b"z COMPRESS DEFLATE\r\n" + c.pack(rest)
+                c.sock.sendall(login + rest)
             elif c.state == "login":
                 if re.search(rb"^[ab] (NO|BAD)", c.buf, re.M):
                     failed.append((c.idx, c.state, c.buf[-300:].decode("latin-1")))
@@ -216,7 +248,7 @@ def read_until(c, pattern, deadline):
                 return False
             if not data:
                 return False
-            c.buf += data
+            c.feed(data)
         return True
     finally:
         c.sock.setblocking(False)
@@ -248,7 +280,7 @@ def delivery_check(inst, clients, sel, users):
                 data = c.sock.recv(4096)
             except (BlockingIOError, InterruptedError):
                 continue
-            c.buf += data
+            c.feed(data)
             if re.search(rb"^\* 1 EXISTS", c.buf, re.M):
                 seen[c.idx] = time.monotonic() - t_250
                 del waiting[c.sock]
@@ -261,11 +293,12 @@ def done_all(clients, sel, timeout):
     t0 = time.monotonic()
     for c in live:
         c.buf = b""
+        done = c.pack(b"DONE\r\n")
         try:
-            c.sock.sendall(b"DONE\r\n")
+            c.sock.sendall(done)
         except BlockingIOError:
             c.sock.setblocking(True)
-            c.sock.sendall(b"DONE\r\n")
+            c.sock.sendall(done)
             c.sock.setblocking(False)
     ok = 0
     deadline = t0 + timeout
@@ -281,7 +314,7 @@ def done_all(clients, sel, timeout):
             if not data:
                 sel.unregister(c.sock)
                 continue
-            c.buf += data
+            c.feed(data)
             if c.state == "idle" and re.search(rb"^c OK", c.buf, re.M):
                 c.state = "done"
                 ok += 1
@@ -295,6 +328,7 @@ def main():
     ap.add_argument("-w", "--window", type=int, default=64, help="logins in flight at once")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--smaps", action="store_true", help="print imapd's largest mappings at the end")
+    ap.add_argument("--compress", action="store_true", help="every session turns on COMPRESS DEFLATE (RFC 4978)")
     a = ap.parse_args()
     n, users = a.connections, max(1, min(a.users, a.connections))
     nofile = raise_nofile(n, users)
@@ -322,7 +356,7 @@ def main():
         step = max(1, n // 5)
         cps = sorted(set([min(1000, n)] + list(range(step, n + 1, step)) + [n]))
         clients, sel, rows, secs, failed = open_sessions(inst.ports["imap"], n, users, a.window, pid, cps,
-                                                         a.timeout)
+                                                         a.timeout, a.compress)
         idle = sum(1 for c in clients if c.state == "idle")
         print(f"{idle} sessions in IDLE after {secs:.1f} s ({idle / secs:.0f} logins+SELECT+IDLE per s)")
         if failed:
