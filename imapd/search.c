@@ -302,6 +302,12 @@ seqset(struct lex *l, struct imap_search_node *n)
 		v[k].lo = a[0] && a[1] && a[0] > a[1] ? a[1] : a[0];
 		v[k].hi = a[0] && a[1] && a[0] > a[1] ? a[0] : a[1];
 		k++;
+		if (l->p + 1 < l->end && l->p[0] == ',' && l->p[1] == '$') {
+			/* RFC 5182: "$" may end a set ("1:3,$"): the numbers, or the saved result */
+			l->p += 2;
+			n->dollar = true;
+			break;
+		}
 		if (l->p < l->end && *l->p == ',') {
 			l->p++;
 			continue;
@@ -1178,8 +1184,10 @@ eval(struct ev *e, const struct imap_search_node *n)
 		return m->size < n->num;
 	case ISK_SEQSET:
 	case ISK_UIDSET:
-		if (n->dollar)
-			return e->src->saved && e->src->saved(e->src->arg, m);
+		if (n->dollar && e->src->saved && e->src->saved(e->src->arg, m))
+			return true;
+		if (n->dollar && n->nset == 0)
+			return false;
 		return n->kind == ISK_SEQSET ? set_has(n, m->seq, e->src->max_seq) : set_has(n, m->uid, e->src->max_uid);
 	case ISK_MODSEQ:
 		return m->modseq >= n->num;

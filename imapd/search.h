@@ -93,7 +93,7 @@ struct imap_search_node {
 	uint64_t num;                     /* LARGER SMALLER MODSEQ */
 	struct imap_search_range *set;    /* SEQSET UIDSET */
 	size_t nset;
-	bool dollar;                      /* "$" (SEARCHRES): set is the saved result, the caller's */
+	bool dollar;                      /* "$" (SEARCHRES): the saved result (the caller's), or'ed with set */
 };
 
 /* ESEARCH RETURN options (RFC 4731); none given with "RETURN ()" means ALL. */

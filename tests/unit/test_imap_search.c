@@ -211,6 +211,8 @@ test_index_keys(void **state)
 	assert_string_equal(run(b, "UID 15,30:40"), "3");
 	assert_string_equal(run(b, "UID 4294967295:25"), "3");
 	assert_string_equal(run(b, "$"), "3");
+	assert_string_equal(run(b, "1,$"), "1 3");            /* "$" last in a set (RFC 5182) */
+	assert_string_equal(run(b, "UID 10,$ NOT 1"), "3");
 	/* NOT, OR, lists, several keys */
 	assert_string_equal(run(b, "NOT SEEN"), "2");
 	assert_string_equal(run(b, "OR FLAGGED DELETED"), "2 3");
