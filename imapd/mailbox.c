@@ -243,6 +243,21 @@ imapd_uid_set(struct mc_buf *out, const uint32_t *u, size_t n)
 	}
 }
 
+/* Message seq's flags changed: its untagged FETCH (with QRESYNC into fetches, sent after VANISHED). */
+static void
+flags_changed(struct imapd_session *s, struct mc_buf *fetches, uint32_t seq, const struct mc_store_msg *m)
+{
+	char fl[1024];
+	imapd_msg_flags_text(s, m->uid, fl, sizeof(fl), m->flags, m->keywords);
+	if (s->qresync)
+		mc_buf_printf(fetches, "* %u FETCH (UID %u FLAGS (%s) MODSEQ (%llu))\r\n", seq, m->uid, fl,
+			      (unsigned long long)m->modseq);
+	else if (s->condstore)
+		imapd_send(s, "* %u FETCH (FLAGS (%s) MODSEQ (%llu))", seq, fl, (unsigned long long)m->modseq);
+	else
+		imapd_send(s, "* %u FETCH (FLAGS (%s))", seq, fl);
+}
+
 /* Old entry v->msgs[x->j] is gone from the index: report it, or keep it as a ghost. */
 static void
 gone(struct sync *x)
@@ -281,18 +296,8 @@ sync_msg(void *arg, const struct mc_store_msg *m)
 	struct imapd_msg e = { m->uid, m->flags, m->modseq };
 	if (x->j < v->n && v->msgs[x->j].uid == m->uid) {
 		const struct imapd_msg *old = &v->msgs[x->j];
-		if (old->modseq != m->modseq || old->flags != m->flags) {
-			char fl[1024];
-			imapd_msg_flags_text(x->s, m->uid, fl, sizeof(fl), m->flags, m->keywords);
-			if (x->s->qresync)
-				mc_buf_printf(&x->fetches, "* %u FETCH (UID %u FLAGS (%s) MODSEQ (%llu))\r\n",
-					      x->j + 1 - x->removed, m->uid, fl, (unsigned long long)m->modseq);
-			else if (x->s->condstore)
-				imapd_send(x->s, "* %u FETCH (FLAGS (%s) MODSEQ (%llu))", x->j + 1 - x->removed, fl,
-					   (unsigned long long)m->modseq);
-			else
-				imapd_send(x->s, "* %u FETCH (FLAGS (%s))", x->j + 1 - x->removed, fl);
-		}
+		if (old->modseq != m->modseq || old->flags != m->flags)
+			flags_changed(x->s, &x->fetches, x->j + 1 - x->removed, m);
 		x->j++;
 	} else if (x->j < v->n) {
 		/* A UID between known ones that the view never had: cannot be shown without renumbering. */
@@ -333,6 +338,110 @@ recent_claim(struct imapd_session *s)
 		mc_warn("%s: out of memory for \\Recent of %s", s->id, v->name);
 }
 
+/* The rows changed since the view's MODSEQ, kept until it is known that nothing was expunged. */
+struct fast {
+	struct mc_store_msg *m;
+	size_t n, cap;
+	bool expunged, fail;
+};
+
+static int
+fast_changed(void *arg, const struct mc_store_msg *m)
+{
+	struct fast *f = arg;
+	if (f->n == f->cap) {
+		size_t nc = f->cap ? f->cap * 2 : 16;
+		struct mc_store_msg *nm = realloc(f->m, nc * sizeof(*nm));
+		if (nm == NULL) {
+			f->fail = true;
+			return 1;
+		}
+		f->m = nm;
+		f->cap = nc;
+	}
+	struct mc_store_msg *c = &f->m[f->n];
+	*c = *m;
+	c->file = "";
+	if ((c->keywords = strdup(m->keywords)) == NULL) {
+		f->fail = true;
+		return 1;
+	}
+	f->n++;
+	return 0;
+}
+
+static int
+fast_expunged(void *arg, uint32_t uid, uint64_t modseq)
+{
+	((struct fast *)arg)->expunged = true;
+	(void)uid;
+	(void)modseq;
+	return 1;
+}
+
+/*
+ * The common case of a sync, without reading the whole mailbox: when no
+ * message was expunged since the view's MODSEQ, only the rows whose MODSEQ
+ * is above it changed or are new, and the index finds those (messages_modseq).
+ * A STORE or an APPEND re-read every row of the mailbox before (a third of
+ * a STORE's CPU on 200 messages, and it grows with the mailbox). false:
+ * not taken (expunges to report, ghosts kept, an error); the full merge runs.
+ */
+static bool
+sync_fast(struct imapd_session *s, const struct mc_store_mailbox *mb)
+{
+	struct imapd_view *v = s->view;
+	if (v->modseq == 0 || mb->highestmodseq < v->modseq)
+		return false;
+	struct fast f = { 0 };
+	bool done = false;
+	if (mc_store_changes_since(s->store, v->name, v->modseq, fast_changed, fast_expunged, &f) < 0 || f.fail ||
+	    f.expunged)
+		goto out;
+	struct mc_buf fetches;
+	mc_buf_init(&fetches, 0);
+	uint32_t added = 0;
+	for (size_t i = 0; i < f.n; i++) {
+		const struct mc_store_msg *m = &f.m[i];
+		uint32_t seq = imapd_view_seq(v, m->uid);
+		if (seq > 0) {
+			struct imapd_msg *old = &v->msgs[seq - 1];
+			if (old->modseq != m->modseq || old->flags != m->flags)
+				flags_changed(s, &fetches, seq, m);
+			old->flags = m->flags;
+			old->modseq = m->modseq;
+			continue;
+		}
+		/* A UID between known ones that the view never had: cannot be shown without renumbering. */
+		if (v->n && m->uid <= v->msgs[v->n - 1].uid)
+			continue;
+		struct imapd_msg e = { m->uid, m->flags, m->modseq };
+		if (msgs_push(&v->msgs, &v->n, &v->cap, &e) < 0) {
+			v->modseq = 0;   /* the full merge next time puts the view right */
+			break;
+		}
+		added++;
+	}
+	if (fetches.len)
+		imapd_send_raw(s, fetches.data, fetches.len);
+	mc_buf_free(&fetches);
+	if (added) {
+		recent_claim(s);
+		imapd_send(s, "* %u EXISTS", v->n);
+		if (!s->rev2)
+			imapd_send(s, "* %u RECENT", imapd_recent_count(s));   /* RFC 3501 §7.3.2; gone in RFC 9051 */
+	}
+	v->uidnext = mb->uidnext;
+	if (v->modseq != 0)
+		v->modseq = mb->highestmodseq;
+	done = true;
+out:
+	for (size_t i = 0; i < f.n; i++)
+		free((char *)f.m[i].keywords);
+	free(f.m);
+	return done;
+}
+
 void
 imapd_view_sync(struct imapd_session *s, bool expunge_ok)
 {
@@ -348,6 +457,8 @@ imapd_view_sync(struct imapd_session *s, bool expunge_ok)
 		return;
 	}
 	if (mb.highestmodseq == v->modseq && mb.uidnext == v->uidnext)
+		return;
+	if (sync_fast(s, &mb))
 		return;
 	struct sync x = { .s = s, .v = v, .expunge_ok = expunge_ok };
 	mc_buf_init(&x.fetches, 0);
