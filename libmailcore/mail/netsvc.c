@@ -155,20 +155,10 @@ static const struct mc_conn_cbs client_cbs = {
 	.on_close = on_close,
 };
 
+/* A new conn: count it, then hand it over (plain) or start its TLS handshake (implicit TLS). */
 static void
-on_accept(uv_stream_t *server, int tag, void *arg)
+serve(struct mc_netsvc *svc, struct client *cl, bool tls)
 {
-	struct mc_netsvc *svc = arg;
-	struct client *cl = calloc(1, sizeof(*cl));
-	if (cl == NULL)
-		mc_panic("out of memory");
-	cl->svc = svc;
-	snprintf(cl->id, sizeof(cl->id), "%c%08X", svc->ops.id_prefix ? svc->ops.id_prefix : 'N', svc->next_id++);
-	cl->conn = mc_conn_accept(server, svc->ops.in_max, &client_cbs, cl);
-	if (cl->conn == NULL) {
-		free(cl);
-		return;
-	}
 	cl->next = svc->clients;
 	cl->prevp = &svc->clients;
 	if (svc->clients)
@@ -181,7 +171,7 @@ on_accept(uv_stream_t *server, int tag, void *arg)
 	cl->over = svc->max_connections && svc->count > svc->max_connections;
 	mc_debug("%s: connect from=%s:%u port=%u", cl->id, mc_conn_peer_ip(cl->conn), mc_conn_peer_port(cl->conn),
 		 mc_conn_local_port(cl->conn));
-	if (tag != TAG_TLS) {
+	if (!tls) {
 		hand_over(cl);
 		return;
 	}
@@ -190,6 +180,43 @@ on_accept(uv_stream_t *server, int tag, void *arg)
 		mc_warn("%s: cannot start TLS from=%s", cl->id, mc_conn_peer_ip(cl->conn));
 		mc_conn_abort(cl->conn);
 	}
+}
+
+static struct client *
+client_new(struct mc_netsvc *svc)
+{
+	struct client *cl = calloc(1, sizeof(*cl));
+	if (cl == NULL)
+		mc_panic("out of memory");
+	cl->svc = svc;
+	snprintf(cl->id, sizeof(cl->id), "%c%08X", svc->ops.id_prefix ? svc->ops.id_prefix : 'N', svc->next_id++);
+	return cl;
+}
+
+static void
+on_accept(uv_stream_t *server, int tag, void *arg)
+{
+	struct mc_netsvc *svc = arg;
+	struct client *cl = client_new(svc);
+	cl->conn = mc_conn_accept(server, svc->ops.in_max, &client_cbs, cl);
+	if (cl->conn == NULL) {
+		free(cl);
+		return;
+	}
+	serve(svc, cl, tag == TAG_TLS);
+}
+
+int
+mc_netsvc_adopt(struct mc_netsvc *svc, int fd)
+{
+	struct client *cl = client_new(svc);
+	cl->conn = mc_conn_open(svc->d->loop, fd, svc->ops.in_max, &client_cbs, cl);
+	if (cl->conn == NULL) {
+		free(cl);
+		return -1;
+	}
+	serve(svc, cl, false);
+	return 0;
 }
 
 static int

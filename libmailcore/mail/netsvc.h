@@ -90,6 +90,13 @@ struct mc_netsvc_ops {
  * (the caller exits: mc_fatal).
  */
 struct mc_netsvc *mc_netsvc_open(struct mc_daemon *d, const struct mc_netsvc_ops *ops, char *err, size_t errsz);
+/*
+ * Serve fd, a stream socket already connected, as a client accepted on a
+ * plain listener (counted, limited, handed to on_client): a unit test or
+ * a fuzzer drives a whole session through one end of a socketpair. The
+ * service owns fd from here on. 0, or -1 (fd closed).
+ */
+int mc_netsvc_adopt(struct mc_netsvc *svc, int fd);
 /* The current server TLS context for STLS/STARTTLS (NULL: none loaded, do not offer it). */
 SSL_CTX *mc_netsvc_tls(const struct mc_netsvc *svc);
 /* Live clients (what postern status shows). */

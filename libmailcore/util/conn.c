@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -956,6 +957,31 @@ mc_conn_accept(uv_stream_t *server, size_t in_max, const struct mc_conn_cbs *cbs
 	int r = uv_accept(server, (uv_stream_t *)&c->tcp);
 	if (r < 0) {
 		mc_warn("accept failed: %s", uv_strerror(r));
+		c->silent = true;
+		hard_close(c);
+		return NULL;
+	}
+	fill_addrs(c);
+	update_reading(c);
+	if (c->closing) {
+		c->silent = true;
+		return NULL;
+	}
+	return c;
+}
+
+struct mc_conn *
+mc_conn_open(uv_loop_t *loop, int fd, size_t in_max, const struct mc_conn_cbs *cbs, void *arg)
+{
+	struct mc_conn *c = conn_new(loop, in_max, cbs, arg);
+	if (c == NULL) {
+		close(fd);
+		return NULL;
+	}
+	int r = uv_tcp_open(&c->tcp, fd);
+	if (r < 0) {
+		mc_warn("cannot use socket %d: %s", fd, uv_strerror(r));
+		close(fd);
 		c->silent = true;
 		hard_close(c);
 		return NULL;

@@ -65,6 +65,14 @@ struct mc_conn_cbs {
 /* Accept a pending connection on server; in_max bounds the plaintext input buffer. */
 struct mc_conn *mc_conn_accept(uv_stream_t *server, size_t in_max, const struct mc_conn_cbs *cbs, void *arg);
 /*
+ * A conn on a stream socket that is already connected: one end of a
+ * socketpair through which a unit test or a fuzzer drives a whole
+ * protocol session, or an inherited socket. The conn owns fd from here
+ * on; NULL (fd closed) when it cannot be used. Its peer address is what
+ * getpeername says (none for AF_UNIX: mc_conn_peer_ip gives "").
+ */
+struct mc_conn *mc_conn_open(uv_loop_t *loop, int fd, size_t in_max, const struct mc_conn_cbs *cbs, void *arg);
+/*
  * Connect to addr (outbound); on_connect reports the outcome (UV_ETIMEDOUT
  * after connect_timeout_ms, 0 for none). NULL, with no callback, when the
  * connect cannot even start (bad address family).
