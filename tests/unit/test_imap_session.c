@@ -187,9 +187,13 @@ replay(const struct step *t)
 	}
 }
 
+/* The capability list: a command that adds one changes these (and only these). */
+#define CAPS_FIRST "IMAP4rev1 IMAP4rev2"
 #define CAPS_COMMON                                                                                        \
 	"LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE UIDPLUS MOVE STATUS=SIZE LIST-EXTENDED " \
-	"LIST-STATUS ESEARCH SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE CONDSTORE QRESYNC"
+	"LIST-STATUS ESEARCH SEARCHRES SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE "     \
+	"CONDSTORE QRESYNC BINARY"
+#define CAPS_AUTHED "UTF8=ACCEPT COMPRESS=DEFLATE APPENDLIMIT=36700160"
 
 static struct imapd_session *
 connect_greeted(const char *greeting)
@@ -212,9 +216,9 @@ test_pre_login(void **state)
 {
 	(void)state;
 	fx.srv.lim.plain_auth = MC_PLAIN_NO;
-	connect_greeted("* OK [CAPABILITY IMAP4rev1 LOGINDISABLED " CAPS_COMMON "] mx.example.test Postern IMAP ready\r\n");
+	connect_greeted("* OK [CAPABILITY " CAPS_FIRST " LOGINDISABLED " CAPS_COMMON "] mx.example.test Postern IMAP ready\r\n");
 	static const struct step t[] = {
-		{ "a CAPABILITY\r\n", "* CAPABILITY IMAP4rev1 LOGINDISABLED " CAPS_COMMON "\r\na OK CAPABILITY completed\r\n" },
+		{ "a CAPABILITY\r\n", "* CAPABILITY " CAPS_FIRST " LOGINDISABLED " CAPS_COMMON "\r\na OK CAPABILITY completed\r\n" },
 		{ "b LOGIN alice pw\r\n",
 		  "b NO [PRIVACYREQUIRED] Logging in without TLS is not allowed (LOGINDISABLED)\r\n" },
 		{ "c AUTHENTICATE PLAIN AGFsaWNlAHB3\r\n",
@@ -256,7 +260,7 @@ test_nul_and_login(void **state)
 {
 	(void)state;
 	fx.srv.lim.plain_auth = MC_PLAIN_YES;
-	connect_greeted("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR " CAPS_COMMON "] mx.example.test Postern IMAP ready\r\n");
+	connect_greeted("* OK [CAPABILITY " CAPS_FIRST " AUTH=PLAIN SASL-IR " CAPS_COMMON "] mx.example.test Postern IMAP ready\r\n");
 	static const char nul[] = "a LOGIN \"al\0ice\" pw\r\n";
 	assert_int_equal(fx_send(&fx, nul, sizeof(nul) - 1), 0);
 	assert_int_equal(fx_wait_line(&fx, "a ", 5000), 0);
@@ -265,7 +269,7 @@ test_nul_and_login(void **state)
 	free(got);
 	static const struct step t[] = {
 		{ "b LOGIN alice wrong\r\n", "b NO [AUTHENTICATIONFAILED] Authentication failed\r\n" },
-		{ "c LOGIN alice pw\r\n", "c OK [CAPABILITY IMAP4rev1 " CAPS_COMMON " UTF8=ACCEPT COMPRESS=DEFLATE APPENDLIMIT=36700160] Logged in\r\n" },
+		{ "c LOGIN alice pw\r\n", "c OK [CAPABILITY " CAPS_FIRST " " CAPS_COMMON " " CAPS_AUTHED "] Logged in\r\n" },
 		{ "d LOGOUT\r\n", "* BYE Logging out\r\nd OK LOGOUT completed\r\n" },
 		{ NULL, NULL },
 	};
@@ -281,23 +285,23 @@ test_post_login(void **state)
 	(void)state;
 	fx.srv.lim.plain_auth = MC_PLAIN_NO;
 	struct imapd_session *s = connect_greeted(
-		"* OK [CAPABILITY IMAP4rev1 LOGINDISABLED " CAPS_COMMON "] mx.example.test Postern IMAP ready\r\n");
+		"* OK [CAPABILITY " CAPS_FIRST " LOGINDISABLED " CAPS_COMMON "] mx.example.test Postern IMAP ready\r\n");
 	assert_int_equal(fx_login(&fx, s), 0);
 	static const struct step t[] = {
 		{ "a SELECT INBOX\r\n",
 		  "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded)\r\n"
 		  "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded \\*)] Flags permitted\r\n"
 		  "* 3 EXISTS\r\n"
-		  "* 0 RECENT\r\n"
+		  "* 3 RECENT\r\n"
 		  "* OK [UNSEEN 1] First unseen\r\n"
 		  "* OK [UIDVALIDITY %V] UIDs valid\r\n"
 		  "* OK [UIDNEXT 4] Predicted next UID\r\n"
 		  "* OK [HIGHESTMODSEQ 4] Highest\r\n"
 		  "a OK [READ-WRITE] SELECT completed\r\n" },
 		{ "b FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)\r\n",
-		  "* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 151 INTERNALDATE \"27-Nov-2026 01:00:00 +0000\")\r\n"
-		  "* 2 FETCH (UID 2 FLAGS (\\Seen) RFC822.SIZE 160 INTERNALDATE \"27-Nov-2026 02:00:00 +0000\")\r\n"
-		  "* 3 FETCH (UID 3 FLAGS (\\Flagged) RFC822.SIZE 153 INTERNALDATE \"27-Nov-2026 03:00:00 +0000\")\r\n"
+		  "* 1 FETCH (UID 1 FLAGS (\\Recent) RFC822.SIZE 151 INTERNALDATE \"27-Nov-2026 01:00:00 +0000\")\r\n"
+		  "* 2 FETCH (UID 2 FLAGS (\\Recent \\Seen) RFC822.SIZE 160 INTERNALDATE \"27-Nov-2026 02:00:00 +0000\")\r\n"
+		  "* 3 FETCH (UID 3 FLAGS (\\Recent \\Flagged) RFC822.SIZE 153 INTERNALDATE \"27-Nov-2026 03:00:00 +0000\")\r\n"
 		  "b OK FETCH completed\r\n" },
 		{ "c FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[TEXT]<6.3>)\r\n",
 		  "* 2 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {19}\r\nSubject: second\r\n\r\n BODY[TEXT]<6> {3}\r\ntwo)\r\n"
@@ -309,9 +313,9 @@ test_post_login(void **state)
 		  "d OK FETCH completed\r\n" },
 		/* BODY[] without PEEK sets \Seen, and says so */
 		{ "e FETCH 1 BODY[TEXT]\r\n",
-		  "* 1 FETCH (BODY[TEXT] {12}\r\nHello one.\r\n FLAGS (\\Seen))\r\ne OK FETCH completed\r\n" },
+		  "* 1 FETCH (BODY[TEXT] {12}\r\nHello one.\r\n FLAGS (\\Recent \\Seen))\r\ne OK FETCH completed\r\n" },
 		{ "f STORE 1:2 +FLAGS (\\Deleted)\r\n",
-		  "* 1 FETCH (FLAGS (\\Seen \\Deleted))\r\n* 2 FETCH (FLAGS (\\Seen \\Deleted))\r\nf OK STORE completed\r\n" },
+		  "* 1 FETCH (FLAGS (\\Recent \\Seen \\Deleted))\r\n* 2 FETCH (FLAGS (\\Recent \\Seen \\Deleted))\r\nf OK STORE completed\r\n" },
 		{ "g STORE 3 -FLAGS.SILENT (\\Flagged)\r\n", "g OK STORE completed\r\n" },
 		{ "h SEARCH DELETED\r\n", "* SEARCH 1 2\r\nh OK SEARCH completed\r\n" },
 		{ "i SEARCH NOT DELETED FROM ann\r\n", "* SEARCH 3\r\ni OK SEARCH completed\r\n" },
@@ -323,14 +327,14 @@ test_post_login(void **state)
 		{ "n UID FETCH 1:4294967295 UID\r\n",
 		  "* 1 FETCH (UID 1)\r\n* 2 FETCH (UID 2)\r\n* 3 FETCH (UID 3)\r\nn OK FETCH completed\r\n" },
 		{ "o FETCH 0 UID\r\n", "o BAD bad sequence set\r\n" },
-		{ "p EXPUNGE\r\n", "* 1 EXPUNGE\r\n* 1 EXPUNGE\r\n* 1 EXISTS\r\np OK EXPUNGE completed\r\n" },
-		{ "q FETCH 1:* (UID FLAGS)\r\n", "* 1 FETCH (UID 3 FLAGS ())\r\nq OK FETCH completed\r\n" },
+		{ "p EXPUNGE\r\n", "* 1 EXPUNGE\r\n* 1 EXPUNGE\r\n* 1 EXISTS\r\n* 1 RECENT\r\np OK EXPUNGE completed\r\n" },
+		{ "q FETCH 1:* (UID FLAGS)\r\n", "* 1 FETCH (UID 3 FLAGS (\\Recent))\r\nq OK FETCH completed\r\n" },
 		{ "r APPEND INBOX (\\Seen) \"27-Nov-2026 04:00:00 +0000\" {20}\r\n", "+ Ready for literal data\r\n" },
-		{ "Subject: new\r\n\r\nhi\r\n\r\n", "* 2 EXISTS\r\nr OK [APPENDUID %V 4] APPEND completed\r\n" },
-		{ "s APPEND INBOX {9+}\r\nSubject: \r\n", "* 3 EXISTS\r\ns OK [APPENDUID %V 5] APPEND completed\r\n" },
+		{ "Subject: new\r\n\r\nhi\r\n\r\n", "* 2 EXISTS\r\n* 2 RECENT\r\nr OK [APPENDUID %V 4] APPEND completed\r\n" },
+		{ "s APPEND INBOX {9+}\r\nSubject: \r\n", "* 3 EXISTS\r\n* 3 RECENT\r\ns OK [APPENDUID %V 5] APPEND completed\r\n" },
 		{ "t APPEND Nope {10}\r\n", "t NO [TRYCREATE] Mailbox does not exist\r\n" },
 		{ "u FETCH 2 (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])\r\n",
-		  "* 2 FETCH (UID 4 FLAGS (\\Seen) RFC822.SIZE 20 BODY[HEADER] {16}\r\nSubject: new\r\n\r\n)\r\n"
+		  "* 2 FETCH (UID 4 FLAGS (\\Recent \\Seen) RFC822.SIZE 20 BODY[HEADER] {16}\r\nSubject: new\r\n\r\n)\r\n"
 		  "u OK FETCH completed\r\n" },
 		{ "v LOGOUT\r\n", "* BYE Logging out\r\nv OK LOGOUT completed\r\n" },
 		{ NULL, NULL },
