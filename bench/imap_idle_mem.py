@@ -254,6 +254,13 @@ def read_until(c, pattern, deadline):
         c.sock.setblocking(False)
 
 
+def cpu_s(pid):
+    """utime + stime of pid, seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        w = f.read().rsplit(")", 1)[1].split()
+    return (int(w[11]) + int(w[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def delivery_check(inst, clients, sel, users):
     """Mail to user 0; seconds from the SMTP 250 to each of its sessions' EXISTS."""
     mine = [c for c in clients if c.state == "idle" and c.user == user_name(0)]
@@ -379,14 +386,17 @@ def main():
                       f"fds {(last['fds'] - first['fds']) / (k - k0):.2f}")
         if a.smaps:
             print("imapd's largest mappings (Rss KiB):", top_mappings(pid))
+        cpu0 = cpu_s(pid)
         smtp_s, lat, mine = delivery_check(inst, clients, sel, users)
+        cpu1 = cpu_s(pid)
         if len(lat) < mine:
             ok = False
         if lat:
             print(f"delivery to {user_name(0)} (SMTP took {smtp_s * 1000:.0f} ms): {len(lat)} of its {mine} IDLE "
                   f"session(s) saw EXISTS; after the 250: first {lat[0] * 1000:.0f} ms, "
                   f"median {statistics.median(lat) * 1000:.0f} ms, last {lat[-1] * 1000:.0f} ms "
-                  f"({'within' if lat[-1] < 1 else 'NOT within'} 1 s)")
+                  f"({'within' if lat[-1] < 1 else 'NOT within'} 1 s); imapd CPU meanwhile "
+                  f"{(cpu1 - cpu0) * 1000:.0f} ms")
         else:
             print(f"delivery to {user_name(0)}: no IDLE session saw it within 30 s")
         done, live, dsecs = done_all(clients, sel, 120)

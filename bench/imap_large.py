@@ -17,7 +17,9 @@ and counts the FETCH responses and their bytes. imapd's memory (VmRSS,
 VmHWM) is read before login, after SELECT and after the FETCH. Then the same
 commands run once more with `strace -f -e trace=openat,open -p <imapd>`
 attached, and the files imapd opened are listed: a path under cur/ or new/
-is a message file and fails the run.
+is a message file and fails the run. Last, a session IDLEs on the big
+INBOX and one more message comes over SMTP: the time from the 250 to its
+EXISTS is printed (the target is under 1 s).
 
 Usage (from the repository, after a build):
 
@@ -39,6 +41,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
 from dnsstub import DnsStub  # noqa: E402
 from harness import BUILD, DOMAIN, Instance  # noqa: E402
+from mailtest import send_mail  # noqa: E402
 
 USER = f"big@{DOMAIN}"
 PASSWORD = "large-bench-pw"
@@ -138,6 +141,26 @@ def session(port, times, sizes, pid=None, mems=None):
     c.s.close()
 
 
+def idle_delivery(inst, port):
+    """A session IDLE on the big INBOX; seconds from the SMTP 250 of one more message to its EXISTS."""
+    c = Imap(port)
+    c.cmd(f"LOGIN {USER} {PASSWORD}")
+    _, out = c.cmd("SELECT INBOX")
+    n = int(re.search(rb"\* (\d+) EXISTS", out).group(1))
+    c.s.sendall(b"i IDLE\r\n")
+    c.read_until(rb"^\+ ")
+    code, text = send_mail(inst.ports["smtp"], rcpts=(USER,))
+    t0 = time.monotonic()
+    if code != 250:
+        raise RuntimeError(f"SMTP: {code} {text}")
+    c.read_until(rb"^\* %d EXISTS" % (n + 1))
+    dt = time.monotonic() - t0
+    c.s.sendall(b"DONE\r\n")
+    c.read_until(rb"^i OK")
+    c.cmd("LOGOUT")
+    return dt
+
+
 def files_opened(pid, port):
     """Run one session under strace; the paths imapd opened."""
     log = tempfile.NamedTemporaryFile(prefix="imap-large-strace.", delete=False)
@@ -193,6 +216,9 @@ def main():
               + "; ".join(f"after {k.split(' ')[0]} {k.split(' ')[1] if ' ' in k else ''} VmRSS {v['VmRSS']} "
                           f"VmHWM {v['VmHWM']}" for k, v in mems.items() if k.startswith(("SELECT", "UID FETCH"))))
         print(f"selected view: {sizes['exists']} x 16 bytes = {sizes['exists'] * 16 / 1024:.0f} KiB per session")
+        dt = idle_delivery(inst, port)
+        print(f"IDLE on the {sizes['exists']}-message INBOX: a new message's EXISTS {dt * 1000:.0f} ms after the "
+              f"SMTP 250 ({'within' if dt < 1 else 'NOT within'} 1 s)")
         paths = files_opened(pid, port)
         msgs = [p for p in paths if re.search(r"/(cur|new)/[^/]+$", p)]
         print(f"strace: imapd opened {len(paths)} files during one session: "

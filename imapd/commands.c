@@ -147,6 +147,10 @@ imapd_cmd_run(struct imapd_session *s, char *cmd, size_t len)
 
 	s->ncommands++;
 	s->cmdtag[0] = s->cmdname[0] = '\0';
+	if (s->store_idle && imapd_store_busy(s) < 0) {
+		imapd_session_close(s, "[UNAVAILABLE] Mailbox not available, try again later", "index unavailable");
+		return;
+	}
 	s->expunge_ok = true;
 	imap_p_init(&p, cmd, len);
 	p.utf8 = s->utf8;

@@ -38,8 +38,13 @@ imapd_cmd_idle(struct imapd_session *s, struct imap_p *p, bool uid)
 	if (s->view)
 		imapd_view_sync(s, true);
 	imapd_flush(s);
-	/* An idling client may stay for hours: its index pages go back until it asks for something. */
+	/*
+	 * An idling client may stay for hours: its index pages go back until it
+	 * asks for something, and when all of its user's sessions idle, the
+	 * index connection itself (stores.c).
+	 */
 	mc_store_release_memory(s->store);
+	imapd_store_idle(s);
 	(void)uid;
 }
 
@@ -50,6 +55,10 @@ imapd_idle_line(struct imapd_session *s, const char *line, size_t len)
 		len--;
 	s->wait = IMAPD_W_NONE;
 	snprintf(s->cmdtag, sizeof(s->cmdtag), "%s", s->idle_tag);
+	if (imapd_store_busy(s) < 0) {
+		imapd_session_close(s, "[UNAVAILABLE] Mailbox not available, try again later", "index unavailable");
+		return;
+	}
 	s->expunge_ok = true;
 	if (len == 4 && strncasecmp(line, "DONE", 4) == 0)
 		imapd_done(s, "OK", "IDLE terminated");
@@ -61,17 +70,23 @@ imapd_idle_line(struct imapd_session *s, const char *line, size_t len)
 static void
 wake(struct imapd_server *srv, const char *path, const char *mailbox, const struct imapd_session *except)
 {
+	/* The user's sessions share one store (stores.c): its pages go back once, after the last of them. */
+	struct mc_store *idled = NULL;
 	for (struct imapd_session *s = srv->sessions; s; s = s->next) {
 		if (s == except || s->closing || s->view == NULL || strcmp(s->home, path) != 0)
 			continue;
 		if (mailbox[0] && strcmp(mailbox, s->view->name) != 0)
 			continue;
 		if (s->wait == IMAPD_W_IDLE && !s->busy) {
+			if (imapd_store_need(s->store) < 0)
+				continue;   /* the next command tries again */
 			imapd_view_sync(s, true);
 			imapd_flush(s);
-			mc_store_release_memory(s->store);
+			idled = s->store;
 		}
 	}
+	mc_store_release_memory(idled);
+	imapd_store_rest(idled);
 }
 
 static void

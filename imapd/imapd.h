@@ -158,6 +158,7 @@ struct imapd_session {
 	char user[MC_ADDR_MAX];
 	char home[1024];
 	struct mc_store *store;
+	bool store_idle;            /* counted idle in stores.c (IDLE); cleared by imapd_store_busy */
  	uint32_t res_call;
 	uint64_t quota;             /* bytes, from the directory at login; 0 = none */
 	bool utf8;                  /* ENABLE UTF8=ACCEPT */
@@ -214,8 +215,16 @@ int imapd_session_login(struct imapd_session *s, const char *user, const char *h
 
 /* The store at path for a new session: the one already open for that user, or a new one. NULL with err. */
 struct mc_store *imapd_store_get(const char *path, char *err, size_t errsz);
-/* A session lets go of its store; the last one closes it. NULL is a no-op. */
-void imapd_store_put(struct mc_store *store);
+/* A session lets go of its store (idle: it was counted idle); the last one closes it. NULL is a no-op. */
+void imapd_store_put(struct mc_store *store, bool idle);
+/* s entered IDLE: when all of its user's sessions idle, the store's index connection is closed. */
+void imapd_store_idle(struct imapd_session *s);
+/* s needs its store (DONE, a command): open it again if it was suspended. 0, or -1 (logged). */
+int imapd_store_busy(struct imapd_session *s);
+/* The store is needed for a moment (a sync of idling sessions): open it again if suspended. 0, or -1. */
+int imapd_store_need(struct mc_store *store);
+/* After such a moment: suspend again when every holder still idles. */
+void imapd_store_rest(struct mc_store *store);
 
 /* ---- commands.c ---- */
 

@@ -24,9 +24,13 @@
 #include "util/log.h"
 
 #define STATE_POLL_MS 1000
-/* Descriptors a logged-in session holds: its socket, the user's index.sqlite and its -wal. */
-#define FDS_PER_SESSION 3
-/* The daemon's own: listeners, sockets to peers, the log, the -shm of each open index. */
+/*
+ * Descriptors a logged-in session holds at most: its socket, and when it is
+ * its user's only session, the user's index.sqlite, its -wal and its -shm
+ * (a user's sessions share one open store, which is closed while they all
+ * IDLE: stores.c).
+ */
+#define FDS_PER_SESSION 4
 #define FDS_RESERVED 64
 
 static struct mc_daemon daemon_;
@@ -48,8 +52,8 @@ check_nofile(const struct mc_daemon *d, unsigned max_connections)
 	unsigned long need = (unsigned long)max_connections * FDS_PER_SESSION + FDS_RESERVED;
 	if (max_connections == 0 || d->nofile >= need)
 		return;
-	mc_warn("max_connections=%u may need %lu open files, the limit is %lu: raise it (ulimit -Hn, LimitNOFILE=) "
-		"or logins past about %lu sessions fail",
+	mc_warn("max_connections=%u may need up to %lu open files (each session another user's), the limit is %lu: "
+		"raise it (ulimit -Hn, LimitNOFILE=) or logins past about %lu such sessions fail",
 		max_connections, need, d->nofile,
 		d->nofile > FDS_RESERVED ? (d->nofile - FDS_RESERVED) / FDS_PER_SESSION : 0);
 }

@@ -270,7 +270,7 @@ on_close(struct mc_conn *c, void *arg, const char *why)
 	imapd_append_free(s);   /* a message half received: its tmp/ file goes, nothing is indexed */
 	imapd_fetch_free(s);
 	imapd_view_free(s);
-	imapd_store_put(s->store);
+	imapd_store_put(s->store, s->store_idle);
 	s->store = NULL;
 	mc_info("%s: disconnect from [%s]%s%s commands=%u reason=%s", s->id, s->ip, s->user[0] ? " user=" : "",
 		s->user, s->ncommands, why ? why : "closed");

@@ -10,8 +10,16 @@
  * no statement or transaction of one session is left open while another
  * session runs (FETCH streams by restarting its walk from the next UID).
  *
- * Owns the table of open stores (a hash on the store path, bucket lists)
- * and their reference counts. Never: close a store a session still holds.
+ * When every session holding a store is in IDLE (a client that only
+ * waits for new mail), the store is suspended: its SQLite connection closed,
+ * so such a session costs its socket and a few KiB, not three descriptors
+ * and the index's 32 KiB -shm mapping besides the connection. A change
+ * notice (idle.c) resumes it for the sync and suspends it again; DONE or
+ * any command resumes it (no index check: it was checked at open).
+ *
+ * Owns the table of open stores (a hash on the store path, bucket lists),
+ * their reference and idle counts. Never: close a store a session still
+ * holds, or leave one suspended under a session that runs a command.
  */
 #include "imapd/imapd.h"
 
@@ -28,6 +36,7 @@ struct store_ref {
 	struct store_ref *next;
 	struct mc_store *store;
 	unsigned refs;
+	unsigned idle;            /* of refs, sessions in IDLE: when all are, the index connection is closed */
 	char home[];
 };
 
@@ -58,6 +67,8 @@ imapd_store_get(const char *path, char *err, size_t errsz)
 	struct store_ref **b = &buckets[bucket_of(home)];
 	for (struct store_ref *r = *b; r; r = r->next) {
 		if (strcmp(r->home, home) == 0) {
+			if (mc_store_resume(r->store, err, errsz) < 0)
+				return NULL;
 			r->refs++;
 			return r->store;
 		}
@@ -74,13 +85,31 @@ imapd_store_get(const char *path, char *err, size_t errsz)
 	}
 	memcpy(r->home, home, n + 1);
 	r->refs = 1;
+	r->idle = 0;
 	r->next = *b;
 	*b = r;
 	return r->store;
 }
 
+static struct store_ref *
+ref_of(struct mc_store *store)
+{
+	for (struct store_ref *r = buckets[bucket_of(mc_store_path(store))]; r; r = r->next)
+		if (r->store == store)
+			return r;
+	return NULL;
+}
+
+/* Every holder idles: close the connection (a statement or transaction still open keeps it). */
+static void
+rest(struct store_ref *r)
+{
+	if (r->refs > 0 && r->idle == r->refs)
+		mc_store_suspend(r->store);
+}
+
 void
-imapd_store_put(struct mc_store *store)
+imapd_store_put(struct mc_store *store, bool idle)
 {
 	if (store == NULL)
 		return;
@@ -89,13 +118,63 @@ imapd_store_put(struct mc_store *store)
 		struct store_ref *r = *pp;
 		if (r->store != store)
 			continue;
+		if (idle && r->idle > 0)
+			r->idle--;
 		if (--r->refs == 0) {
 			*pp = r->next;
 			mc_store_close(r->store);
 			free(r);
+		} else {
+			rest(r);
 		}
 		return;
 	}
 	mc_warn("store %s was not in the table of open stores", mc_store_path(store));
 	mc_store_close(store);
+}
+
+void
+imapd_store_idle(struct imapd_session *s)
+{
+	struct store_ref *r = s->store ? ref_of(s->store) : NULL;
+	if (r == NULL || s->store_idle)
+		return;
+	s->store_idle = true;
+	r->idle++;
+	rest(r);
+}
+
+int
+imapd_store_busy(struct imapd_session *s)
+{
+	if (s->store == NULL)
+		return 0;
+	struct store_ref *r = ref_of(s->store);
+	if (s->store_idle) {
+		s->store_idle = false;
+		if (r && r->idle > 0)
+			r->idle--;
+	}
+	return imapd_store_need(s->store);
+}
+
+int
+imapd_store_need(struct mc_store *store)
+{
+	char err[256];
+	if (!mc_store_suspended(store))
+		return 0;
+	if (mc_store_resume(store, err, sizeof(err)) < 0) {
+		mc_warn("cannot open the index again: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+void
+imapd_store_rest(struct mc_store *store)
+{
+	struct store_ref *r = store ? ref_of(store) : NULL;
+	if (r)
+		rest(r);
 }

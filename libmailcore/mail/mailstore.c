@@ -605,6 +605,49 @@ mc_store_release_memory(struct mc_store *s)
 	}
 }
 
+int
+mc_store_suspend(struct mc_store *s)
+{
+	if (s == NULL || s->db == NULL)
+		return 0;
+	if (s->stmt_busy || !sqlite3_get_autocommit(s->db))
+		return -1;   /* a statement or a transaction is open: not now */
+	close_db(s);
+	return 0;
+}
+
+bool
+mc_store_suspended(const struct mc_store *s)
+{
+	return s && s->db == NULL;
+}
+
+int
+mc_store_resume(struct mc_store *s, char *err, size_t errsz)
+{
+	if (s->db)
+		return 0;
+	/* Checked when it was opened; the file was SQLite's all along: open it as it is, no check, no writes. */
+	int rc = sqlite3_open_v2(s->index, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_extended_result_codes(s->db, 1);
+		sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+		rc = exec(s->db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY");
+	}
+	if (rc == SQLITE_OK)
+		rc = prepare(s->db, "SELECT id, uidnext, highestmodseq FROM mailboxes WHERE name = ?", &s->st_mbox);
+	if (rc == SQLITE_OK)
+		rc = prepare(s->db, "UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?", &s->st_bump);
+	if (rc == SQLITE_OK && !lean)
+		rc = prepare_delivery(s);
+	if (rc != SQLITE_OK) {
+		set_err(err, errsz, "%s: %s", s->index, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		close_db(s);
+		return -1;
+	}
+	return 0;
+}
+
 void
 mc_store_close(struct mc_store *s)
 {

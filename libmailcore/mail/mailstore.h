@@ -128,6 +128,18 @@ void mc_store_close(struct mc_store *s);
 int mc_store_lean_memory(void);
 /* Give back the connection's cached pages and spare memory (a session going idle). */
 void mc_store_release_memory(struct mc_store *s);
+/*
+ * Close the index connection of a store nobody uses for a while (imapd: all
+ * of a user's sessions in IDLE), keeping the store: its descriptors (index,
+ * -wal, -shm) and memory (the -shm mapping, 32 KiB; the connection, ~40
+ * KiB) go. Nothing else may be called on it but mc_store_resume,
+ * mc_store_suspended, mc_store_path and mc_store_close. 0, or -1 when a
+ * statement or transaction is open (nothing done).
+ */
+int mc_store_suspend(struct mc_store *s);
+/* Open the index connection again (no check: it was checked at open). 0, or -1 with err (still suspended). */
+int mc_store_resume(struct mc_store *s, char *err, size_t errsz);
+bool mc_store_suspended(const struct mc_store *s);
 const char *mc_store_path(const struct mc_store *s);
 
 /*

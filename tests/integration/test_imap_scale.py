@@ -3,10 +3,13 @@ test_imap_scale.py - what lets one imapd hold thousands of sessions, as a
 user sees it: the daemons take the hard open files limit, the sessions of
 one user share one open store (one logging out leaves the others working,
 and each sees the others' changes), and a store made by a first IMAP login
-is one that queued can still deliver into (umask 007, as queued's). The
+is one that queued can still deliver into (umask 007, as queued's), and
+while all of a user's sessions IDLE imapd closes that user's index (and
+opens it again for new mail, DONE or another login). The
 figures are bench/imap_idle_mem.py's, not a test's.
 """
 import imaplib
+import socket
 import os
 import re
 import resource
@@ -74,3 +77,76 @@ def test_store_made_by_imap_login_takes_deliveries(inst):
     assert c.select("INBOX")[1] == [b"1"]
     c.logout()
     assert not re.search(r"Permission denied", inst.log())
+
+
+class Idler:
+    """A raw IMAP session of alice that SELECTs INBOX and IDLEs."""
+
+    def __init__(self, inst):
+        self.s = socket.create_connection(("127.0.0.1", inst.ports["imap"]), timeout=10)
+        self.buf = b""
+        self.until(rb"^\* OK")
+        self.s.sendall(f"a LOGIN {ALICE} {PASSWORDS[ALICE]}\r\nb SELECT INBOX\r\n".encode())
+        self.until(rb"^b OK")
+
+    def until(self, pattern):
+        rx = re.compile(pattern, re.M)
+        while not rx.search(self.buf):
+            data = self.s.recv(65536)
+            assert data, f"closed; got {self.buf!r}"
+            self.buf += data
+        out, self.buf = self.buf, b""
+        return out
+
+    def idle(self):
+        self.s.sendall(b"i IDLE\r\n")
+        self.until(rb"^\+ ")
+
+    def done(self):
+        self.s.sendall(b"DONE\r\n")
+        self.until(rb"^i OK")
+
+    def cmd(self, text):
+        self.s.sendall(b"c " + text.encode() + b"\r\n")
+        return self.until(rb"^c (OK|NO|BAD)")
+
+
+def index_open(inst):
+    """Does imapd hold alice's index.sqlite open?"""
+    pid = inst.pids()["imapd"]
+    links = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return any(p.startswith(str(inst.maildir())) and "index.sqlite" in p for p in links)
+
+
+def test_idle_sessions_let_the_index_go_and_still_see_mail(inst):
+    a, b = Idler(inst), Idler(inst)
+    assert index_open(inst)
+    a.idle()
+    assert index_open(inst), "b still works: the index stays open"
+    b.idle()
+    inst.wait_for(lambda: not index_open(inst), what="the index closed while every session of alice idles")
+    send_mail(inst.ports["smtp"])
+    assert b"* 1 EXISTS" in a.until(rb"^\* 1 EXISTS")
+    assert b"* 1 EXISTS" in b.until(rb"^\* 1 EXISTS")
+    inst.wait_for(lambda: not index_open(inst), what="the index closed again after the sync")
+    a.done()   # a works again; b still idles and still sees mail
+    assert b"FLAGS" in a.cmd("FETCH 1 (FLAGS)")
+    assert index_open(inst)
+    send_mail(inst.ports["smtp"])
+    assert b"* 2 EXISTS" in b.until(rb"^\* 2 EXISTS")
+    assert b"* 2 EXISTS" in a.cmd("NOOP")
+    b.done()
+    assert b"* 2 EXISTS" in b.cmd("SELECT INBOX")
+    # A third session logs in while the other two idle: it gets a working store.
+    a.idle()
+    b.idle()
+    inst.wait_for(lambda: not index_open(inst), what="the index closed")
+    c = Idler(inst)
+    assert b"MESSAGES 2" in c.cmd("STATUS INBOX (MESSAGES)")
+    a.done()
+    b.done()
