@@ -18,8 +18,8 @@ cost per connection is the slope, not a fixed part divided by N. Then:
   - every session is sent DONE, and the tagged OKs are counted: each of
     the N sessions must still answer.
 
-Usage (from the repository, after a build; root is needed only above the
-hard open files limit, which it raises for itself and the instance):
+Usage (from the repository, after a build; the instance inherits the
+client's hard open files limit, which only root may raise):
 
     python3 bench/imap_idle_mem.py [-n 10000] [-u USERS] [-w WINDOW] [--compress]
 
@@ -93,11 +93,11 @@ def tcp_mem_kib():
     return 0
 
 
-def raise_nofile(n, users):
+def raise_nofile(n, users, window):
     """Soft limit to the hard one (the client needs n sockets); say when imapd's need is above it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    # imapd: a socket per session, the index and its WAL per user with a session open, its own few.
-    need = n + 2 * users + 64
+    # imapd: a socket per session; index, -wal and -shm of each user with a session not (yet) in IDLE.
+    need = n + 3 * min(users, 2 * window) + 256
     if hard != resource.RLIM_INFINITY and hard < need:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (need, need))   # root with CAP_SYS_RESOURCE only
@@ -338,7 +338,7 @@ def main():
     ap.add_argument("--compress", action="store_true", help="every session turns on COMPRESS DEFLATE (RFC 4978)")
     a = ap.parse_args()
     n, users = a.connections, max(1, min(a.users, a.connections))
-    nofile = raise_nofile(n, users)
+    nofile = raise_nofile(n, users, a.window)
 
     dns = DnsStub()
     dns.start()
