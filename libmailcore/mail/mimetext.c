@@ -3,7 +3,8 @@
  *
  * Two passes over the file: the MIME parser reads it once for the part
  * tree (offsets, types, charsets, encodings), then each part's header and
- * each text/ body is read again from its offsets. The charset converter
+ * each text/ body is read again from its offsets (a message that fits in
+ * one chunk is kept from the first read instead). The charset converter
  * keeps the few bytes of a multi-byte character cut by a chunk's end for
  * the next chunk; bytes iconv refuses are skipped one at a time.
  */
@@ -28,6 +29,8 @@ struct scan {
 	mc_mimetext_cb cb;
 	void *arg;
 	char *in;              /* MC_MIMETEXT_CHUNK read from the file */
+	const char *whole;     /* the whole message, when one read held it (in): read no more */
+	size_t wholelen;
 	char *dec;             /* decoded: mc_cte_dec_bound(MC_MIMETEXT_CHUNK) */
 	struct mc_buf utf8;    /* converted */
 	struct mc_buf line;    /* one header field, decoded */
@@ -50,6 +53,18 @@ utf8_family(const char *cs)
 {
 	return strcasecmp(cs, "utf-8") == 0 || strcasecmp(cs, "utf8") == 0 || strcasecmp(cs, "us-ascii") == 0 ||
 	       strcasecmp(cs, "ascii") == 0;
+}
+
+/* n bytes at off: a pointer into the message held, or read into buf. The count, 0 at the end, -1 on error. */
+static ssize_t
+bytes_at(struct scan *sc, char *buf, size_t n, uint64_t off, const char **p)
+{
+	if (sc->whole) {
+		*p = sc->whole + (off < sc->wholelen ? off : sc->wholelen);
+		return off < sc->wholelen ? (ssize_t)(sc->wholelen - off < n ? sc->wholelen - off : n) : 0;
+	}
+	*p = buf;
+	return read_at(sc->fd, buf, n, off);
 }
 
 /* Convert n bytes (after what was held) to UTF-8 into sc->utf8; final: nothing more comes. */
@@ -142,13 +157,14 @@ scan_body(struct scan *sc, const struct mc_mime_part *m)
 	int ret = 0;
 	for (uint64_t off = m->body_off; off < m->end_off && ret == 0;) {
 		size_t want = m->end_off - off < MC_MIMETEXT_CHUNK ? (size_t)(m->end_off - off) : MC_MIMETEXT_CHUNK;
-		ssize_t r = read_at(sc->fd, sc->in, want, off);
+		const char *src;
+		ssize_t r = bytes_at(sc, sc->in, want, off, &src);
 		if (r <= 0) {
 			ret = r < 0 ? -1 : 0;
 			break;
 		}
 		off += (uint64_t)r;
-		size_t k = mc_cte_dec_update(&dec, sc->in, (size_t)r, sc->dec);
+		size_t k = mc_cte_dec_update(&dec, src, (size_t)r, sc->dec);
 		ret = emit(sc, cd, sc->dec, k, &cont, false);
 	}
 	if (ret == 0) {
@@ -168,17 +184,23 @@ scan_header(struct scan *sc, const struct mc_mime_part *m)
 	size_t n = len > MC_MIMETEXT_HDR_MAX ? MC_MIMETEXT_HDR_MAX : (size_t)len;
 	if (n == 0)
 		return 0;
-	char *h = malloc(n);
-	if (h == NULL)
-		return -1;
+	char *h = NULL;
+	const char *p;
 	size_t got = 0;
-	while (got < n) {
-		ssize_t r = read_at(sc->fd, h + got, n - got, m->hdr_off + got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
+	if (sc->whole) {
+		got = (size_t)bytes_at(sc, NULL, n, m->hdr_off, &p);
+	} else {
+		if ((h = malloc(n)) == NULL)
+			return -1;
+		while (got < n) {
+			ssize_t r = read_at(sc->fd, h + got, n - got, m->hdr_off + got);
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		p = h;
 	}
-	const char *p = h, *end = h + got;
+	const char *end = p + got;
 	struct mc_header_field f;
 	int ret = 0;
 	while (ret == 0 && mc_header_next(&p, end, &f)) {
@@ -222,15 +244,22 @@ mc_mimetext_scan(int fd, unsigned what, mc_mimetext_cb cb, void *arg)
 	if (mp == NULL || sc.in == NULL || sc.dec == NULL)
 		goto out;
 	uint64_t off = 0;
+	bool one = true;   /* everything so far came in one read */
 	for (;;) {
 		ssize_t r = read_at(fd, sc.in, MC_MIMETEXT_CHUNK, off);
 		if (r < 0)
 			goto out;
 		if (r == 0)
 			break;
+		one = off == 0;
 		off += (uint64_t)r;
 		if (mc_mime_parser_feed(mp, sc.in, (size_t)r) < 0)
 			goto out;
+	}
+	if (one) {
+		/* a small message (the common case) is not read a second time */
+		sc.whole = sc.in;
+		sc.wholelen = (size_t)off;
 	}
 	const struct mc_mime_part *root = mc_mime_parser_finish(mp);
 	ret = 0;

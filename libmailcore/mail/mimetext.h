@@ -19,7 +19,7 @@
 #include <stddef.h>
 
 #define MC_MIMETEXT_HDR_MAX (256 * 1024)
-#define MC_MIMETEXT_CHUNK (64 * 1024)
+#define MC_MIMETEXT_CHUNK (48 * 1024)   /* its decoding buffer stays under malloc's mmap threshold */
 
 enum {
 	MC_MIMETEXT_HEADER = 1u << 0,   /* the message's own header fields */
