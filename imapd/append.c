@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mail/cte.h"
 #include "mail/mailstore.h"
 #include "mail/mailstore_ops.h"
 #include "util/log.h"

@@ -21,7 +21,7 @@
  * Owns the FETCH job and its open file. Never: hold a whole message in
  * memory, answer a literal whose size differs from its bytes.
  */
-#include "imapd/imapd.h"
+#include "imapd/fetch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,78 +36,6 @@
 #include "mail/mailstore_ops.h"
 #include "mail/mime.h"
 #include "util/log.h"
-
-#define ITEMS_MAX 32
-#define FIELDS_MAX 1024         /* bytes of header field names of one HEADER.FIELDS */
-#define CHUNK (64 * 1024)
-/* Stop streaming while this much output waits for the client. */
-#define FETCH_HIGH (256 * 1024)
-/* A header longer than this is not searched for HEADER.FIELDS past it. */
-#define HEADER_MAX (1024 * 1024)
-
-enum fitem_kind { FI_UID, FI_FLAGS, FI_INTERNALDATE, FI_SIZE, FI_SECTION, FI_ENVELOPE, FI_BODYSTRUCTURE, FI_BODY,
-		  FI_MODSEQ };
-enum fsec_kind { SEC_ALL, SEC_HEADER, SEC_TEXT, SEC_FIELDS, SEC_FIELDS_NOT, SEC_MIME };
-#define PATH_MAX_PARTS 16
-
-struct fitem {
-	enum fitem_kind kind;
-	enum fsec_kind sec;
-	bool peek;
-	bool partial;
-	bool binary;                   /* BINARY[p] / BINARY.PEEK[p]: decoded (RFC 3516) */
-	bool bsize;                    /* BINARY.SIZE[p] */
-	uint32_t origin, count;
-	unsigned path[PATH_MAX_PARTS];  /* section-part: 1.2.3; none for the message itself */
-	size_t npath;
-	char label[FIELDS_MAX + 64];   /* "BODY[HEADER.FIELDS (FROM TO)]", "RFC822.HEADER" */
-	char fields[FIELDS_MAX];       /* NUL-separated names, ends with an empty one */
-};
-
-/* The message being answered, copied out of the index row. */
-struct fmsg {
-	uint32_t seq, uid, flags;
-	uint64_t modseq;
-	uint64_t size, vsize;
-	int64_t internal_date;
-	char file[MC_MAILDIR_FILE_MAX + 1];
-	char keywords[1024];
-};
-
-struct imapd_fetch {
-	struct fitem items[ITEMS_MAX];
-	size_t nitems;
-	bool uid;
-	char set[4096];
-	struct imap_seqset seqset;
-	uint64_t next_uid;            /* where the index walk goes on */
-	uint64_t last_uid;            /* the highest UID to consider */
-	bool walk_stopped;            /* the last walk stopped before the index's end */
-	uint64_t changedsince;        /* CONDSTORE: only messages changed after this MODSEQ; 0 = all */
-	bool vanished;                /* QRESYNC: UID FETCH ... (CHANGEDSINCE n VANISHED) */
-	bool in_msg;                  /* a message's response is open */
-	struct fmsg m;
-	size_t item;                  /* next item of the open message */
-	bool first;                   /* no item of the open message written yet */
-	/* the literal being streamed */
-	int fd;
-	uint64_t pos, end;            /* file range still to read */
-	uint64_t cpos;                /* converted bytes produced */
-	uint64_t wstart, wend;        /* the window to send, in converted bytes */
-	char prev;                    /* the byte before pos */
-	bool streaming;
-	bool failed;                  /* a literal was cut short: the session must end */
-	bool have_cache;              /* cache holds the open message's (ENVELOPE, BODYSTRUCTURE, parts) */
-	struct mc_store_cache cache;
-	bool missing;                 /* a message file was gone (expunged meanwhile) */
-	/* FETCH BINARY: each BINARY item's part, measured before the message's response starts */
-	struct imapd_binpart bin[ITEMS_MAX];
-	int binst[ITEMS_MAX];         /* 0 measured, 1 no such part (NIL), -1 unreadable */
-	bool decoding;                /* the literal streams through dec */
-	bool dec_done;                /* dec's final bytes were taken */
-	struct mc_cte_dec dec;
-	bool unknown_cte;             /* a part's encoding is unknown: NO [UNKNOWN-CTE] at the end */
-};
 
 /* ---- parsing ---- */
 
@@ -131,8 +59,8 @@ word(struct imap_p *p, char *out, size_t outsz)
 	return 0;
 }
 
-static int
-add(struct imapd_fetch *f, struct imap_p *p, enum fitem_kind kind)
+int
+imapd_fetch_add(struct imapd_fetch *f, struct imap_p *p, enum fitem_kind kind)
 {
 	if (f->nitems == ITEMS_MAX)
 		return imap_p_fail(p, "too many fetch items");
@@ -148,7 +76,7 @@ add(struct imapd_fetch *f, struct imap_p *p, enum fitem_kind kind)
 static int
 add_section(struct imapd_fetch *f, struct imap_p *p, enum fsec_kind sec, bool peek, const char *label)
 {
-	if (add(f, p, FI_SECTION) < 0)
+	if (imapd_fetch_add(f, p, FI_SECTION) < 0)
 		return -1;
 	struct fitem *it = &f->items[f->nitems - 1];
 	it->sec = sec;
@@ -254,42 +182,6 @@ section(struct imapd_fetch *f, struct imap_p *p, bool peek)
 	return 0;
 }
 
-/* section-binary = "[" [section-part] "]", then <partial> unless BINARY.SIZE (RFC 3516 §7). */
-static int
-binary_section(struct imapd_fetch *f, struct imap_p *p, bool peek, bool size)
-{
-	if (add(f, p, FI_SECTION) < 0)
-		return -1;
-	struct fitem *it = &f->items[f->nitems - 1];
-	it->binary = !size;
-	it->bsize = size;
-	it->peek = peek || size;
-	size_t ln = (size_t)snprintf(it->label, sizeof(it->label), "%s[", size ? "BINARY.SIZE" : "BINARY");
-	p->p++;   /* '[' */
-	while (imap_p_peek(p) != ']') {
-		uint32_t v;
-		if (it->npath == PATH_MAX_PARTS || (it->npath > 0 && !imap_p_accept(p, '.')) ||
-		    imap_p_nz_number(p, &v) < 0)
-			return imap_p_fail(p, "bad section part");
-		it->path[it->npath++] = v;
-		ln += (size_t)snprintf(it->label + ln, sizeof(it->label) - ln, "%s%u", it->npath > 1 ? "." : "", v);
-	}
-	p->p++;
-	snprintf(it->label + ln, sizeof(it->label) - ln, "]");
-	if (!size && imap_p_accept(p, '<')) {
-		if (imap_p_number(p, &it->origin) < 0)
-			return -1;
-		if (!imap_p_accept(p, '.'))
-			return imap_p_fail(p, "expected '.' in a partial range");
-		if (imap_p_nz_number(p, &it->count) < 0)
-			return -1;
-		if (!imap_p_accept(p, '>'))
-			return imap_p_fail(p, "expected '>'");
-		it->partial = true;
-	}
-	return 0;
-}
-
 static int
 fetch_att(struct imapd_fetch *f, struct imap_p *p)
 {
@@ -297,13 +189,13 @@ fetch_att(struct imapd_fetch *f, struct imap_p *p)
 	if (word(p, w, sizeof(w)) < 0)
 		return -1;
 	if (strcmp(w, "UID") == 0)
-		return add(f, p, FI_UID);
+		return imapd_fetch_add(f, p, FI_UID);
 	if (strcmp(w, "FLAGS") == 0)
-		return add(f, p, FI_FLAGS);
+		return imapd_fetch_add(f, p, FI_FLAGS);
 	if (strcmp(w, "INTERNALDATE") == 0)
-		return add(f, p, FI_INTERNALDATE);
+		return imapd_fetch_add(f, p, FI_INTERNALDATE);
 	if (strcmp(w, "RFC822.SIZE") == 0)
-		return add(f, p, FI_SIZE);
+		return imapd_fetch_add(f, p, FI_SIZE);
 	if (strcmp(w, "RFC822") == 0)
 		return add_section(f, p, SEC_ALL, false, "RFC822");
 	if (strcmp(w, "RFC822.HEADER") == 0)
@@ -314,15 +206,15 @@ fetch_att(struct imapd_fetch *f, struct imap_p *p)
 		return section(f, p, w[4] == '.');
 	if ((strcmp(w, "BINARY") == 0 || strcmp(w, "BINARY.PEEK") == 0 || strcmp(w, "BINARY.SIZE") == 0) &&
 	    imap_p_peek(p) == '[')
-		return binary_section(f, p, strcmp(w, "BINARY.PEEK") == 0, strcmp(w, "BINARY.SIZE") == 0);
+		return imapd_fetch_binary_section(f, p, strcmp(w, "BINARY.PEEK") == 0, strcmp(w, "BINARY.SIZE") == 0);
 	if (strcmp(w, "ENVELOPE") == 0)
-		return add(f, p, FI_ENVELOPE);
+		return imapd_fetch_add(f, p, FI_ENVELOPE);
 	if (strcmp(w, "BODYSTRUCTURE") == 0)
-		return add(f, p, FI_BODYSTRUCTURE);
+		return imapd_fetch_add(f, p, FI_BODYSTRUCTURE);
 	if (strcmp(w, "BODY") == 0)
-		return add(f, p, FI_BODY);
+		return imapd_fetch_add(f, p, FI_BODY);
 	if (strcmp(w, "MODSEQ") == 0)
-		return add(f, p, FI_MODSEQ);   /* RFC 7162 §3.1.4.1 */
+		return imapd_fetch_add(f, p, FI_MODSEQ);   /* RFC 7162 §3.1.4.1 */
 	return imap_p_fail(p, "unknown fetch item");
 }
 
@@ -353,13 +245,13 @@ parse_fetch(struct imapd_fetch *f, struct imap_p *p)
 			return -1;
 		/* The macros (RFC 3501 §6.4.5). */
 		if (strcmp(w, "FAST") == 0 || strcmp(w, "ALL") == 0 || strcmp(w, "FULL") == 0) {
-			add(f, p, FI_FLAGS);
-			add(f, p, FI_INTERNALDATE);
-			add(f, p, FI_SIZE);
+			imapd_fetch_add(f, p, FI_FLAGS);
+			imapd_fetch_add(f, p, FI_INTERNALDATE);
+			imapd_fetch_add(f, p, FI_SIZE);
 			if (w[0] != 'F' || w[1] == 'U')
-				add(f, p, FI_ENVELOPE);
+				imapd_fetch_add(f, p, FI_ENVELOPE);
 			if (w[1] == 'U')
-				add(f, p, FI_BODY);
+				imapd_fetch_add(f, p, FI_BODY);
 		} else {
 			p->p = save;
 			if (fetch_att(f, p) < 0)
@@ -386,15 +278,15 @@ parse_fetch(struct imapd_fetch *f, struct imap_p *p)
 			return -1;
 		if (f->changedsince == 0)
 			return imap_p_fail(p, "CHANGEDSINCE needs a mod-sequence above 0");
-		add(f, p, FI_MODSEQ);
+		imapd_fetch_add(f, p, FI_MODSEQ);
 	}
 	return imap_p_end(p);
 }
 
 /* ---- output ---- */
 
-static void
-item_sep(struct imapd_session *s, struct imapd_fetch *f)
+void
+imapd_fetch_item_sep(struct imapd_session *s, struct imapd_fetch *f)
 {
 	if (!f->first)
 		imapd_send_raw(s, " ", 1);
@@ -413,8 +305,8 @@ internal_date(char *out, size_t outsz, int64_t t)
 		 tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-static int
-open_file(struct imapd_session *s, const struct fmsg *m)
+int
+imapd_fetch_open_file(struct imapd_session *s, const struct fmsg *m)
 {
 	char dir[2048], path[2400];
 	if (mc_store_mailbox_dir(s->store, s->view->name, dir, sizeof(dir)) < 0)
@@ -522,47 +414,12 @@ header_fields(int fd, uint64_t hoff, uint64_t hend, const struct fitem *it, stru
 	return mc_buf_add(out, "\r\n", 2);
 }
 
-/* The window of a BINARY literal, decoded a second time as it was measured. */
-static bool
-stream_decoded(struct imapd_session *s, struct imapd_fetch *f)
-{
-	char in[CHUNK], out[mc_cte_dec_bound(CHUNK)];
-	while (f->cpos < f->wend && !f->dec_done) {
-		if (mc_conn_pending_out(s->conn) > FETCH_HIGH)
-			return false;
-		size_t k;
-		if (f->pos >= f->end) {
-			k = mc_cte_dec_final(&f->dec, out);
-			f->dec_done = true;
-		} else {
-			size_t want = f->end - f->pos < sizeof(in) ? (size_t)(f->end - f->pos) : sizeof(in);
-			ssize_t r = pread(f->fd, in, want, (off_t)f->pos);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0) {
-				f->failed = true;
-				return true;
-			}
-			f->pos += (uint64_t)r;
-			k = mc_cte_dec_update(&f->dec, in, (size_t)r, out);
-		}
-		uint64_t a = f->wstart > f->cpos ? f->wstart - f->cpos : 0;
-		uint64_t b = f->wend - f->cpos < k ? f->wend - f->cpos : k;
-		if (a < b)
-			imapd_send_raw(s, out + a, (size_t)(b - a));
-		f->cpos += k;
-	}
-	if (f->cpos < f->wend)
-		f->failed = true;   /* fewer octets than measured: the literal cannot be completed */
-	return true;
-}
-
 /* Send the window of the literal, as far as the output allows. true when the literal is done. */
 static bool
 stream(struct imapd_session *s, struct imapd_fetch *f)
 {
 	if (f->decoding)
-		return stream_decoded(s, f);
+		return imapd_fetch_stream_decoded(s, f);
 	char in[CHUNK], out[2 * CHUNK];
 	while (f->pos < f->end && f->cpos < f->wend) {
 		if (mc_conn_pending_out(s->conn) > FETCH_HIGH)
@@ -596,8 +453,8 @@ stream(struct imapd_session *s, struct imapd_fetch *f)
 }
 
 /* The open message's cache (once per message). */
-static int
-load_cache(struct imapd_session *s, struct imapd_fetch *f)
+int
+imapd_fetch_load_cache(struct imapd_session *s, struct imapd_fetch *f)
 {
 	char err[256] = "";
 	if (f->have_cache)
@@ -619,104 +476,6 @@ drop_cache(struct imapd_fetch *f)
 }
 
 /*
- * Before a message's response starts: find and measure the part of each
- * BINARY item, so that a literal's size (and kind) is known and an
- * unknown encoding fails the message before any of it is sent. 1 when an
- * encoding is unknown, else 0 (a part that cannot be read is left out).
- */
-static int
-binary_prepare(struct imapd_session *s, struct imapd_fetch *f)
-{
-	int fd = -1, ret = 0;
-	for (size_t i = 0; i < f->nitems && ret == 0; i++) {
-		const struct fitem *it = &f->items[i];
-		if (!it->binary && !it->bsize)
-			continue;
-		struct mc_mime_section sec;
-		memset(&sec, 0, sizeof(sec));
-		f->binst[i] = -1;
-		if (it->npath == 0) {
-			sec.body = (struct mc_mime_span){ 0, f->m.size, f->m.vsize };
-		} else if (load_cache(s, f) < 0) {
-			continue;
-		} else if (mc_mime_section_find(f->cache.parts, f->cache.partslen, it->path, it->npath, &sec) < 0) {
-			f->binst[i] = 1;
-			continue;
-		}
-		if (fd < 0 && (fd = open_file(s, &f->m)) < 0)
-			break;
-		struct imapd_binpart *bp = &f->bin[i];
-		int r = imapd_binary_part(fd, &sec, it->npath == 0, bp);
-		if (r == 1)
-			ret = 1;
-		if (r != 0)
-			continue;
-		uint64_t ws = it->partial ? it->origin : 0;
-		uint64_t we = it->partial ? (uint64_t)it->origin + it->count : UINT64_MAX;
-		if (it->bsize && bp->cte < MC_CTE_BASE64)
-			bp->size = sec.body.vsize;   /* as stored: the CRLF size the table knows */
-		else if (imapd_binary_measure(fd, bp, ws, we) < 0)
-			continue;
-		f->binst[i] = 0;
-	}
-	if (fd >= 0)
-		close(fd);
-	return ret;
-}
-
-/* A BINARY or BINARY.SIZE item of the open message, as binary_prepare measured it. */
-static int
-start_binary(struct imapd_session *s, struct imapd_fetch *f, const struct fitem *it)
-{
-	size_t i = (size_t)(it - f->items);
-	const struct imapd_binpart *bp = &f->bin[i];
-	char head[FIELDS_MAX + 128];
-	int k;
-	if (f->binst[i] < 0)
-		return -1;
-	item_sep(s, f);
-	if (f->binst[i] == 1) {
-		k = snprintf(head, sizeof(head), "%s %s", it->label, it->bsize ? "0" : "NIL");
-		imapd_send_raw(s, head, (size_t)k);
-		return 1;
-	}
-	if (it->bsize) {
-		k = snprintf(head, sizeof(head), "%s %llu", it->label, (unsigned long long)bp->size);
-		imapd_send_raw(s, head, (size_t)k);
-		return 0;
-	}
-	uint64_t ws = 0, we = bp->size;
-	if (it->partial) {
-		ws = it->origin < bp->size ? it->origin : bp->size;
-		we = (uint64_t)it->origin + it->count < bp->size ? (uint64_t)it->origin + it->count : bp->size;
-	}
-	int fd = open_file(s, &f->m);
-	if (fd < 0) {
-		/* the separator went out: say NIL rather than leave the item half-written */
-		k = snprintf(head, sizeof(head), "%s NIL", it->label);
-		imapd_send_raw(s, head, (size_t)k);
-		return -1;
-	}
-	char origin[24] = "";
-	if (it->partial)
-		snprintf(origin, sizeof(origin), "<%u>", it->origin);
-	k = snprintf(head, sizeof(head), "%s%s %s{%llu}\r\n", it->label, origin, bp->nul ? "~" : "",
-		     (unsigned long long)(we - ws));
-	imapd_send_raw(s, head, (size_t)k);
-	f->fd = fd;
-	f->pos = bp->off;
-	f->end = bp->off + bp->len;
-	f->cpos = 0;
-	f->wstart = ws;
-	f->wend = we;
-	mc_cte_dec_init(&f->dec, bp->cte, bp->text);
-	f->decoding = true;
-	f->dec_done = false;
-	f->streaming = true;
-	return 0;
-}
-
-/*
  * The literal of a section item: its size line, then the bytes (maybe not
  * all now). -1 when nothing was sent (file gone); 1 when the part does not
  * exist (NIL was sent).
@@ -727,20 +486,20 @@ start_section(struct imapd_session *s, struct imapd_fetch *f, const struct fitem
 	struct fmsg *m = &f->m;
 	struct mc_mime_section part;
 	if (it->binary || it->bsize)
-		return start_binary(s, f, it);
+		return imapd_fetch_start_binary(s, f, it);
 	if (it->npath > 0) {
-		if (load_cache(s, f) < 0)
+		if (imapd_fetch_load_cache(s, f) < 0)
 			return -1;
 		if (mc_mime_section_find(f->cache.parts, f->cache.partslen, it->path, it->npath, &part) < 0 ||
 		    (!part.is_message && (it->sec == SEC_HEADER || it->sec == SEC_TEXT || it->sec == SEC_FIELDS ||
 					  it->sec == SEC_FIELDS_NOT))) {
-			item_sep(s, f);
+			imapd_fetch_item_sep(s, f);
 			imapd_send_raw(s, it->label, strlen(it->label));
 			imapd_send_raw(s, " NIL", 4);
 			return 1;
 		}
 	}
-	int fd = open_file(s, m);
+	int fd = imapd_fetch_open_file(s, m);
 	if (fd < 0)
 		return -1;
 	uint64_t from = 0, to = m->size, conv = m->vsize, hend = 0, hconv = 0;
@@ -793,7 +552,7 @@ start_section(struct imapd_session *s, struct imapd_fetch *f, const struct fitem
 			     (unsigned long long)(we - ws));
 	else
 		k = snprintf(head, sizeof(head), "%s {%llu}\r\n", it->label, (unsigned long long)(we - ws));
-	item_sep(s, f);
+	imapd_fetch_item_sep(s, f);
 	imapd_send_raw(s, head, (size_t)k);
 	if (in_mem) {
 		imapd_send_raw(s, mem.data + ws, (size_t)(we - ws));
@@ -834,14 +593,14 @@ message_items(struct imapd_session *s, struct imapd_fetch *f)
 		const struct fitem *it = &f->items[f->item++];
 		switch (it->kind) {
 		case FI_UID:
-			item_sep(s, f);
+			imapd_fetch_item_sep(s, f);
 			snprintf(buf, sizeof(buf), "UID %u", f->m.uid);
 			imapd_send_raw(s, buf, strlen(buf));
 			break;
 		case FI_FLAGS: {
 			char fl[1100];
 			imapd_msg_flags_text(s, f->m.uid, fl, sizeof(fl), f->m.flags, f->m.keywords);
-			item_sep(s, f);
+			imapd_fetch_item_sep(s, f);
 			snprintf(buf, sizeof(buf), "FLAGS (%s)", fl);
 			imapd_send_raw(s, buf, strlen(buf));
 			break;
@@ -849,25 +608,25 @@ message_items(struct imapd_session *s, struct imapd_fetch *f)
 		case FI_INTERNALDATE: {
 			char d[64];
 			internal_date(d, sizeof(d), f->m.internal_date);
-			item_sep(s, f);
+			imapd_fetch_item_sep(s, f);
 			snprintf(buf, sizeof(buf), "INTERNALDATE %s", d);
 			imapd_send_raw(s, buf, strlen(buf));
 			break;
 		}
 		case FI_MODSEQ:
-			item_sep(s, f);
+			imapd_fetch_item_sep(s, f);
 			snprintf(buf, sizeof(buf), "MODSEQ (%llu)", (unsigned long long)f->m.modseq);
 			imapd_send_raw(s, buf, strlen(buf));
 			break;
 		case FI_SIZE:
-			item_sep(s, f);
+			imapd_fetch_item_sep(s, f);
 			snprintf(buf, sizeof(buf), "RFC822.SIZE %llu", (unsigned long long)f->m.vsize);
 			imapd_send_raw(s, buf, strlen(buf));
 			break;
 		case FI_ENVELOPE:
 		case FI_BODYSTRUCTURE:
 		case FI_BODY: {
-			if (load_cache(s, f) < 0) {
+			if (imapd_fetch_load_cache(s, f) < 0) {
 				f->missing = true;
 				break;
 			}
@@ -879,7 +638,7 @@ message_items(struct imapd_session *s, struct imapd_fetch *f)
 				f->missing = true;
 				break;
 			}
-			item_sep(s, f);
+			imapd_fetch_item_sep(s, f);
 			imapd_send_raw(s, name, strlen(name));
 			imapd_send_raw(s, v, strlen(v));
 			break;
@@ -927,7 +686,7 @@ walk(void *arg, const struct mc_store_msg *msg)
 	m->internal_date = msg->internal_date;
 	snprintf(m->file, sizeof(m->file), "%s", msg->file);
 	snprintf(m->keywords, sizeof(m->keywords), "%s", msg->keywords);
-	if (binary_prepare(s, f) == 1) {
+	if (imapd_fetch_binary_prepare(s, f) == 1) {
 		/* RFC 3516 §4.2: an encoding the server cannot decode fails the request; this message is left out */
 		mc_info("%s: uid=%u of %s: unknown Content-Transfer-Encoding for BINARY", s->id, m->uid, s->view->name);
 		f->unknown_cte = true;
@@ -1069,9 +828,9 @@ set_seen(struct imapd_session *s, struct imapd_fetch *f, uint32_t lo, uint32_t h
 			mc_warn("%s: cannot set \\Seen for user=%s: %s", s->id, s->user, err);
 		else {
 			imapd_idle_changed(s, v->name);
-			add(f, &(struct imap_p){ 0 }, FI_FLAGS);
+			imapd_fetch_add(f, &(struct imap_p){ 0 }, FI_FLAGS);
 			if (s->condstore)
-				add(f, &(struct imap_p){ 0 }, FI_MODSEQ);
+				imapd_fetch_add(f, &(struct imap_p){ 0 }, FI_MODSEQ);
 		}
 	}
 	free(uids);
@@ -1102,7 +861,7 @@ imapd_cmd_fetch(struct imapd_session *s, struct imap_p *p, bool uid)
 			s->condstore = true;   /* RFC 7162 §3.1: a CONDSTORE-using command enables it */
 	if (f->vanished)
 		imapd_vanished_earlier(s, f->changedsince, &f->seqset, false);
-	if (uid && add(f, p, FI_UID) == 0) {
+	if (uid && imapd_fetch_add(f, p, FI_UID) == 0) {
 		/* UID FETCH answers with the UID even when not asked (RFC 3501 §6.4.8): put it first. */
 		struct fitem u = f->items[f->nitems - 1];
 		if (u.kind == FI_UID && f->nitems > 1 && f->items[0].kind != FI_UID) {

@@ -5,14 +5,15 @@
  * decoding pass over the file, its decoded size and whether the bytes to
  * send hold a NUL (then they go as literal8, "~{n}").
  *
- * Called by fetch.c, which streams the part a second time through the
- * same decoder (libmailcore's cte.h). A leaf part is decoded; a part that
+ * Also the BINARY items' grammar, the measuring before a message's
+ * response starts, and the second decoding as the literal streams. Called
+ * by fetch.c (fetch.h between them). A leaf part is decoded; a part that
  * is no leaf (a multipart, a message/rfc822, the whole message), for
  * which RFC 9051 defines no BINARY, is sent as stored (RFC 2045 §6.4
  * allows composite types only identity encodings), as BODY[] sends it.
  * Owns nothing; reads at most MIME_MAX bytes of a header.
  */
-#include "imapd/imapd.h"
+#include "imapd/fetch.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -21,7 +22,6 @@
 #include <unistd.h>
 
 #define MIME_MAX (64 * 1024)
-#define CHUNK (64 * 1024)
 
 static ssize_t
 read_at(int fd, void *buf, size_t n, uint64_t off)
@@ -131,4 +131,175 @@ done:
 	free(out);
 	free(d);
 	return ret;
+}
+
+/* ---- the items ---- */
+
+/* section-binary = "[" [section-part] "]", then <partial> unless BINARY.SIZE (RFC 3516 §7). */
+int
+imapd_fetch_binary_section(struct imapd_fetch *f, struct imap_p *p, bool peek, bool size)
+{
+	if (imapd_fetch_add(f, p, FI_SECTION) < 0)
+		return -1;
+	struct fitem *it = &f->items[f->nitems - 1];
+	it->binary = !size;
+	it->bsize = size;
+	it->peek = peek || size;
+	size_t ln = (size_t)snprintf(it->label, sizeof(it->label), "%s[", size ? "BINARY.SIZE" : "BINARY");
+	p->p++;   /* '[' */
+	while (imap_p_peek(p) != ']') {
+		uint32_t v;
+		if (it->npath == PATH_MAX_PARTS || (it->npath > 0 && !imap_p_accept(p, '.')) ||
+		    imap_p_nz_number(p, &v) < 0)
+			return imap_p_fail(p, "bad section part");
+		it->path[it->npath++] = v;
+		ln += (size_t)snprintf(it->label + ln, sizeof(it->label) - ln, "%s%u", it->npath > 1 ? "." : "", v);
+	}
+	p->p++;
+	snprintf(it->label + ln, sizeof(it->label) - ln, "]");
+	if (!size && imap_p_accept(p, '<')) {
+		if (imap_p_number(p, &it->origin) < 0)
+			return -1;
+		if (!imap_p_accept(p, '.'))
+			return imap_p_fail(p, "expected '.' in a partial range");
+		if (imap_p_nz_number(p, &it->count) < 0)
+			return -1;
+		if (!imap_p_accept(p, '>'))
+			return imap_p_fail(p, "expected '>'");
+		it->partial = true;
+	}
+	return 0;
+}
+
+/*
+ * Before a message's response starts: find and measure the part of each
+ * BINARY item, so that a literal's size (and kind) is known and an
+ * unknown encoding fails the message before any of it is sent. 1 when an
+ * encoding is unknown, else 0 (a part that cannot be read is left out).
+ */
+int
+imapd_fetch_binary_prepare(struct imapd_session *s, struct imapd_fetch *f)
+{
+	int fd = -1, ret = 0;
+	for (size_t i = 0; i < f->nitems && ret == 0; i++) {
+		const struct fitem *it = &f->items[i];
+		if (!it->binary && !it->bsize)
+			continue;
+		struct mc_mime_section sec;
+		memset(&sec, 0, sizeof(sec));
+		f->binst[i] = -1;
+		if (it->npath == 0) {
+			sec.body = (struct mc_mime_span){ 0, f->m.size, f->m.vsize };
+		} else if (imapd_fetch_load_cache(s, f) < 0) {
+			continue;
+		} else if (mc_mime_section_find(f->cache.parts, f->cache.partslen, it->path, it->npath, &sec) < 0) {
+			f->binst[i] = 1;
+			continue;
+		}
+		if (fd < 0 && (fd = imapd_fetch_open_file(s, &f->m)) < 0)
+			break;
+		struct imapd_binpart *bp = &f->bin[i];
+		int r = imapd_binary_part(fd, &sec, it->npath == 0, bp);
+		if (r == 1)
+			ret = 1;
+		if (r != 0)
+			continue;
+		uint64_t ws = it->partial ? it->origin : 0;
+		uint64_t we = it->partial ? (uint64_t)it->origin + it->count : UINT64_MAX;
+		if (it->bsize && bp->cte < MC_CTE_BASE64)
+			bp->size = sec.body.vsize;   /* as stored: the CRLF size the table knows */
+		else if (imapd_binary_measure(fd, bp, ws, we) < 0)
+			continue;
+		f->binst[i] = 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* A BINARY or BINARY.SIZE item of the open message, as binary_prepare measured it. */
+int
+imapd_fetch_start_binary(struct imapd_session *s, struct imapd_fetch *f, const struct fitem *it)
+{
+	size_t i = (size_t)(it - f->items);
+	const struct imapd_binpart *bp = &f->bin[i];
+	char head[FIELDS_MAX + 128];
+	int k;
+	if (f->binst[i] < 0)
+		return -1;
+	imapd_fetch_item_sep(s, f);
+	if (f->binst[i] == 1) {
+		k = snprintf(head, sizeof(head), "%s %s", it->label, it->bsize ? "0" : "NIL");
+		imapd_send_raw(s, head, (size_t)k);
+		return 1;
+	}
+	if (it->bsize) {
+		k = snprintf(head, sizeof(head), "%s %llu", it->label, (unsigned long long)bp->size);
+		imapd_send_raw(s, head, (size_t)k);
+		return 0;
+	}
+	uint64_t ws = 0, we = bp->size;
+	if (it->partial) {
+		ws = it->origin < bp->size ? it->origin : bp->size;
+		we = (uint64_t)it->origin + it->count < bp->size ? (uint64_t)it->origin + it->count : bp->size;
+	}
+	int fd = imapd_fetch_open_file(s, &f->m);
+	if (fd < 0) {
+		/* the separator went out: say NIL rather than leave the item half-written */
+		k = snprintf(head, sizeof(head), "%s NIL", it->label);
+		imapd_send_raw(s, head, (size_t)k);
+		return -1;
+	}
+	char origin[24] = "";
+	if (it->partial)
+		snprintf(origin, sizeof(origin), "<%u>", it->origin);
+	k = snprintf(head, sizeof(head), "%s%s %s{%llu}\r\n", it->label, origin, bp->nul ? "~" : "",
+		     (unsigned long long)(we - ws));
+	imapd_send_raw(s, head, (size_t)k);
+	f->fd = fd;
+	f->pos = bp->off;
+	f->end = bp->off + bp->len;
+	f->cpos = 0;
+	f->wstart = ws;
+	f->wend = we;
+	mc_cte_dec_init(&f->dec, bp->cte, bp->text);
+	f->decoding = true;
+	f->dec_done = false;
+	f->streaming = true;
+	return 0;
+}
+
+/* The window of a BINARY literal, decoded a second time as it was measured. */
+bool
+imapd_fetch_stream_decoded(struct imapd_session *s, struct imapd_fetch *f)
+{
+	char in[CHUNK], out[mc_cte_dec_bound(CHUNK)];
+	while (f->cpos < f->wend && !f->dec_done) {
+		if (mc_conn_pending_out(s->conn) > FETCH_HIGH)
+			return false;
+		size_t k;
+		if (f->pos >= f->end) {
+			k = mc_cte_dec_final(&f->dec, out);
+			f->dec_done = true;
+		} else {
+			size_t want = f->end - f->pos < sizeof(in) ? (size_t)(f->end - f->pos) : sizeof(in);
+			ssize_t r = pread(f->fd, in, want, (off_t)f->pos);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				f->failed = true;
+				return true;
+			}
+			f->pos += (uint64_t)r;
+			k = mc_cte_dec_update(&f->dec, in, (size_t)r, out);
+		}
+		uint64_t a = f->wstart > f->cpos ? f->wstart - f->cpos : 0;
+		uint64_t b = f->wend - f->cpos < k ? f->wend - f->cpos : k;
+		if (a < b)
+			imapd_send_raw(s, out + a, (size_t)(b - a));
+		f->cpos += k;
+	}
+	if (f->cpos < f->wend)
+		f->failed = true;   /* fewer octets than measured: the literal cannot be completed */
+	return true;
 }

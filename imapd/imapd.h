@@ -17,7 +17,7 @@
  *   append.c    APPEND: the message literal streamed into the mailbox's tmp/
  *   searchcmd.c SEARCH, SORT, THREAD: search.c/sort.c/thread.c run on the view
  *   fetch.c     FETCH and UID FETCH, streamed from the Maildir files
- *   fetch_binary.c  FETCH BINARY: a part's encoding and decoded size
+ *   fetch_binary.c  FETCH BINARY (fetch.h between the two)
  *   idle.c      IDLE and run_dir/imapd.sock (MBOX_CHANGED from queued)
  *   stores.c    the open stores, one per user, shared by that user's sessions
  *   compress.c  COMPRESS DEFLATE (RFC 4978) on the session's mc_conn
@@ -37,9 +37,7 @@
 #include <uv.h>
 
 #include "imapd/parse.h"
-#include "mail/cte.h"
 #include "mail/envelope.h"
-#include "mail/mime.h"
 #include "util/buf.h"
 #include "util/config.h"
 #include "util/conn.h"
@@ -346,26 +344,6 @@ void imapd_fetch_free(struct imapd_session *s);
 void imapd_cmd_compress(struct imapd_session *s, struct imap_p *p, bool uid);
 /* Output of a batch was flushed: let go of what an idle session does not need. */
 void imapd_compress_batch_done(struct imapd_session *s);
-
-/* ---- fetch_binary.c ---- */
-
-/* A section for FETCH BINARY: the file range, how to decode it, and (measured) its decoded size. */
-struct imapd_binpart {
-	uint64_t off, len;          /* the stored bytes */
-	enum mc_cte cte;            /* MC_CTE_BINARY (as stored) for a part that is no leaf */
-	bool text;                  /* a text/ part: its line ends go out as CRLF */
-	uint64_t size;              /* decoded octets */
-	bool nul;                   /* the window to send holds a NUL: literal8 */
-};
-
-/*
- * The part sec of the message in fd (whole: BINARY[], the message
- * itself): its range and encoding from its MIME header. 0, 1 when the
- * encoding is unknown (NO [UNKNOWN-CTE]), -1 on a read error.
- */
-int imapd_binary_part(int fd, const struct mc_mime_section *sec, bool whole, struct imapd_binpart *bp);
-/* Decode bp once: its size, and whether decoded octets [ws, we) hold a NUL. 0, or -1 (read error). */
-int imapd_binary_measure(int fd, struct imapd_binpart *bp, uint64_t ws, uint64_t we);
 
 /* ---- idle.c ---- */
 
