@@ -764,42 +764,59 @@ mc_store_mailbox_get(struct mc_store *s, const char *name, struct mc_store_mailb
 	return r;
 }
 
+/* The mailbox's \Recent mark into *mark: 0, -2 no such mailbox, -1. */
+static int
+recent_mark(struct mc_store *s, const char *mailbox, uint32_t *mark)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "SELECT recent_uid FROM mailboxes WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, norm_mailbox(mailbox), -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st), r = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -2 : -1;
+	if (r == 0)
+		*mark = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return r;
+}
+
 int
 mc_store_recent(struct mc_store *s, const char *mailbox, uint32_t upto, bool claim, uint32_t *prev)
 {
-	sqlite3_stmt *st = NULL;
-	int r = -1;
 	*prev = 0;
-	/* IMMEDIATE: two sessions selecting at once must not both take the same messages as recent */
-	if (claim && exec(s->db, "BEGIN IMMEDIATE") != SQLITE_OK)
+	/* Most SELECTs find nothing new: no write lock for them. */
+	int r = recent_mark(s, mailbox, prev);
+	if (r < 0 || !claim || *prev >= upto)
+		return r;
+	/*
+	 * IMMEDIATE: two sessions selecting at once must not both take the
+	 * same messages as recent, so the mark is read again under the lock.
+	 * The commit is not fsynced (synchronous=NORMAL for it alone, WAL):
+	 * a mark lost to a crash shows some mail as recent once more, and
+	 * the next durable commit of the index syncs the WAL with it anyway.
+	 */
+	exec(s->db, "PRAGMA synchronous=NORMAL");
+	if (exec(s->db, "BEGIN IMMEDIATE") != SQLITE_OK) {
+		exec(s->db, "PRAGMA synchronous=FULL");
 		return -1;
-	if (sqlite3_prepare_v2(s->db, "SELECT recent_uid FROM mailboxes WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
-		goto out;
-	sqlite3_bind_text(st, 1, norm_mailbox(mailbox), -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		r = -2;
-	if (rc != SQLITE_ROW)
-		goto out;
-	*prev = (uint32_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	st = NULL;
-	if (claim && *prev < upto) {
-		if (sqlite3_prepare_v2(s->db, "UPDATE mailboxes SET recent_uid = ? WHERE name = ?", -1, &st, NULL) !=
-		    SQLITE_OK)
-			goto out;
-		sqlite3_bind_int64(st, 1, upto);
-		sqlite3_bind_text(st, 2, norm_mailbox(mailbox), -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			goto out;
 	}
-	r = 0;
-out:
-	sqlite3_finalize(st);
-	if (claim && exec(s->db, r == 0 ? "COMMIT" : "ROLLBACK") != SQLITE_OK && r == 0) {
+	sqlite3_stmt *st = NULL;
+	r = recent_mark(s, mailbox, prev);
+	if (r == 0 && *prev < upto) {
+		r = -1;
+		if (sqlite3_prepare_v2(s->db, "UPDATE mailboxes SET recent_uid = ? WHERE name = ?", -1, &st, NULL) ==
+		    SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, upto);
+			sqlite3_bind_text(st, 2, norm_mailbox(mailbox), -1, SQLITE_STATIC);
+			if (sqlite3_step(st) == SQLITE_DONE)
+				r = 0;
+		}
+		sqlite3_finalize(st);
+	}
+	if (exec(s->db, r == 0 ? "COMMIT" : "ROLLBACK") != SQLITE_OK && r == 0) {
 		exec(s->db, "ROLLBACK");
 		r = -1;
 	}
+	exec(s->db, "PRAGMA synchronous=FULL");
 	return r;
 }
 
