@@ -1575,13 +1575,14 @@ mc_store_changes_since(struct mc_store *s, const char *mailbox, uint64_t since,
 	struct mbrow mb;
 	int r = mailbox_row(s, mailbox, &mb);
 	sqlite3_stmt *st = NULL;
+	enum mc_store_stmt sid = MC_STMT_CHANGES;
 	if (r != 0)
 		goto out;
 	r = -1;
-	if (sqlite3_prepare_v2(s->db, "SELECT uid, file, size, vsize, internal_date, flags, keywords, modseq"
-				      " FROM messages WHERE mailbox = ? AND modseq > ? ORDER BY uid",
-			       -1, &st, NULL) != SQLITE_OK)
+	if ((st = mc_store_int_stmt(s, MC_STMT_CHANGES, "SELECT uid, file, size, vsize, internal_date, flags, keywords,"
+				   " modseq FROM messages WHERE mailbox = ? AND modseq > ? ORDER BY uid")) == NULL)
 		goto out;
+	sid = MC_STMT_CHANGES;
 	sqlite3_bind_int64(st, 1, mb.id);
 	sqlite3_bind_int64(st, 2, (int64_t)since);
 	int rc;
@@ -1599,15 +1600,15 @@ mc_store_changes_since(struct mc_store *s, const char *mailbox, uint64_t since,
 			break;
 		}
 	}
-	sqlite3_finalize(st);
+	mc_store_int_stmt_done(s, sid, st);
 	st = NULL;
 	if (!stop && rc != SQLITE_DONE)
 		goto out;
 	if (!stop && expunged_cb) {
-		if (sqlite3_prepare_v2(s->db, "SELECT uid, modseq FROM expunged WHERE mailbox = ? AND modseq > ?"
-					      " ORDER BY uid",
-				       -1, &st, NULL) != SQLITE_OK)
+		if ((st = mc_store_int_stmt(s, MC_STMT_EXPUNGED_SINCE, "SELECT uid, modseq FROM expunged WHERE mailbox = ?"
+					   " AND modseq > ? ORDER BY uid")) == NULL)
 			goto out;
+		sid = MC_STMT_EXPUNGED_SINCE;
 		sqlite3_bind_int64(st, 1, mb.id);
 		sqlite3_bind_int64(st, 2, (int64_t)since);
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -1621,7 +1622,7 @@ mc_store_changes_since(struct mc_store *s, const char *mailbox, uint64_t since,
 	}
 	r = 0;
 out:
-	sqlite3_finalize(st);
+	mc_store_int_stmt_done(s, sid, st);
 	exec(s, "COMMIT");
 	return r;
 }
