@@ -52,8 +52,9 @@ check_nofile(const struct mc_daemon *d, unsigned max_connections)
 	unsigned long need = (unsigned long)max_connections * FDS_PER_SESSION + FDS_RESERVED;
 	if (max_connections == 0 || d->nofile >= need)
 		return;
-	mc_warn("max_connections=%u may need up to %lu open files (each session another user's), the limit is %lu: "
-		"raise it (ulimit -Hn, LimitNOFILE=) or logins past about %lu such sessions fail",
+	mc_warn("max_connections=%u may need up to %lu open files (every session another user's and busy; "
+		"an IDLE session holds one), the limit is %lu: raise it (ulimit -Hn, LimitNOFILE=) or logins may fail "
+		"past about %lu busy sessions of different users",
 		max_connections, need, d->nofile,
 		d->nofile > FDS_RESERVED ? (d->nofile - FDS_RESERVED) / FDS_PER_SESSION : 0);
 }
