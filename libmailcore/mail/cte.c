@@ -13,6 +13,7 @@
  * allocates, never reads past n.
  */
 #include "mail/cte.h"
+#include "util/hex.h"
 
 #include <openssl/evp.h>
 #include <string.h>
@@ -161,18 +162,6 @@ b64_update(struct mc_cte_dec *d, const unsigned char *in, size_t n, unsigned cha
 
 /* ---- quoted-printable ---- */
 
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* The blanks held back were not trailing ones: out as they are. */
 static size_t
 qp_ws_out(struct mc_cte_dec *d, unsigned char *o)
@@ -209,7 +198,7 @@ qp_byte(struct mc_cte_dec *d, unsigned char c, unsigned char *o)
 			}
 			return k;
 		case Q_EQ:
-			if (hexval(c) >= 0) {
+			if (mc_hex_val(c) >= 0) {
 				d->hex1 = c;
 				d->qstate = Q_EQ1;
 				return k;
@@ -229,8 +218,8 @@ qp_byte(struct mc_cte_dec *d, unsigned char c, unsigned char *o)
 			continue;   /* c again, as text */
 		case Q_EQ1:
 			d->qstate = Q_TEXT;
-			if (hexval(c) >= 0)
-				return k + put(d, o + k, (char)(hexval(d->hex1) * 16 + hexval(c)), d->text);
+			if (mc_hex_val(c) >= 0)
+				return k + put(d, o + k, (char)(mc_hex_val(d->hex1) * 16 + mc_hex_val(c)), d->text);
 			d->errors++;
 			k += put(d, o + k, '=', d->text);
 			k += put(d, o + k, (char)d->hex1, d->text);

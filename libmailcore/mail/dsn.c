@@ -10,6 +10,7 @@
  * before they reach a header field.
  */
 #include "mail/dsn.h"
+#include "util/hex.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -128,26 +129,14 @@ mc_dsn_date(char *out, size_t outsz, int64_t t)
 	return out;
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 char *
 mc_dsn_xtext_decode(char *out, size_t outsz, const char *in)
 {
 	size_t o = 0;
 	for (; in && *in && o + 1 < outsz; in++) {
 		unsigned char c = (unsigned char)*in;
-		if (c == '+' && hexval(in[1]) >= 0 && hexval(in[2]) >= 0) {
-			c = (unsigned char)(hexval(in[1]) * 16 + hexval(in[2]));
+		if (c == '+' && mc_hex_val((unsigned char)in[1]) >= 0 && mc_hex_val((unsigned char)in[2]) >= 0) {
+			c = (unsigned char)(mc_hex_val((unsigned char)in[1]) * 16 + mc_hex_val((unsigned char)in[2]));
 			in += 2;
 		}
 		out[o++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;

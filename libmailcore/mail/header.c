@@ -10,6 +10,7 @@
  * input.
  */
 #include "mail/header.h"
+#include "util/hex.h"
 
 #include <errno.h>
 #include <iconv.h>
@@ -808,18 +809,6 @@ b64val(unsigned char c)
 	return -1;
 }
 
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decode the text of one encoded word into raw bytes; -1 if malformed. */
 static int
 ew_decode(char enc, const char *t, size_t n, struct mc_buf *raw)
@@ -832,7 +821,7 @@ ew_decode(char enc, const char *t, size_t n, struct mc_buf *raw)
 			} else if (c == '=') {
 				if (i + 2 >= n)
 					return -1;
-				int h = hexval((unsigned char)t[i + 1]), lo = hexval((unsigned char)t[i + 2]);
+				int h = mc_hex_val((unsigned char)t[i + 1]), lo = mc_hex_val((unsigned char)t[i + 2]);
 				if (h < 0 || lo < 0)
 					return -1;
 				c = (char)(h * 16 + lo);
@@ -977,8 +966,8 @@ mc_header_decode_2231(const char *s, size_t n, struct mc_buf *out)
 	mc_buf_init(&raw, n + 1);
 	for (const char *p = q2 + 1; p < s + n; p++) {
 		char c = *p;
-		if (c == '%' && s + n - p >= 3 && hexval((unsigned char)p[1]) >= 0 && hexval((unsigned char)p[2]) >= 0) {
-			c = (char)(hexval((unsigned char)p[1]) * 16 + hexval((unsigned char)p[2]));
+		if (c == '%' && s + n - p >= 3 && mc_hex_val((unsigned char)p[1]) >= 0 && mc_hex_val((unsigned char)p[2]) >= 0) {
+			c = (char)(mc_hex_val((unsigned char)p[1]) * 16 + mc_hex_val((unsigned char)p[2]));
 			p += 2;
 		}
 		mc_buf_add(&raw, &c, 1);
