@@ -35,6 +35,7 @@
 #include "mail/mailstore.h"
 #include "mail/mailstore_ops.h"
 #include "mail/mime.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 
 /* ---- parsing ---- */
@@ -82,6 +83,23 @@ add_section(struct imapd_fetch *f, struct imap_p *p, enum fsec_kind sec, bool pe
 	it->sec = sec;
 	it->peek = peek;
 	snprintf(it->label, sizeof(it->label), "%s", label);
+	return 0;
+}
+
+int
+imapd_fetch_partial(struct imap_p *p, struct fitem *it)
+{
+	if (!imap_p_accept(p, '<'))
+		return 0;
+	if (imap_p_number(p, &it->origin) < 0)
+		return -1;
+	if (!imap_p_accept(p, '.'))
+		return imap_p_fail(p, "expected '.' in a partial range");
+	if (imap_p_nz_number(p, &it->count) < 0)
+		return -1;
+	if (!imap_p_accept(p, '>'))
+		return imap_p_fail(p, "expected '>'");
+	it->partial = true;
 	return 0;
 }
 
@@ -168,18 +186,7 @@ section(struct imapd_fetch *f, struct imap_p *p, bool peek)
 	if (!imap_p_accept(p, ']'))
 		return imap_p_fail(p, "expected ']'");
 	snprintf(it->label + ln, sizeof(it->label) - ln, "]");
-	if (imap_p_accept(p, '<')) {
-		if (imap_p_number(p, &it->origin) < 0)
-			return -1;
-		if (!imap_p_accept(p, '.'))
-			return imap_p_fail(p, "expected '.' in a partial range");
-		if (imap_p_nz_number(p, &it->count) < 0)
-			return -1;
-		if (!imap_p_accept(p, '>'))
-			return imap_p_fail(p, "expected '>'");
-		it->partial = true;
-	}
-	return 0;
+	return imapd_fetch_partial(p, it);
 }
 
 static int
@@ -331,9 +338,7 @@ header_end(int fd, uint64_t size, uint64_t *hend, uint64_t *hconv)
 	char prev = '\n';
 	bool line_empty = true;   /* nothing but an optional CR since the last LF */
 	while (off < size) {
-		ssize_t r = pread(fd, buf, sizeof(buf), (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
+		ssize_t r = mc_pread_at(fd, buf, sizeof(buf), off);
 		if (r <= 0)
 			return -1;
 		for (ssize_t i = 0; i < r; i++) {
@@ -379,9 +384,7 @@ header_fields(int fd, uint64_t hoff, uint64_t hend, const struct fitem *it, stru
 		return -1;
 	size_t got = 0;
 	while (got < n) {
-		ssize_t r = pread(fd, h + got, n - got, (off_t)(hoff + got));
-		if (r < 0 && errno == EINTR)
-			continue;
+		ssize_t r = mc_pread_at(fd, h + got, n - got, hoff + got);
 		if (r <= 0)
 			break;
 		got += (size_t)r;
@@ -425,9 +428,7 @@ stream(struct imapd_session *s, struct imapd_fetch *f)
 		if (mc_conn_pending_out(s->conn) > FETCH_HIGH)
 			return false;
 		size_t want = f->end - f->pos < sizeof(in) ? (size_t)(f->end - f->pos) : sizeof(in);
-		ssize_t r = pread(f->fd, in, want, (off_t)f->pos);
-		if (r < 0 && errno == EINTR)
-			continue;
+		ssize_t r = mc_pread_at(f->fd, in, want, f->pos);
 		if (r <= 0) {
 			/* The file shrank under us: the literal cannot be completed. */
 			f->failed = true;

@@ -96,6 +96,9 @@ struct imapd_fetch {
 
 /* Add an item of kind (once, but for sections). 0, or -1 with the parser failed. */
 int imapd_fetch_add(struct imapd_fetch *f, struct imap_p *p, enum fitem_kind kind);
+/* An optional "<origin.count>" after BODY[...] or BINARY[...]: sets it->partial.
+ * 0, or -1 with the parser failed. */
+int imapd_fetch_partial(struct imap_p *p, struct fitem *it);
 /* The space before every item of a message's response but the first. */
 void imapd_fetch_item_sep(struct imapd_session *s, struct imapd_fetch *f);
 /* The message file, read-only: fd, or -1. */

@@ -21,17 +21,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define MIME_MAX (64 * 1024)
+#include "util/fsutil.h"
 
-static ssize_t
-read_at(int fd, void *buf, size_t n, uint64_t off)
-{
-	for (;;) {
-		ssize_t r = pread(fd, buf, n, (off_t)off);
-		if (r >= 0 || errno != EINTR)
-			return r;
-	}
-}
+#define MIME_MAX (64 * 1024)
 
 int
 imapd_binary_part(int fd, const struct mc_mime_section *sec, bool whole, struct imapd_binpart *bp)
@@ -48,7 +40,7 @@ imapd_binary_part(int fd, const struct mc_mime_section *sec, bool whole, struct 
 		return -1;
 	size_t got = 0;
 	while (got < n) {
-		ssize_t r = read_at(fd, h + got, n - got, sec->mime.off + got);
+		ssize_t r = mc_pread_at(fd, h + got, n - got, sec->mime.off + got);
 		if (r < 0) {
 			free(h);
 			return -1;
@@ -108,7 +100,7 @@ imapd_binary_measure(int fd, struct imapd_binpart *bp, uint64_t ws, uint64_t we)
 			k = mc_cte_dec_final(d, out);
 		} else {
 			size_t want = end - off < CHUNK ? (size_t)(end - off) : CHUNK;
-			ssize_t r = read_at(fd, in, want, off);
+			ssize_t r = mc_pread_at(fd, in, want, off);
 			if (r <= 0)
 				goto done;   /* the file shrank: not the part the table describes */
 			off += (uint64_t)r;
@@ -157,18 +149,7 @@ imapd_fetch_binary_section(struct imapd_fetch *f, struct imap_p *p, bool peek, b
 	}
 	p->p++;
 	snprintf(it->label + ln, sizeof(it->label) - ln, "]");
-	if (!size && imap_p_accept(p, '<')) {
-		if (imap_p_number(p, &it->origin) < 0)
-			return -1;
-		if (!imap_p_accept(p, '.'))
-			return imap_p_fail(p, "expected '.' in a partial range");
-		if (imap_p_nz_number(p, &it->count) < 0)
-			return -1;
-		if (!imap_p_accept(p, '>'))
-			return imap_p_fail(p, "expected '>'");
-		it->partial = true;
-	}
-	return 0;
+	return size ? 0 : imapd_fetch_partial(p, it);
 }
 
 /*
@@ -283,9 +264,7 @@ imapd_fetch_stream_decoded(struct imapd_session *s, struct imapd_fetch *f)
 			f->dec_done = true;
 		} else {
 			size_t want = f->end - f->pos < sizeof(in) ? (size_t)(f->end - f->pos) : sizeof(in);
-			ssize_t r = pread(f->fd, in, want, (off_t)f->pos);
-			if (r < 0 && errno == EINTR)
-				continue;
+			ssize_t r = mc_pread_at(f->fd, in, want, f->pos);
 			if (r <= 0) {
 				f->failed = true;
 				return true;

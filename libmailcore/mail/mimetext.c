@@ -22,6 +22,7 @@
 #include "mail/header.h"
 #include "mail/mime.h"
 #include "util/buf.h"
+#include "util/fsutil.h"
 
 /* One walk's buffers, allocated once. */
 struct scan {
@@ -37,16 +38,6 @@ struct scan {
 	char hold[16];         /* the start of a character cut by the chunk's end */
 	size_t nhold;
 };
-
-static ssize_t
-read_at(int fd, void *buf, size_t n, uint64_t off)
-{
-	for (;;) {
-		ssize_t r = pread(fd, buf, n, (off_t)off);
-		if (r >= 0 || errno != EINTR)
-			return r;
-	}
-}
 
 static bool
 utf8_family(const char *cs)
@@ -64,7 +55,7 @@ bytes_at(struct scan *sc, char *buf, size_t n, uint64_t off, const char **p)
 		return off < sc->wholelen ? (ssize_t)(sc->wholelen - off < n ? sc->wholelen - off : n) : 0;
 	}
 	*p = buf;
-	return read_at(sc->fd, buf, n, off);
+	return mc_pread_at(sc->fd, buf, n, off);
 }
 
 /* Convert n bytes (after what was held) to UTF-8 into sc->utf8; final: nothing more comes. */
@@ -193,7 +184,7 @@ scan_header(struct scan *sc, const struct mc_mime_part *m)
 		if ((h = malloc(n)) == NULL)
 			return -1;
 		while (got < n) {
-			ssize_t r = read_at(sc->fd, h + got, n - got, m->hdr_off + got);
+			ssize_t r = mc_pread_at(sc->fd, h + got, n - got, m->hdr_off + got);
 			if (r <= 0)
 				break;
 			got += (size_t)r;
@@ -246,7 +237,7 @@ mc_mimetext_scan(int fd, unsigned what, mc_mimetext_cb cb, void *arg)
 	uint64_t off = 0;
 	bool one = true;   /* everything so far came in one read */
 	for (;;) {
-		ssize_t r = read_at(fd, sc.in, MC_MIMETEXT_CHUNK, off);
+		ssize_t r = mc_pread_at(fd, sc.in, MC_MIMETEXT_CHUNK, off);
 		if (r < 0)
 			goto out;
 		if (r == 0)

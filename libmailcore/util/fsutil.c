@@ -39,6 +39,16 @@ mc_write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+ssize_t
+mc_pread_at(int fd, void *buf, size_t n, uint64_t off)
+{
+	for (;;) {
+		ssize_t r = pread(fd, buf, n, (off_t)off);
+		if (r >= 0 || errno != EINTR)
+			return r;
+	}
+}
+
 int
 mc_fsync_dir(const char *path)
 {

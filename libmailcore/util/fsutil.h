@@ -19,6 +19,8 @@ int mc_fsync_dir(const char *path);
 int mc_mkdir_p(const char *path, mode_t mode);
 /* Bytes available to unprivileged users on the file system of fd (fstatvfs). */
 int mc_fs_free(int fd, uint64_t *bytes);
+/* One pread() at off, retried on EINTR: bytes read, 0 at end of file, or -1 with errno. */
+ssize_t mc_pread_at(int fd, void *buf, size_t n, uint64_t off);
 /* Read a whole small file (bounded by max) into a malloc'd NUL-terminated buffer. */
 int mc_read_file(const char *path, size_t max, char **out, size_t *outlen);
 
