@@ -9,7 +9,6 @@ import base64
 import email.policy
 import imaplib
 import re
-import socket
 import ssl
 import subprocess
 import time
@@ -17,6 +16,7 @@ import time
 import pytest
 
 from harness import PASSWORDS
+from imapraw import Raw
 from mailtest import client_tls_context, make_message, send_mail
 
 ALICE = "alice@example.test"
@@ -40,47 +40,6 @@ def deliver(inst, n=1, subject="test", body="Hello.\n"):
     # The index row commits a moment after the file reaches new/: wait for the row, which IMAP shows.
     inst.wait_for(lambda: len(inst.index_rows()) >= before + n, what=f"{before + n} index rows")
     return sent
-
-
-class Raw:
-    """A plain socket speaking IMAP, for bytes imaplib would not send."""
-
-    def __init__(self, port, tls=False):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        if tls:
-            self.s = client_tls_context().wrap_socket(self.s)
-        self.buf = b""
-        self.greeting = self.line()
-
-    def send(self, data):
-        self.s.sendall(data)
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError(self.buf)
-            self.buf += d
-        ln, self.buf = self.buf.split(b"\r\n", 1)
-        return ln
-
-    def until_tagged(self, tag):
-        lines = []
-        while True:
-            ln = self.line()
-            lines.append(ln)
-            if ln.startswith(tag + b" "):
-                return lines
-
-    def closed(self):
-        try:
-            while True:
-                d = self.s.recv(65536)
-                if not d:
-                    return True
-                self.buf += d
-        except (ConnectionResetError, socket.timeout):
-            return False
 
 
 def test_greeting_capability_login_logout(inst):

@@ -14,11 +14,11 @@ that only the decoded text holds, and no longer the raw base64.
 import base64
 import imaplib
 import re
-import socket
 
 import pytest
 
 from harness import PASSWORDS
+from imapraw import Raw
 from mailtest import send_mail
 
 ALICE = "alice@example.test"
@@ -204,39 +204,6 @@ def test_search_decoded_body_and_subject(mbox):
     assert mbox.search("UTF-8", "BODY") == ("OK", [b"1"])
     mbox.literal = "R\u00c9SUM\u00c9".encode()
     assert mbox.search("UTF-8", "TEXT") == ("OK", [b"1"])
-
-
-class Raw:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buf = b""
-        self.line()
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError(self.buf)
-            self.buf += d
-        ln, self.buf = self.buf.split(b"\r\n", 1)
-        return ln
-
-    def read(self, n):
-        while len(self.buf) < n:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError(self.buf)
-            self.buf += d
-        d, self.buf = self.buf[:n], self.buf[n:]
-        return d
-
-    def until_tagged(self, tag):
-        lines = []
-        while True:
-            ln = self.line()
-            lines.append(ln)
-            if ln.startswith(tag + b" "):
-                return lines
 
 
 def test_append_literal8(inst):

@@ -13,13 +13,13 @@ and mbsync (isync 1.4.4), which turns COMPRESS on by itself.
 import re
 import shutil
 import socket
-import subprocess
 import time
 import zlib
 
 import pytest
 
 from harness import PASSWORDS
+from imapraw import Raw
 from mailtest import client_tls_context, make_message, send_mail
 from test_imap import deliver
 
@@ -27,17 +27,13 @@ ALICE = "alice@example.test"
 LOGIN = f"a LOGIN {ALICE} {PASSWORDS[ALICE]}\r\n".encode()
 
 
-class ZClient:
+class ZClient(Raw):
     """IMAP over a socket that turns compression on after COMPRESS DEFLATE."""
 
     def __init__(self, port, tls=False, starttls=False):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        if tls:
-            self.s = client_tls_context().wrap_socket(self.s)
-        self.buf = b""
         self.z_out = None
         self.z_in = None
-        self.greeting = self.line()
+        super().__init__(port, tls)
         if starttls:
             self.send(b"t STARTTLS\r\n")
             assert self.until_tagged(b"t")[-1].startswith(b"t OK")
@@ -57,35 +53,8 @@ class ZClient:
     def send(self, data):
         self.s.sendall(self.pack(data) if self.z_out else data)
 
-    def _fill(self):
-        d = self.s.recv(65536)
-        if not d:
-            raise EOFError(self.buf)
-        self.buf += self.z_in.decompress(d) if self.z_in else d
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        ln, self.buf = self.buf.split(b"\r\n", 1)
-        return ln
-
-    def exactly(self, n):
-        while len(self.buf) < n:
-            self._fill()
-        d, self.buf = self.buf[:n], self.buf[n:]
-        return d
-
-    def until_tagged(self, tag):
-        lines = []
-        while True:
-            ln = self.line()
-            lines.append(ln)
-            if ln.startswith(tag + b" "):
-                return lines
-
-    def command(self, tag, text):
-        self.send(tag + b" " + text + b"\r\n")
-        return self.until_tagged(tag)
+    def _decode(self, data):
+        return self.z_in.decompress(data) if self.z_in else data
 
     def login_and_compress(self):
         self.send(LOGIN)
@@ -127,7 +96,7 @@ def session_work(c, inst):
     head = c.line()
     m = re.match(rb"\* 3 FETCH \(.*BODY\[\] \{(\d+)\}$", head)
     assert m, head
-    body = c.exactly(int(m.group(1)))
+    body = c.read(int(m.group(1)))
     rest = c.until_tagged(b"f")
     assert rest[-1].startswith(b"f OK"), rest
     assert body == msg
@@ -272,15 +241,9 @@ def test_corrupt_stream_closes_with_log_line(inst):
 @pytest.mark.skipif(shutil.which("mbsync") is None, reason="mbsync (Debian package isync) is not installed")
 def test_mbsync_syncs_compressed(inst, tmp_path):
     """isync 1.4.4 turns COMPRESS DEFLATE on by itself when it sees the capability (inside IMAPS here)."""
-    from test_imap_mbsync import MBSYNC, rc, run_mbsync
+    from test_imap_mbsync import mbsync_setup, run_mbsync
     sent = deliver(inst, 3, body="compressible line\n" * 500)
-    local = tmp_path / "mail"
-    local.mkdir()
-    conf = tmp_path / "mbsyncrc"
-    text = rc(inst, local)
-    if b"1.4" in subprocess.run([MBSYNC, "--version"], capture_output=True).stdout:
-        text = text.replace("TLSType IMAPS", "SSLType IMAPS")
-    conf.write_text(text)
+    local, conf = mbsync_setup(inst, tmp_path)
     run_mbsync(conf)
     inst.wait_log(r"compress deflate from \[127\.0\.0\.1\] user=alice@example\.test")
     inbox = [p.read_bytes() for d in ("new", "cur") for p in (local / "INBOX" / d).iterdir()]

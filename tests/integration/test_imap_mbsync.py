@@ -46,6 +46,18 @@ SyncState *
 """
 
 
+def mbsync_setup(inst, tmp_path):
+    """An empty local Maildir and an mbsyncrc for it (isync 1.4 spells TLSType SSLType): (local, conf)."""
+    local = tmp_path / "mail"
+    local.mkdir()
+    conf = tmp_path / "mbsyncrc"
+    text = rc(inst, local)
+    if b"1.4" in subprocess.run([MBSYNC, "--version"], capture_output=True).stdout:
+        text = text.replace("TLSType IMAPS", "SSLType IMAPS")
+    conf.write_text(text)
+    return local, conf
+
+
 def run_mbsync(conf):
     p = subprocess.run([MBSYNC, "-c", conf, "-a"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -55,13 +67,7 @@ def run_mbsync(conf):
 @pytest.mark.skipif(MBSYNC is None, reason="mbsync (Debian package isync) is not installed")
 def test_mbsync_two_way(inst, tmp_path):
     sent = deliver(inst, 3)
-    local = tmp_path / "mail"
-    local.mkdir()
-    conf = tmp_path / "mbsyncrc"
-    text = rc(inst, local)
-    if b"1.4" in subprocess.run([MBSYNC, "--version"], capture_output=True).stdout:
-        text = text.replace("TLSType IMAPS", "SSLType IMAPS")
-    conf.write_text(text)
+    local, conf = mbsync_setup(inst, tmp_path)
     run_mbsync(conf)
     inbox = [p for d in ("new", "cur") for p in (local / "INBOX" / d).iterdir()]
     assert len(inbox) == 3

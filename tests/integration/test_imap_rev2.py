@@ -7,7 +7,8 @@ import re
 import time
 
 from harness import PASSWORDS
-from test_imap import ALICE, Raw, deliver
+from imapraw import Raw
+from test_imap import ALICE, deliver
 
 
 class Session(Raw):
