@@ -100,36 +100,11 @@ done
 echo "delivered: $n messages" >&2
 
 # ---- Dovecot: the same Maildirs, the same hashes ----
-mkdir -p "$DV/run" "$DV/state" "$DV/mail/example.test"
-for u in "$MAIL"/bench*; do
-	d="$DV/mail/example.test/$(basename "$u")"
-	mkdir -p "$d"
-	cp -a "$u/new" "$u/cur" "$u/tmp" "$d/"
-done
-chown -R nobody:nogroup "$DV/mail"
-sqlite3 "$PD/var/directory.sqlite" "SELECT address || ':{CRYPT}' || password FROM users" >"$DV/passwd"
-chmod 644 "$DV/passwd"
+bench_dovecot_users "$DV" "$PD" "$MAIL"/bench*
 LIMIT=$((IDLE + CLIENTS + 100))
-cat >"$DV/dovecot.conf" <<EOF2
-base_dir = $DV/run
-state_dir = $DV/state
-instance_name = postern-imap-bench
-protocols = imap
-listen = 127.0.0.1
-log_path = $DV/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-passdb {
-  driver = passwd-file
-  args = $DV/passwd
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=$DV/mail/%d/%n
-}
-mail_location = maildir:~/
-first_valid_uid = 1
+{
+bench_dovecot_conf "$DV" postern-imap-bench imap
+cat <<EOF2
 # Room for the idle connections: one imap process each (Dovecot's default is 100 processes per
 # service and 10 connections per user and address).
 default_process_limit = $LIMIT
@@ -153,14 +128,8 @@ service pop3-login {
   }
 }
 EOF2
-(
-	if [ -d "$CG_DOVECOT" ]; then echo "$BASHPID" >"$CG_DOVECOT/cgroup.procs"; fi
-	exec dovecot -c "$DV/dovecot.conf"
-)
-for _ in $(seq 100); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$D_IMAP") 2>/dev/null && break
-	sleep 0.1
-done
+} >"$DV/dovecot.conf"
+bench_dovecot_start "$DV" "$D_IMAP"
 echo "building Dovecot's indexes..." >&2
 for i in $(seq 1 "$USERS"); do
 	in_cgroup "$CG_DOVECOT" doveadm -c "$DV/dovecot.conf" index -u "$(printf 'bench%02d' "$i")@example.test" INBOX

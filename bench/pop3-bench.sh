@@ -79,34 +79,10 @@ for _ in $(seq 600); do
 done
 
 # ---- Dovecot: the same Maildirs, the same hashes ----
-mkdir -p "$DV/run" "$DV/state" "$DV/mail/example.test"
-for u in "$MAIL"/*; do
-	mkdir -p "$DV/mail/example.test/$(basename "$u")"
-	cp -a "$u/new" "$u/cur" "$u/tmp" "$DV/mail/example.test/$(basename "$u")/"
-done
-chown -R nobody:nogroup "$DV/mail"
-sqlite3 "$PD/var/directory.sqlite" "SELECT address || ':{CRYPT}' || password FROM users" >"$DV/passwd"
-chmod 644 "$DV/passwd"
-cat >"$DV/dovecot.conf" <<EOF2
-base_dir = $DV/run
-state_dir = $DV/state
-instance_name = postern-pop3-bench
-protocols = pop3
-listen = 127.0.0.1
-log_path = $DV/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-passdb {
-  driver = passwd-file
-  args = $DV/passwd
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=$DV/mail/%d/%n
-}
-mail_location = maildir:~/
-first_valid_uid = 1
+bench_dovecot_users "$DV" "$PD" "$MAIL"/*
+{
+bench_dovecot_conf "$DV" postern-pop3-bench pop3
+cat <<EOF2
 service pop3-login {
   inet_listener pop3 {
     address = 127.0.0.1
@@ -125,14 +101,8 @@ service imap-login {
   }
 }
 EOF2
-(
-	if [ -d "$CG_DOVECOT" ]; then echo "$BASHPID" >"$CG_DOVECOT/cgroup.procs"; fi
-	exec dovecot -c "$DV/dovecot.conf"
-)
-for _ in $(seq 100); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$D_POP") 2>/dev/null && break
-	sleep 0.1
-done
+} >"$DV/dovecot.conf"
+bench_dovecot_start "$DV" "$D_POP"
 
 # ---- the rounds ----
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)," \

@@ -1,5 +1,5 @@
 # bench/lib/common.sh - what the benchmark scripts share: sourced by
-# bench/smtp-bench.sh, bench/queue-bench.sh and bench/pop3-bench.sh (bash,
+# bench/smtp-bench.sh, bench/queue-bench.sh, bench/pop3-bench.sh and bench/imap-bench.sh (bash,
 # set -euo pipefail).
 #
 #   bench_init                 root check, packages, the build; sets ROOT BUILD POSTERN PY W
@@ -19,6 +19,17 @@
 #                              callers may append sections
 #   bench_postern_start DIR    `postern up` (in CG_POSTERN) as POSTERN_PID, wait until it
 #                              answers, add example.test and alice@example.test
+#   bench_dovecot_users DV PD MAILDIR...
+#                              copy Postern's MAILDIRs to DV/mail/example.test/ (owned by
+#                              nobody) and write DV/passwd with the very hashes of PD's
+#                              directory ({CRYPT}); makes DV/run and DV/state
+#   bench_dovecot_conf DV INSTANCE PROTOCOLS
+#                              print the first part of a private dovecot.conf (base_dir,
+#                              logs, plaintext passwd-file auth, static userdb as nobody,
+#                              Maildir); the caller adds limits and service blocks
+#   bench_dovecot_start DV PORT
+#                              start `dovecot -c DV/dovecot.conf` (in CG_DOVECOT when it is a
+#                              cgroup), wait up to 10 s for PORT
 #   bench_cleanup              (the EXIT trap) stop what was started (Postfix, Postern, and
 #                              a Dovecot whose base_dir is in DV_RUN), empty and remove the cgroups,
 #                              remove W unless KEEP=1
@@ -240,6 +251,56 @@ bench_postern_start() {
 	"$POSTERN" -c "$pd/postern.conf" status --wait 30 >/dev/null
 	"$POSTERN" -c "$pd/postern.conf" domain add example.test
 	echo "bench-password" | "$POSTERN" -c "$pd/postern.conf" user add alice@example.test --password-stdin
+}
+
+bench_dovecot_users() {
+	local dv=$1 pd=$2 u
+	shift 2
+	mkdir -p "$dv/run" "$dv/state" "$dv/mail/example.test"
+	for u in "$@"; do
+		mkdir -p "$dv/mail/example.test/$(basename "$u")"
+		cp -a "$u/new" "$u/cur" "$u/tmp" "$dv/mail/example.test/$(basename "$u")/"
+	done
+	chown -R nobody:nogroup "$dv/mail"
+	sqlite3 "$pd/var/directory.sqlite" "SELECT address || ':{CRYPT}' || password FROM users" >"$dv/passwd"
+	chmod 644 "$dv/passwd"
+}
+
+bench_dovecot_conf() {
+	local dv=$1 instance=$2 protocols=$3
+	cat <<EOF
+base_dir = $dv/run
+state_dir = $dv/state
+instance_name = $instance
+protocols = $protocols
+listen = 127.0.0.1
+log_path = $dv/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+passdb {
+  driver = passwd-file
+  args = $dv/passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$dv/mail/%d/%n
+}
+mail_location = maildir:~/
+first_valid_uid = 1
+EOF
+}
+
+bench_dovecot_start() {
+	local dv=$1 port=$2
+	(
+		if [ -d "${CG_DOVECOT:-}" ]; then echo "$BASHPID" >"$CG_DOVECOT/cgroup.procs"; fi
+		exec dovecot -c "$dv/dovecot.conf"
+	)
+	for _ in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+		sleep 0.1
+	done
 }
 
 bench_machine() {
