@@ -48,6 +48,7 @@ import sys
 import threading
 import time
 
+from benchlib import Table, body_text, systems as parse_systems
 from smtp_bench import cpu_seconds   # the same CPU accounting as the SMTP bench
 
 PASSWORD = "bench-password"
@@ -75,14 +76,11 @@ def user_name(i):
 
 # ---- filling the mailboxes (over SMTP, into Postern; the script copies the Maildirs for Dovecot) ----
 
+WORDS = ["alpha", "beta", "gamma", "delta", "mail", "post", "queue", "store", "imap", "fetch", "x" * 12]
+
+
 def body_of(size, rnd):
-    words = ["alpha", "beta", "gamma", "delta", "mail", "post", "queue", "store", "imap", "fetch", "x" * 12]
-    lines, n = [], 0
-    while n < size:
-        ln = " ".join(rnd.choice(words) for _ in range(rnd.randint(4, 14)))
-        lines.append(ln)
-        n += len(ln) + 2
-    return "\r\n".join(lines) + "\r\n"
+    return body_text(size, rnd, WORDS)
 
 
 def fill_user(port, i, count, errors):
@@ -230,10 +228,7 @@ def idle_memory(args, system):
 # ---- the run ----
 
 def run(args):
-    systems = []
-    for s in args.system:
-        name, port, cg = s.split(":", 2)
-        systems.append((name, int(port), cg))
+    systems = parse_systems(args.system)
     names = [n for n, _, _ in systems]
     # Memory first, on servers that have not served the load yet: imapd's heap would otherwise
     # hand the idle sessions memory that the busy ones left (Dovecot starts a process for each).
@@ -262,16 +257,8 @@ def run(args):
     def med(name, sysname, f):
         return statistics.median(f(x) for x in results[name][sysname])
 
-    two = len(names) == 2
-    out = ["| | " + " | ".join(names) + (" | ratio |" if two else " |"),
-           "|---" * (len(names) + 1 + two) + "|"]
-
-    def row(label, vals, fmt):
-        cells = [fmt.format(v) if v is not None else "-" for v in vals]
-        ratio = ""
-        if two:
-            ratio = f" | {vals[0] / vals[1]:.2f}" if vals[0] is not None and vals[1] else " | -"
-        out.append(f"| {label} | " + " | ".join(cells) + ratio + " |")
+    table = Table(names)
+    row = table.row
 
     for name, extra, key, label in phases:
         row(label, [med(name, n, lambda x: x["rate"]) for n in names], "{:.0f}")
@@ -283,19 +270,14 @@ def run(args):
     for name, extra, key, label in phases:
         row(f"client CPU (cores): {name}", [med(name, n, lambda x: x["client_cores"]) for n in names], "{:.2f}")
     errs = [sum(x["errors"] for p in phases for x in results[p[0]][n]) for n in names]
-    out.append("| errors (all phases and rounds) | " + " | ".join(str(e) for e in errs) + (" | |" if two else " |"))
+    table.line("| errors (all phases and rounds) | " + " | ".join(str(e) for e in errs) + (" | |" if table.two else " |"))
     if mem:
         row(f"memory per idle connection, PSS KiB ({args.idle} in IDLE)",
             [mem[n]["pss_kib"] if mem.get(n) else None for n in names], "{:.1f}")
         row("memory per idle connection, RSS KiB",
             [mem[n]["rss_kib"] if mem.get(n) else None for n in names], "{:.1f}")
-    text = "\n".join(out)
-    print(f"\nmedians of {args.rounds} rounds of {args.seconds} s, {args.clients} clients "
-          f"(ratio = {names[0]} / {names[-1]}; CPU accounting: {args.cpu})")
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
+    table.emit(f"\nmedians of {args.rounds} rounds of {args.seconds} s, {args.clients} clients "
+               f"(ratio = {names[0]} / {names[-1]}; CPU accounting: {args.cpu})", args.markdown)
 
 
 def main():

@@ -35,6 +35,7 @@ import statistics
 import sys
 import time
 
+from benchlib import Table, body_text, systems as parse_systems
 from smtp_bench import cpu_seconds   # the same CPU accounting as the SMTP bench
 
 PASSWORD = "bench-password"
@@ -54,15 +55,11 @@ def children_cpu():
 
 # ---- filling the mailboxes (over SMTP, into Postern; the script copies the Maildirs for Dovecot) ----
 
+WORDS = ["alpha", "beta", "gamma", "delta", "mail", "post", "queue", "store", ".dot", "x" * 12]
+
+
 def body_of(size, seed):
-    rnd = random.Random(seed)
-    words = ["alpha", "beta", "gamma", "delta", "mail", "post", "queue", "store", ".dot", "x" * 12]
-    lines, n = [], 0
-    while n < size:
-        ln = " ".join(rnd.choice(words) for _ in range(rnd.randint(4, 14)))
-        lines.append(ln)
-        n += len(ln) + 2
-    return "\r\n".join(lines) + "\r\n"
+    return body_text(size, random.Random(seed), WORDS)
 
 
 def fill(args):
@@ -200,10 +197,7 @@ def download_round(name, port, cgroup, args):
 
 
 def run(args):
-    systems = []
-    for s in args.system:
-        name, port, cg = s.split(":", 2)
-        systems.append((name, int(port), cg))
+    systems = parse_systems(args.system)
     # Warm-up: a first login and download on each (Dovecot builds its own index of the Maildir then).
     for name, port, cg in systems:
         download_round(name, port, cg, args)
@@ -230,14 +224,10 @@ def run(args):
         return statistics.median(x[key] for x in d[name])
 
     names = [n for n, _, _ in systems]
-    out = ["| | " + " | ".join(names) + (" | ratio |" if len(names) == 2 else " |"),
-           "|---" * (len(names) + 1 + (len(names) == 2)) + "|"]
+    table = Table(names)
 
     def row(label, d, key, fmt):
-        vals = [med(d, n, key) for n in names]
-        cells = [fmt.format(v) for v in vals]
-        ratio = f" | {vals[0] / vals[1]:.2f}" if len(names) == 2 and vals[1] else (" | -" if len(names) == 2 else "")
-        out.append(f"| {label} | " + " | ".join(cells) + ratio + " |")
+        table.row(label, [med(d, n, key) for n in names], fmt)
 
     row(f"logins/s ({args.clients} clients, USER/PASS/STAT/QUIT)", logins, "rate", "{:.0f}")
     row("server CPU per login (ms)", logins, "server_cpu_ms", "{:.2f}")
@@ -246,12 +236,8 @@ def run(args):
     row("download: MB/s", downloads, "mbps", "{:.1f}")
     row("server CPU during download (cores)", downloads, "server_cpu", "{:.2f}")
     row("client CPU during download (cores)", downloads, "client_cpu", "{:.2f}")
-    text = "\n".join(out)
-    print(f"\nmedians of {args.rounds} rounds (ratio = {names[0]} / {names[-1]}; CPU accounting: {args.cpu})")
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
+    table.emit(f"\nmedians of {args.rounds} rounds (ratio = {names[0]} / {names[-1]}; CPU accounting: {args.cpu})",
+               args.markdown)
 
 
 def main():
