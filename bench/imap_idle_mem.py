@@ -38,13 +38,12 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
-from dnsstub import DnsStub  # noqa: E402
-from harness import DOMAIN, POSTERN, Instance  # noqa: E402
+from benchlib import private_instance  # noqa: E402
+from harness import DOMAIN, POSTERN  # noqa: E402
 from mailtest import send_mail  # noqa: E402
 
 PASSWORD = "idle-bench-pw"
@@ -357,14 +356,8 @@ def main():
     n, users = a.connections, max(1, min(a.users, a.connections))
     nofile = raise_nofile(n, users, a.window)
 
-    dns = DnsStub()
-    dns.start()
-    base = tempfile.mkdtemp(prefix="postern-imapmem-", dir="/var/tmp")
-    os.chmod(base, 0o755)
-    inst = Instance(base, dns.port, {"imapd": {"max_connections": str(n + 100)}}, None)
-    inst.start()
-    ok = True
-    try:
+    with private_instance("postern-imapmem-", {"imapd": {"max_connections": str(n + 100)}}) as run:
+        inst = run.inst
         inst.tool("domain", "add", DOMAIN)
         t = time.monotonic()
         add_users(inst, users)
@@ -384,7 +377,7 @@ def main():
         idle = sum(1 for c in clients if c.state == "idle")
         print(f"{idle} sessions in IDLE after {secs:.1f} s ({idle / secs:.0f} logins+SELECT+IDLE per s)")
         if failed:
-            ok = False
+            run.ok = False
             print(f"FAILED: {len(failed)} sessions, e.g. {failed[:3]}")
         print("| IDLE sessions | VmRSS KiB | Pss KiB | Private_Dirty KiB | imapd fds | kernel TCP KiB |")
         print("| ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -407,7 +400,7 @@ def main():
         smtp_s, lat, mine = delivery_check(inst, clients, sel, users)
         cpu1 = cpu_s(pid)
         if len(lat) < mine:
-            ok = False
+            run.ok = False
         if lat:
             print(f"delivery to {user_name(0)} (SMTP took {smtp_s * 1000:.0f} ms): {len(lat)} of its {mine} IDLE "
                   f"session(s) saw EXISTS; after the 250: first {lat[0] * 1000:.0f} ms, "
@@ -419,17 +412,10 @@ def main():
         done, live, dsecs = done_all(clients, sel, 300, 8 * a.window)
         print(f"DONE to {live} sessions: {done} answered OK in {dsecs:.1f} s")
         if done < live or idle < n:
-            ok = False
+            run.ok = False
         for c in clients:
             c.sock.close()
-    finally:
-        inst.stop(check=False)
-        dns.stop()
-        if ok:
-            subprocess.run(["rm", "-rf", base])
-        else:
-            print(f"kept {base}")
-    sys.exit(0 if ok else 1)
+    sys.exit(0 if run.ok else 1)
 
 
 if __name__ == "__main__":

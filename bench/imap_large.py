@@ -39,8 +39,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
-from dnsstub import DnsStub  # noqa: E402
-from harness import BUILD, DOMAIN, Instance  # noqa: E402
+from benchlib import private_instance  # noqa: E402
+from harness import BUILD, DOMAIN  # noqa: E402
 from mailtest import send_mail  # noqa: E402
 
 USER = f"big@{DOMAIN}"
@@ -185,14 +185,8 @@ def main():
     if not FILL.exists():
         sys.exit(f"{FILL} missing: build first (ninja -C {BUILD})")
 
-    dns = DnsStub()
-    dns.start()
-    base = tempfile.mkdtemp(prefix="postern-imaplarge-", dir="/var/tmp")
-    os.chmod(base, 0o755)
-    inst = Instance(base, dns.port, {}, None)
-    inst.start()
-    ok = True
-    try:
+    with private_instance("postern-imaplarge-", {}) as run:
+        inst = run.inst
         inst.tool("domain", "add", DOMAIN)
         import crypt  # deprecated in 3.11, still in Debian 12's Python; only for the hash
         inst.tool("user", "add", USER, "--hash-stdin", input=crypt.crypt(PASSWORD, crypt.mksalt(crypt.METHOD_SHA512)))
@@ -224,18 +218,11 @@ def main():
         print(f"strace: imapd opened {len(paths)} files during one session: "
               f"{sorted(set(os.path.basename(p) for p in paths))[:8]}")
         if msgs:
-            ok = False
+            run.ok = False
             print(f"FAILED: {len(msgs)} message files opened, e.g. {msgs[:3]}")
         else:
             print("no message file (cur/ or new/) was opened")
-    finally:
-        inst.stop(check=False)
-        dns.stop()
-        if ok:
-            subprocess.run(["rm", "-rf", base])
-        else:
-            print(f"kept {base}")
-    sys.exit(0 if ok else 1)
+    sys.exit(0 if run.ok else 1)
 
 
 if __name__ == "__main__":
