@@ -28,6 +28,7 @@
 
 #include <zlib.h>
 
+#include "fake_res.h"
 #include "tcp_client.h"
 #include "util/conn.h"
 #include "util/listen.h"
@@ -166,13 +167,10 @@ setup(void **state)
 {
 	(void)state;
 	signal(SIGPIPE, SIG_IGN);   /* the bomb's client writes to a server that hung up */
-	char err[256], cert[300], key[300];
+	char err[256];
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_conn_compress.XXXXXX");
 	assert_non_null(mkdtemp(tmpdir));
-	snprintf(cert, sizeof(cert), "%s/cert.pem", tmpdir);
-	snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
-	assert_int_equal(mc_tls_selfsigned(cert, key, "mx.test", err, sizeof(err)), 0);
-	assert_int_equal(mc_tls_load(&tls, cert, key, err, sizeof(err)), 0);
+	fake_tls_selfsigned(tmpdir, &tls);
 	uv_loop_init(&loop);
 	uv_async_init(&loop, &async, async_cb);
 	sem_init(&async_done, 0, 0);

@@ -26,30 +26,14 @@
 #include "util/chan.h"
 #include "util/log.h"
 
+#include "fake_res.h"
 #include "imapd_fx.h"
 
 static struct imapd_fx fx;
 static struct mc_chan_server *fake_res;
+static struct fake_res_auth res_auth;   /* alice/pw for imap, nobody else */
 static char tmpdir[256];
 static uint32_t uidvalidity;
-
-/* ---- fake resolverd: alice/pw, nobody else ---- */
-
-static void
-fake_res_msg(struct mc_chan *ch, struct mc_msg *m, void *arg)
-{
-	(void)arg;
-	if (m->type != MC_MSG_RES_AUTH)
-		return;
-	struct mc_resolver_auth_req req;
-	if (mc_resolver_req_auth(m, &req) < 0)
-		return;
-	bool ok = strcmp(req.user, "alice") == 0 && strcmp(req.password, "pw") == 0 && strcmp(req.service, "imap") == 0;
-	mc_resolver_reply_auth_quota(ch, m->reqid, ok ? MC_AUTH_OK : MC_AUTH_FAIL, ok ? "alice@example.test" : "",
-				     ok ? fx.home : "", 0);
-}
-
-static const struct mc_chan_cbs res_cbs = { .on_msg = fake_res_msg };
 
 #define MSG1                                                                                                  \
 	"From: Ann <ann@example.org>\r\nTo: alice@example.test\r\nSubject: first\r\n"                          \
@@ -64,7 +48,7 @@ static const struct mc_chan_cbs res_cbs = { .on_msg = fake_res_msg };
 static int
 setup(void **state)
 {
-	char err[256], path[600];
+	char err[256];
 	(void)state;
 	mc_log_init("test_imap_session", getenv("TEST_VERBOSE") ? MC_LOG_DEBUG : MC_LOG_ERROR);
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-imap-session-XXXXXX");
@@ -81,10 +65,8 @@ setup(void **state)
 	uidvalidity = mb.uidvalidity;
 	mc_store_close(st);
 
-	mc_proto_set_identities(&fx.d.cfg);
-	mc_config_sock(&fx.d.cfg, path, sizeof(path), MC_SOCK_RESOLVERD);
-	fake_res = mc_chan_server_start(&fx.loop, path, 0660, &mc_proto, MC_ROLE_RESOLVERD, "resolverd", &res_cbs, NULL);
-	assert_non_null(fake_res);
+	res_auth = (struct fake_res_auth){ .service = "imap", .mailbox = fx.home, .quota = true };
+	fake_res = fake_res_auth_start(&fx.loop, &fx.d.cfg, &res_auth);
 	fx.srv.res = mc_resolver_open(&fx.loop, &fx.d.cfg, MC_ROLE_IMAPD, "imapd");
 	for (int i = 0; i < 2000 && !mc_resolver_is_up(fx.srv.res); i++)
 		fx_pump(&fx, 2);

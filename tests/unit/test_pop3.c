@@ -41,6 +41,7 @@
 #include "util/log.h"
 #include "util/tls.h"
 
+#include "fake_res.h"
 #include "tcp_client.h"
 
 /* ---- the parser ---- */
@@ -106,6 +107,7 @@ static pthread_t loop_thread;
 static struct pop3_server srv;
 static struct mc_tls tls;
 static struct mc_chan_server *fake_res;
+static struct fake_res_auth res_auth = { .service = "pop3", .mailbox = mbox };
 static unsigned port;
 static uv_async_t async;
 static void (*async_fn)(void);
@@ -129,23 +131,6 @@ in_loop(void (*fn)(void))
 	uv_async_send(&async);
 	sem_wait(&async_done);
 }
-
-static void
-fake_res_msg(struct mc_chan *ch, struct mc_msg *m, void *arg)
-{
-	(void)arg;
-	if (m->type != MC_MSG_RES_AUTH)
-		return;
-	struct mc_resolver_auth_req req;
-	if (mc_resolver_req_auth(m, &req) < 0)
-		return;
-	bool ok = strcmp(req.user, "alice") == 0 && strcmp(req.password, "pw") == 0 &&
-		  strcmp(req.service, "pop3") == 0;
-	mc_resolver_reply_auth(ch, m->reqid, ok ? MC_AUTH_OK : MC_AUTH_FAIL, ok ? "alice@example.test" : "",
-			       ok ? mbox : "");
-}
-
-static const struct mc_chan_cbs res_cbs = { .on_msg = fake_res_msg };
 
 static void *
 loop_main(void *arg)
@@ -204,19 +189,12 @@ setup(void **state)
 	deliver(st, "Subject: two\n\nl1\nl2\nl3\n");
 	mc_store_close(st);
 
-	char cert[600], key[600];
-	snprintf(cert, sizeof(cert), "%s/cert.pem", tmpdir);
-	snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
-	assert_int_equal(mc_tls_selfsigned(cert, key, "mx.test", err, sizeof(err)), 0);
-	assert_int_equal(mc_tls_load(&tls, cert, key, err, sizeof(err)), 0);
+	fake_tls_selfsigned(tmpdir, &tls);
 
 	uv_loop_init(&loop);
 	uv_async_init(&loop, &async, async_cb);
 	sem_init(&async_done, 0, 0);
-	mc_proto_set_identities(&cfg);
-	mc_config_sock(&cfg, path, sizeof(path), MC_SOCK_RESOLVERD);
-	fake_res = mc_chan_server_start(&loop, path, 0660, &mc_proto, MC_ROLE_RESOLVERD, "resolverd", &res_cbs, NULL);
-	assert_non_null(fake_res);
+	fake_res = fake_res_auth_start(&loop, &cfg, &res_auth);
 	pop3_server_init(&srv, &loop, &cfg);
 	srv.tls_test = tls.server;
 	srv.res = mc_resolver_open(&loop, &cfg, MC_ROLE_POP3D, "pop3d");

@@ -44,6 +44,7 @@
 #include "util/msg.h"
 #include "util/tls.h"
 
+#include "fake_res.h"
 #include "tcp_client.h"
 
 /* ---- the world: loop thread, fake peers, server ---- */
@@ -240,11 +241,7 @@ setup(void **state)
 		((struct sockaddr_in *)&lists[i]->a[0].ss)->sin_port = 0;
 	}
 
-	char cert[600], key[600];
-	snprintf(cert, sizeof(cert), "%s/cert.pem", tmpdir);
-	snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
-	assert_int_equal(mc_tls_selfsigned(cert, key, "mx.test", err, sizeof(err)), 0);
-	assert_int_equal(mc_tls_load(&tls, cert, key, err, sizeof(err)), 0);
+	fake_tls_selfsigned(tmpdir, &tls);
 
 	uv_loop_init(&loop);
 	uv_async_init(&loop, &async, async_cb);
