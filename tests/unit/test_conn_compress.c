@@ -29,6 +29,7 @@
 #include <zlib.h>
 
 #include "fake_res.h"
+#include "loop_thread.h"
 #include "tcp_client.h"
 #include "util/conn.h"
 #include "util/listen.h"
@@ -36,11 +37,6 @@
 
 #define IN_MAX 4096
 
-static uv_loop_t loop;
-static pthread_t loop_thread;
-static uv_async_t async;
-static sem_t async_done;
-static void (*async_fn)(void);
 static struct mc_tls tls;
 static char tmpdir[256];
 static unsigned port;
@@ -139,27 +135,10 @@ on_listen(uv_stream_t *server, int tag, void *arg)
 /* ---- loop thread ---- */
 
 static void
-async_cb(uv_async_t *a)
-{
-	(void)a;
-	if (async_fn)
-		async_fn();
-	sem_post(&async_done);
-}
-
-static void
 stop_loop(void)
 {
 	mc_listen_close_all();
 	uv_close((uv_handle_t *)&async, NULL);
-}
-
-static void *
-loop_main(void *arg)
-{
-	(void)arg;
-	uv_run(&loop, UV_RUN_DEFAULT);
-	return NULL;
 }
 
 static int
@@ -171,9 +150,7 @@ setup(void **state)
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_conn_compress.XXXXXX");
 	assert_non_null(mkdtemp(tmpdir));
 	fake_tls_selfsigned(tmpdir, &tls);
-	uv_loop_init(&loop);
-	uv_async_init(&loop, &async, async_cb);
-	sem_init(&async_done, 0, 0);
+	loop_thread_init();
 	struct mc_listen_list list = { .n = 1 };
 	struct sockaddr_in *sin = (struct sockaddr_in *)&list.a[0].ss;
 	assert_int_equal(uv_ip4_addr("127.0.0.1", 0, sin), 0);
@@ -181,7 +158,7 @@ setup(void **state)
 	snprintf(list.a[0].text, sizeof(list.a[0].text), "127.0.0.1:0");
 	assert_int_equal(mc_listen_open(&loop, &list, 0, on_listen, NULL, err, sizeof(err)), 0);
 	port = mc_listen_port(0);
-	assert_int_equal(pthread_create(&loop_thread, NULL, loop_main, NULL), 0);
+	assert_int_equal(loop_thread_start(), 0);
 	return 0;
 }
 
@@ -190,10 +167,7 @@ teardown(void **state)
 {
 	(void)state;
 	char cmd[300];
-	async_fn = stop_loop;
-	uv_async_send(&async);
-	sem_wait(&async_done);
-	pthread_join(loop_thread, NULL);
+	loop_thread_stop(stop_loop);
 	uv_loop_close(&loop);
 	mc_tls_free(&tls);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);

@@ -42,6 +42,7 @@
 #include "util/tls.h"
 
 #include "fake_res.h"
+#include "loop_thread.h"
 #include "tcp_client.h"
 
 /* ---- the parser ---- */
@@ -102,43 +103,11 @@ test_parse(void **state)
 
 static char tmpdir[256], mbox[400];
 static struct mc_config cfg;
-static uv_loop_t loop;
-static pthread_t loop_thread;
 static struct pop3_server srv;
 static struct mc_tls tls;
 static struct mc_chan_server *fake_res;
 static struct fake_res_auth res_auth = { .service = "pop3", .mailbox = mbox };
 static unsigned port;
-static uv_async_t async;
-static void (*async_fn)(void);
-static sem_t async_done;
-
-static void
-async_cb(uv_async_t *a)
-{
-	(void)a;
-	if (async_fn) {
-		async_fn();
-		async_fn = NULL;
-		sem_post(&async_done);
-	}
-}
-
-static void
-in_loop(void (*fn)(void))
-{
-	async_fn = fn;
-	uv_async_send(&async);
-	sem_wait(&async_done);
-}
-
-static void *
-loop_main(void *arg)
-{
-	(void)arg;
-	uv_run(&loop, UV_RUN_DEFAULT);
-	return NULL;
-}
 
 static void
 stop_loop(void)
@@ -191,16 +160,14 @@ setup(void **state)
 
 	fake_tls_selfsigned(tmpdir, &tls);
 
-	uv_loop_init(&loop);
-	uv_async_init(&loop, &async, async_cb);
-	sem_init(&async_done, 0, 0);
+	loop_thread_init();
 	fake_res = fake_res_auth_start(&loop, &cfg, &res_auth);
 	pop3_server_init(&srv, &loop, &cfg);
 	srv.tls_test = tls.server;
 	srv.res = mc_resolver_open(&loop, &cfg, MC_ROLE_POP3D, "pop3d");
 	assert_int_equal(mc_listen_open(&loop, &cfg.pop3d.listen, 0, pop3_server_accept, &srv, err, sizeof(err)), 0);
 	port = mc_listen_port(0);
-	assert_int_equal(pthread_create(&loop_thread, NULL, loop_main, NULL), 0);
+	assert_int_equal(loop_thread_start(), 0);
 	for (int i = 0; i < 100 && !mc_resolver_is_up(srv.res); i++)
 		usleep(20000);
 	return 0;
@@ -211,8 +178,7 @@ teardown(void **state)
 {
 	char cmd[400];
 	(void)state;
-	in_loop(stop_loop);
-	pthread_join(loop_thread, NULL);
+	loop_thread_stop(stop_loop);
 	uv_loop_close(&loop);
 	mc_tls_free(&tls);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);

@@ -45,14 +45,13 @@
 #include "util/tls.h"
 
 #include "fake_res.h"
+#include "loop_thread.h"
 #include "tcp_client.h"
 
 /* ---- the world: loop thread, fake peers, server ---- */
 
 static char tmpdir[256];
 static struct mc_config cfg;
-static uv_loop_t loop;
-static pthread_t loop_thread;
 static struct smtpd_server srv;
 static struct mc_tls tls;
 static struct mc_chan_server *fake_res, *fake_queue;
@@ -65,29 +64,6 @@ static size_t last_body_len;
 static struct mc_envelope last_env;
 static unsigned commits, aborts, qcounter;
 static bool begin_fails;
-
-/* Run fn in the loop thread and wait for it. */
-static uv_async_t async;
-static void (*async_fn)(void);
-static sem_t async_done;
-
-static void
-async_cb(uv_async_t *a)
-{
-	if (async_fn) {
-		async_fn();
-		async_fn = NULL;
-		sem_post(&async_done);
-	}
-}
-
-static void
-in_loop(void (*fn)(void))
-{
-	async_fn = fn;
-	uv_async_send(&async);
-	sem_wait(&async_done);
-}
 
 static void
 fake_res_msg(struct mc_chan *ch, struct mc_msg *m, void *arg)
@@ -195,13 +171,6 @@ stop_fake_queue(void)
 	fake_queue = NULL;
 }
 
-static void *
-loop_main(void *arg)
-{
-	uv_run(&loop, UV_RUN_DEFAULT);
-	return NULL;
-}
-
 static void
 stop_loop(void)
 {
@@ -243,9 +212,7 @@ setup(void **state)
 
 	fake_tls_selfsigned(tmpdir, &tls);
 
-	uv_loop_init(&loop);
-	uv_async_init(&loop, &async, async_cb);
-	sem_init(&async_done, 0, 0);
+	loop_thread_init();
 	mc_envelope_init(&last_env);
 	mc_proto_set_identities(&cfg);
 
@@ -268,7 +235,7 @@ setup(void **state)
 	port_sub = mc_listen_port(1);
 	port_subs = mc_listen_port(2);
 	assert_true(port_mx && port_sub && port_subs);
-	assert_int_equal(pthread_create(&loop_thread, NULL, loop_main, NULL), 0);
+	assert_int_equal(loop_thread_start(), 0);
 	/* Let the clients connect to the fake peers. */
 	for (int i = 0; i < 100 && !(mc_queue_client_is_up(srv.queue) && mc_resolver_is_up(srv.res)); i++)
 		usleep(20000);
@@ -279,8 +246,7 @@ static int
 teardown(void **state)
 {
 	char cmd[400];
-	in_loop(stop_loop);
-	pthread_join(loop_thread, NULL);
+	loop_thread_stop(stop_loop);
 	uv_loop_close(&loop);
 	mc_tls_free(&tls);
 	mc_envelope_free(&last_env);
