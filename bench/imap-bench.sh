@@ -82,12 +82,7 @@ echo "max_connections = $((IDLE + CLIENTS + 100))" >>"$PD/postern.conf"   # the 
 bench_postern_start "$PD"
 for i in $(seq 1 "$USERS"); do
 	u=$(printf 'bench%02d' "$i")
-	if [ "$HASH" = sha512 ]; then
-		"$PY" -W ignore -c 'import crypt; print(crypt.crypt("bench-password", crypt.mksalt(crypt.METHOD_SHA512)))' |
-			"$POSTERN" -c "$PD/postern.conf" user add "$u@example.test" --hash-stdin
-	else
-		echo "bench-password" | "$POSTERN" -c "$PD/postern.conf" user add "$u@example.test" --password-stdin
-	fi
+	bench_postern_user "$PD" "$u@example.test" "$HASH"
 done
 echo "filling the mailboxes over SMTP ($USERS x $MESSAGES messages)..." >&2
 "$PY" "$ROOT/bench/imap_bench.py" fill --port "$P_SMTP" --users "$USERS" --messages "$MESSAGES"

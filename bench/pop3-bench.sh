@@ -62,12 +62,7 @@ bench_postern_config "$PD" "$P_SMTP" "$P_SUB" "$P_SUBS" "$P_POP" "$P_POPS" "$P_I
 bench_postern_start "$PD"
 for i in $(seq 1 "$CLIENTS") download; do
 	u=$([ "$i" = download ] && echo download || printf 'bench%02d' "$i")
-	if [ "$HASH" = sha512 ]; then
-		"$PY" -W ignore -c 'import crypt; print(crypt.crypt("bench-password", crypt.mksalt(crypt.METHOD_SHA512)))' |
-			"$POSTERN" -c "$PD/postern.conf" user add "$u@example.test" --hash-stdin
-	else
-		echo "bench-password" | "$POSTERN" -c "$PD/postern.conf" user add "$u@example.test" --password-stdin
-	fi
+	bench_postern_user "$PD" "$u@example.test" "$HASH"
 done
 echo "filling the mailboxes over SMTP ($MESSAGES + $CLIENTS x 5 messages)..." >&2
 "$PY" "$ROOT/bench/pop3_bench.py" fill --port "$P_SMTP" --users "$CLIENTS" --messages "$MESSAGES"

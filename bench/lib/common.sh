@@ -30,6 +30,9 @@
 #   bench_dovecot_start DV PORT
 #                              start `dovecot -c DV/dovecot.conf` (in CG_DOVECOT when it is a
 #                              cgroup), wait up to 10 s for PORT
+#   bench_postern_user DIR ADDRESS HASH
+#                              add ADDRESS with the password bench-password, hashed with
+#                              Postern's default (yescrypt) or, for HASH sha512, SHA512-CRYPT
 #   bench_cleanup              (the EXIT trap) stop what was started (Postfix, Postern, and
 #                              a Dovecot whose base_dir is in DV_RUN), empty and remove the cgroups,
 #                              remove W unless KEEP=1
@@ -251,6 +254,16 @@ bench_postern_start() {
 	"$POSTERN" -c "$pd/postern.conf" status --wait 30 >/dev/null
 	"$POSTERN" -c "$pd/postern.conf" domain add example.test
 	echo "bench-password" | "$POSTERN" -c "$pd/postern.conf" user add alice@example.test --password-stdin
+}
+
+bench_postern_user() {
+	local pd=$1 addr=$2 hash=$3
+	if [ "$hash" = sha512 ]; then
+		"$PY" -W ignore -c 'import crypt; print(crypt.crypt("bench-password", crypt.mksalt(crypt.METHOD_SHA512)))' |
+			"$POSTERN" -c "$pd/postern.conf" user add "$addr" --hash-stdin
+	else
+		echo "bench-password" | "$POSTERN" -c "$pd/postern.conf" user add "$addr" --password-stdin
+	fi
 }
 
 bench_dovecot_users() {
