@@ -17,10 +17,17 @@
  * its bytes are then read and dropped (RFC 7888 §4 lets the server read
  * and discard them or close; reading keeps the session). The store
  * (mc_store_append_begin/_write/_end) writes the bytes into tmp/ with
- * CRLF turned into LF and the MIME structure parsed as they pass; once
- * the command is complete the file is fsynced, renamed into the mailbox
- * and indexed with its cache. Memory per APPEND is the store's one copy
- * buffer, whatever the message's size.
+ * CRLF turned into LF and the MIME structure parsed as they pass. Once
+ * the command is complete its file step (fsync, rename into new/ or cur/,
+ * directory fsync: mc_store_append_file) runs in libuv's thread pool with
+ * the session paused, so one session's fsyncs do not stall the others;
+ * then, back on the loop, the row and its COMMIT (mc_store_append_index:
+ * the store, shared by one user's sessions, is only touched here), then
+ * the tagged OK [APPENDUID]. When the session ends while the file step
+ * runs, its completion finds the append detached (x->s NULL) and removes
+ * the file: the client saw no OK, so nothing acknowledged is lost, and no
+ * file lies in the mailbox without its row. Memory per APPEND is the
+ * store's one copy buffer, whatever the message's size.
  *
  * Owns the APPEND in progress (s->append). Never: keep the message in
  * memory, leave a tmp/ file behind a dropped connection, index a message
@@ -42,6 +49,8 @@
 #include "mail/mailstore_ops.h"
 #include "util/log.h"
 
+#include <uv.h>
+
 struct imapd_append {
 	struct mc_store_appending *ap;   /* NULL: refused or failed; the rest of the literal is dropped */
 	bool answered;                   /* the tagged answer went out when it was refused */
@@ -53,6 +62,12 @@ struct imapd_append {
 	bool changed;                    /* literal8 the store would not give back as it came */
 	unsigned tail;                   /* mc_cte_store_keeps' state */
 	char name[MC_MAILBOX_NAME_MAX + 1];
+	/* the file step in the thread pool */
+	uv_work_t work;
+	bool filing;                     /* queued or running: the worker owns ap until its completion */
+	struct imapd_session *s;         /* NULL: the session ended meanwhile (its completion cleans up) */
+	int file_ret;
+	char err[256];
 };
 
 static struct imapd_append *
@@ -234,11 +249,58 @@ imapd_append_data(struct imapd_session *s, const char *p, size_t n)
 	}
 }
 
+/* In the thread pool: touches x->ap and x->err only (no session, no store). */
+static void
+file_work(uv_work_t *w)
+{
+	struct imapd_append *x = w->data;
+	x->file_ret = mc_store_append_file(x->ap, x->err, sizeof(x->err));
+}
+
+/* Back on the loop: index and answer, or clean up after a session that ended. */
+static void
+file_done(uv_work_t *w, int status)
+{
+	struct imapd_append *x = w->data;
+	struct imapd_session *s = x->s;
+	char err[256] = "";
+	x->filing = false;
+	if (s == NULL || s->closing) {
+		/* The client got no answer: the message goes (the file too), as for a drop before its end. */
+		if (s)
+			s->append = NULL;
+		mc_info("%s: APPEND of %llu bytes to mailbox=%s: the session ended before it was indexed: nothing "
+			"stored", s ? s->id : "imapd", (unsigned long long)x->length, x->name);
+		mc_store_append_abort(x->ap);
+		free(x);
+		return;
+	}
+	s->append = NULL;
+	struct mc_store_append a = { .fd = -1 };
+	int r;
+	if (status != 0 || x->file_ret < 0) {
+		snprintf(err, sizeof(err), "%s", status ? uv_strerror(status) : x->err);
+		mc_store_append_abort(x->ap);
+		r = -1;
+	} else {
+		r = mc_store_append_index(s->store, x->ap, &a, err, sizeof(err));
+	}
+	if (r < 0) {
+		imapd_store_error(s, r, err, "APPEND");   /* logs what is the server's fault */
+	} else {
+		mc_info("%s: appended uid=%u mailbox=%s size=%llu user=%s", s->id, a.uid, x->name,
+			(unsigned long long)x->length, s->user);
+		imapd_idle_changed(s, x->name);
+		imapd_done(s, "OK", "[APPENDUID %u %u] APPEND completed", a.uidvalidity, a.uid);
+	}
+	free(x);
+	imapd_session_go(s);   /* the answer out, and the input read on */
+}
+
 void
 imapd_append_end(struct imapd_session *s, const char *cmd, size_t len)
 {
 	struct imapd_append *x = s->append;
-	char err[256] = "";
 	s->append = NULL;
 	if (x->answered) {
 		free(x);
@@ -270,18 +332,16 @@ imapd_append_end(struct imapd_session *s, const char *cmd, size_t len)
 				   "unchanged");
 		return;
 	}
-	struct mc_store_append a = { .fd = -1 };
-	int r = mc_store_append_end(s->store, x->ap, &a, err, sizeof(err));
-	if (r < 0) {
-		imapd_store_error(s, r, err, "APPEND");   /* logs what is the server's fault */
-		free(x);
-		return;
+	/* The file step goes to the pool; the session reads nothing more until it is back (file_done). */
+	x->s = s;
+	x->work.data = x;
+	x->filing = true;
+	s->append = x;   /* so that a close meanwhile detaches it (imapd_append_free) */
+	imapd_session_wait(s);
+	if (uv_queue_work(s->srv->loop, &x->work, file_work, file_done) != 0) {
+		file_work(&x->work);   /* cannot be (a valid loop and callbacks): done here, as before */
+		file_done(&x->work, 0);
 	}
-	mc_info("%s: appended uid=%u mailbox=%s size=%llu user=%s", s->id, a.uid, x->name,
-		(unsigned long long)x->length, s->user);
-	imapd_idle_changed(s, x->name);
-	free(x);
-	imapd_done(s, "OK", "[APPENDUID %u %u] APPEND completed", a.uidvalidity, a.uid);
 }
 
 void
@@ -290,12 +350,16 @@ imapd_append_free(struct imapd_session *s)
 	struct imapd_append *x = s->append;
 	if (x == NULL)
 		return;
+	s->append = NULL;
+	if (x->filing) {
+		x->s = NULL;   /* its file step runs: file_done removes the file and frees x */
+		return;
+	}
 	if (x->ap)
 		mc_info("%s: APPEND of %llu bytes to mailbox=%s ended before the message was whole: nothing stored",
 			s->id, (unsigned long long)x->length, x->name);
 	mc_store_append_abort(x->ap);
 	free(x);
-	s->append = NULL;
 }
 
 void

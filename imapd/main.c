@@ -116,6 +116,12 @@ main(int argc, char **argv)
 	 * another user of the mail group, could not deliver into it.
 	 */
 	umask(007);
+	/*
+	 * APPEND's fsyncs run in libuv's thread pool (append.c): enough threads that
+	 * sessions appending at once do not queue behind each other's disk waits.
+	 * libuv reads this once, at the pool's first use: before the loop runs.
+	 */
+	setenv("UV_THREADPOOL_SIZE", "8", 0);
 	/* Every logged-in session holds its own SQLite connection: each must cost little. */
 	if (mc_store_lean_memory() < 0)
 		mc_warn("SQLite was initialised already: every session's index connection keeps its default caches");

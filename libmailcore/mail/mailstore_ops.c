@@ -884,7 +884,7 @@ out:
 /* ---- APPEND ---- */
 
 struct mc_store_appending {
-	struct mc_store_tmp *tmp;   /* NULL once a write failed (the file is gone) */
+	struct mc_store_tmp *tmp;   /* NULL once a write failed (the file is gone) or the file step ran */
 	int write_errno;
 	char mailbox[MC_MAILBOX_NAME_MAX + 1];
 	char dir[DIR_MAX];
@@ -892,6 +892,13 @@ struct mc_store_appending {
 	uint32_t flags;
 	int64_t when;
 	char kwtext[KW_BUF];
+	/* what mc_store_append_file leaves for mc_store_append_index */
+	bool filed;                 /* the file is in new/ or cur/, its directory fsynced, no row yet */
+	char base[MC_MAILDIR_FILE_MAX + 1];
+	char file[FILE_REL_MAX];
+	char path[PATH_MAX_];
+	uint64_t size, vsize;
+	struct mc_store_cache cache;
 };
 
 int
@@ -967,57 +974,74 @@ mc_store_append_abort(struct mc_store_appending *ap)
 	if (ap == NULL)
 		return;
 	mc_store_int_tmp_abort(ap->tmp);
+	if (ap->filed && unlink(ap->path) < 0)   /* filed but never indexed: no file without its row */
+		mc_warn("store: could not remove %s: %s", ap->path, strerror(errno));
+	mc_store_cache_free(&ap->cache);
 	free(ap);
 }
 
 int
-mc_store_append_end(struct mc_store *s, struct mc_store_appending *ap, struct mc_store_append *a, char *err,
-		    size_t errsz)
+mc_store_append_file(struct mc_store_appending *ap, char *err, size_t errsz)
 {
-	char base[MC_MAILDIR_FILE_MAX + 1], file[FILE_REL_MAX], p[PATH_MAX_], q[PATH_MAX_];
-	struct mc_store_cache cache = { 0 };
-	uint64_t size = 0, vsize = 0;
-	sqlite3_stmt *st = NULL;
-	int ret = -1;
-
-	a->uid = a->uidvalidity = 0;
+	char q[PATH_MAX_];
+	if (ap->filed)
+		return 0;
 	if (ap->tmp == NULL) {
-		set_err(err, errsz, "write tmp/: %s", strerror(ap->write_errno));
-		free(ap);
+		set_err(err, errsz, "write tmp/: %s", strerror(ap->write_errno ? ap->write_errno : EIO));
 		return -1;
 	}
-	int r = mc_store_int_tmp_commit(ap->tmp, base, sizeof(base), file, sizeof(file), &size, &vsize, &cache, err,
-					errsz);
+	int r = mc_store_int_tmp_commit(ap->tmp, ap->base, sizeof(ap->base), ap->file, sizeof(ap->file), &ap->size,
+					&ap->vsize, &ap->cache, err, errsz);
 	ap->tmp = NULL;
-	if (r < 0)
-		goto done;
-	snprintf(p, sizeof(p), "%s/%s", ap->dir, file);
+	if (r < 0) {
+		ap->write_errno = EIO;
+		return -1;
+	}
+	snprintf(ap->path, sizeof(ap->path), "%s/%s", ap->dir, ap->file);
 	/* The file's mtime is the internal date too, as Dovecot's Maildir keeps it. */
 	struct timespec ts[2] = { { .tv_sec = ap->when }, { .tv_sec = ap->when } };
-	utimensat(AT_FDCWD, p, ts, 0);
+	utimensat(AT_FDCWD, ap->path, ts, 0);
 	if (ap->flags) {
-		if (cur_name(base, ap->flags, file, sizeof(file)) < 0) {
+		if (cur_name(ap->base, ap->flags, ap->file, sizeof(ap->file)) < 0) {
 			set_err(err, errsz, "file name too long");
-			unlink(p);
-			goto done;
+			goto fail;
 		}
-		snprintf(q, sizeof(q), "%s/%s", ap->dir, file);
-		if (rename(p, q) < 0) {
+		snprintf(q, sizeof(q), "%s/%s", ap->dir, ap->file);
+		if (rename(ap->path, q) < 0) {
 			set_err(err, errsz, "rename into cur/: %s", strerror(errno));
-			unlink(p);
-			goto done;
+			goto fail;
 		}
-		snprintf(p, sizeof(p), "%s", q);
+		snprintf(ap->path, sizeof(ap->path), "%s", q);
 		fsync_sub(ap->dir, "cur");
 	} else {
 		fsync_sub(ap->dir, "new");   /* the rename into new/ must outlive a crash before the row does */
 	}
-	if (begin(s, err, errsz) < 0) {
-		unlink(p);
-		goto done;
+	ap->filed = true;
+	return 0;
+fail:
+	unlink(ap->path);
+	mc_store_cache_free(&ap->cache);
+	ap->write_errno = EIO;
+	return -1;
+}
+
+int
+mc_store_append_index(struct mc_store *s, struct mc_store_appending *ap, struct mc_store_append *a, char *err,
+		      size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = -1;
+
+	a->uid = a->uidvalidity = 0;
+	if (!ap->filed) {
+		set_err(err, errsz, "the message file was not written");   /* no file step, or a failed one */
+		mc_store_append_abort(ap);
+		return -1;
 	}
+	if (begin(s, err, errsz) < 0)
+		goto done;
 	struct mbrow mb;
-	r = mailbox_row(s, ap->mailbox, &mb);
+	int r = mailbox_row(s, ap->mailbox, &mb);
 	if (r != 0 || mb.uidnext > (int64_t)UINT32_MAX ||
 	    sqlite3_prepare_v2(s->db, "INSERT INTO messages(mailbox, uid, base, file, size, vsize, internal_date,"
 				      " flags, keywords, modseq, " MC_STORE_CACHE_COLS ") VALUES(?, ?, ?, ?, ?, ?, ?, ?,"
@@ -1033,16 +1057,16 @@ mc_store_append_end(struct mc_store *s, struct mc_store_appending *ap, struct mc
 	}
 	sqlite3_bind_int64(st, 1, mb.id);
 	sqlite3_bind_int64(st, 2, mb.uidnext);
-	sqlite3_bind_text(st, 3, base, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, file, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, (int64_t)size);
-	sqlite3_bind_int64(st, 6, (int64_t)vsize);
+	sqlite3_bind_text(st, 3, ap->base, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, ap->file, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (int64_t)ap->size);
+	sqlite3_bind_int64(st, 6, (int64_t)ap->vsize);
 	sqlite3_bind_int64(st, 7, ap->when);
 	sqlite3_bind_int64(st, 8, ap->flags);
 	sqlite3_bind_text(st, 9, ap->kwtext, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 10, mb.modseq + 1);
 	/* ENVELOPE, BODYSTRUCTURE and the search fields, parsed as the bytes came; none: filled on first use */
-	mc_store_int_cache_bind(st, 11, cache.envelope ? &cache : NULL);
+	mc_store_int_cache_bind(st, 11, ap->cache.envelope ? &ap->cache : NULL);
 	if (sqlite3_step(st) != SQLITE_DONE || bump_mailbox(s, mb.id, mb.uidnext + 1, mb.modseq + 1) < 0 ||
 	    exec(s, "COMMIT") < 0) {
 		db_err(s, err, errsz);
@@ -1051,16 +1075,27 @@ mc_store_append_end(struct mc_store *s, struct mc_store_appending *ap, struct mc
 	sqlite3_finalize(st);
 	a->uid = (uint32_t)mb.uidnext;
 	a->uidvalidity = (uint32_t)mb.uidvalidity;
+	ap->filed = false;   /* indexed: the file stays */
 	ret = 0;
 	goto done;
 fail:
 	sqlite3_finalize(st);
 	rollback(s);
-	unlink(p);
 done:
-	mc_store_cache_free(&cache);
-	free(ap);
+	mc_store_append_abort(ap);   /* removes the file unless it was indexed */
 	return ret;
+}
+
+int
+mc_store_append_end(struct mc_store *s, struct mc_store_appending *ap, struct mc_store_append *a, char *err,
+		    size_t errsz)
+{
+	a->uid = a->uidvalidity = 0;
+	if (mc_store_append_file(ap, err, errsz) < 0) {
+		mc_store_append_abort(ap);
+		return -1;
+	}
+	return mc_store_append_index(s, ap, a, err, errsz);
 }
 
 int

@@ -147,6 +147,21 @@ int mc_store_append_write(struct mc_store_appending *ap, const void *p, size_t n
 int mc_store_append_end(struct mc_store *s, struct mc_store_appending *ap, struct mc_store_append *a, char *err,
 			size_t errsz);
 void mc_store_append_abort(struct mc_store_appending *ap);
+/*
+ * _end in its two steps, for a caller that runs the slow one off its loop
+ * (imapd: libuv's thread pool). _file is thread-safe and touches no store
+ * object: the last bytes out, fsync, rename into new/ (cur/ with the
+ * flags), the mtime set to the internal date, the directory fsynced. -1
+ * with err (the file removed); either way ap is still the caller's, to
+ * give to _index (or _abort: a filed message's file is then removed, so
+ * no file is left without its row). _index, on the store's thread: the
+ * row and its COMMIT (a->uid, a->uidvalidity), or -1/MC_STORE_ENOMAILBOX
+ * with err and the file removed; it frees ap. Durability order: file
+ * fsynced, renamed, directory fsynced, row committed.
+ */
+int mc_store_append_file(struct mc_store_appending *ap, char *err, size_t errsz);
+int mc_store_append_index(struct mc_store *s, struct mc_store_appending *ap, struct mc_store_append *a, char *err,
+			  size_t errsz);
 
 /*
  * EXPUNGE, CLOSE and UID EXPUNGE: the UIDs of mailbox that carry \Deleted
