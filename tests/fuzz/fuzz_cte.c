@@ -5,6 +5,7 @@
  * mc_cte_dec_bound, and the pieces must decode to exactly what the whole
  * does; the field value parser and the store check must take any string.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(s, data, size);
 	s[size] = '\0';
 	(void)mc_cte_parse(s);
-	(void)mc_cte_store_keeps(data, size);
+	/* Fed whole or cut in two, the answer must be the same. */
+	unsigned t1 = 0, t2 = 0;
+	size_t cut = size ? data[0] % (size + 1) : 0;
+	bool whole = mc_cte_store_keeps(data, size, &t1);
+	bool parts = mc_cte_store_keeps(data, cut, &t2);
+	if (parts)
+		parts = mc_cte_store_keeps(data + cut, size - cut, &t2);
+	if (whole != parts)
+		abort();
 	free(s);
 	free(a);
 	free(b);
