@@ -95,10 +95,10 @@ def main():
     results = {name: [] for name, *_ in systems}
     for rnd in range(1, args.rounds + 1):
         for name, port, maildir, cgroup in systems:
-            # ext4 without a journal will not reuse an inode freed in the last 5-10 s and
+            # ext4 without a journal will not reuse an inode freed in the last 60-360 s and
             # reads every such inode on each file creation: a round that follows another
-            # system's round would pay for that system's deleted files. Start each round
-            # on a file system that has settled.
+            # system's round would pay for that system's deleted files. The pause lets the most
+            # recent of them age out (--pause 360 would shield a round completely).
             time.sleep(args.pause)
             res = one_round(name, int(port), maildir, cgroup, args)
             results[name].append(res)
