@@ -948,6 +948,22 @@ mc_conn_abort(struct mc_conn *c)
 
 /* ---- creation ---- */
 
+/*
+ * A connection whose socket is open: its addresses, then reading. NULL if
+ * starting to read already closed it (silently: it never was a session).
+ */
+static struct mc_conn *
+conn_start(struct mc_conn *c)
+{
+	fill_addrs(c);
+	update_reading(c);
+	if (c->closing) {
+		c->silent = true;
+		return NULL;
+	}
+	return c;
+}
+
 struct mc_conn *
 mc_conn_accept(uv_stream_t *server, size_t in_max, const struct mc_conn_cbs *cbs, void *arg)
 {
@@ -961,13 +977,7 @@ mc_conn_accept(uv_stream_t *server, size_t in_max, const struct mc_conn_cbs *cbs
 		hard_close(c);
 		return NULL;
 	}
-	fill_addrs(c);
-	update_reading(c);
-	if (c->closing) {
-		c->silent = true;
-		return NULL;
-	}
-	return c;
+	return conn_start(c);
 }
 
 struct mc_conn *
@@ -986,13 +996,7 @@ mc_conn_open(uv_loop_t *loop, int fd, size_t in_max, const struct mc_conn_cbs *c
 		hard_close(c);
 		return NULL;
 	}
-	fill_addrs(c);
-	update_reading(c);
-	if (c->closing) {
-		c->silent = true;
-		return NULL;
-	}
-	return c;
+	return conn_start(c);
 }
 
 static void
