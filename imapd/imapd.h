@@ -186,6 +186,8 @@ void imapd_session_shutdown(void *session);
 extern const struct mc_conn_cbs imapd_session_cbs;
 /* Plaintext input bound of a conn. */
 #define IMAPD_IN_MAX (64 * 1024)
+/* The greeting in place of OK when max_connections are open (main.c, the unit fixture). */
+#define IMAPD_BUSY_REPLY "* BYE [UNAVAILABLE] Too many connections, try again later\r\n"
 
 /* Queue a response line (CRLF added). */
 void imapd_send(struct imapd_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -88,7 +88,7 @@ fx_init(struct imapd_fx *x, const char *root, int plain_auth)
 		.conf = fx_conf,
 		.in_max = IMAPD_IN_MAX,
 		.id_prefix = 'I',
-		.busy_reply = "* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+		.busy_reply = IMAPD_BUSY_REPLY,
 		.cbs = &imapd_session_cbs,
 		.on_client = imapd_server_client,
 		.on_shutdown = imapd_session_shutdown,
