@@ -4,6 +4,9 @@ benchlib.py - what the Python halves of the benchmarks share.
   systems(specs)          the --system NAME:PORT:CGROUP arguments as (name, port, cgroup)
   body_text(size, rnd, words)
                           a text body of about size bytes of CRLF lines of words
+  add_run_args(parser), dispatch(ap, fill, run)
+                          the "run" subcommand's --cpu, --system and --markdown; calling
+                          fill or run by the subcommand given
   Table(names)            the Markdown table of medians, one column per system and,
                           with two systems, their ratio (first / second)
   private_instance(prefix, config)
@@ -30,6 +33,20 @@ def systems(specs):
         name, port, cg = s.split(":", 2)
         out.append((name, int(port), cg))
     return out
+
+
+def add_run_args(r):
+    r.add_argument("--cpu", default="procstat")
+    r.add_argument("--system", action="append", required=True, help="NAME:PORT:CGROUP")
+    r.add_argument("--markdown")
+
+
+def dispatch(ap, fill, run):
+    args = ap.parse_args()
+    if args.what == "fill":
+        fill(args)
+    else:
+        run(args)
 
 
 def body_text(size, rnd, words):

@@ -48,7 +48,7 @@ import sys
 import threading
 import time
 
-from benchlib import Table, body_text, systems as parse_systems
+from benchlib import Table, add_run_args, body_text, dispatch, systems as parse_systems
 from smtp_bench import cpu_seconds   # the same CPU accounting as the SMTP bench
 
 PASSWORD = "bench-password"
@@ -295,14 +295,8 @@ def main():
     r.add_argument("--seconds", type=float, default=10)
     r.add_argument("--idle", type=int, default=500, help="idle connections for the memory figure (0: none)")
     r.add_argument("--phases", help="comma-separated subset of " + ",".join(p[0] for p in PHASES))
-    r.add_argument("--cpu", default="procstat")
-    r.add_argument("--system", action="append", required=True, help="NAME:PORT:CGROUP")
-    r.add_argument("--markdown")
-    args = ap.parse_args()
-    if args.what == "fill":
-        fill(args)
-    else:
-        run(args)
+    add_run_args(r)
+    dispatch(ap, fill, run)
 
 
 if __name__ == "__main__":

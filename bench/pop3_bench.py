@@ -35,7 +35,7 @@ import statistics
 import sys
 import time
 
-from benchlib import Table, body_text, systems as parse_systems
+from benchlib import Table, add_run_args, body_text, dispatch, systems as parse_systems
 from smtp_bench import cpu_seconds   # the same CPU accounting as the SMTP bench
 
 PASSWORD = "bench-password"
@@ -252,14 +252,8 @@ def main():
     r.add_argument("--rounds", type=int, default=3)
     r.add_argument("--clients", type=int, default=20)
     r.add_argument("--logins", type=int, default=2000, help="logins per round, all clients together")
-    r.add_argument("--cpu", default="procstat")
-    r.add_argument("--system", action="append", required=True, help="NAME:PORT:CGROUP")
-    r.add_argument("--markdown")
-    args = ap.parse_args()
-    if args.what == "fill":
-        fill(args)
-    else:
-        run(args)
+    add_run_args(r)
+    dispatch(ap, fill, run)
 
 
 if __name__ == "__main__":
