@@ -17,17 +17,37 @@
  * its bytes are then read and dropped (RFC 7888 §4 lets the server read
  * and discard them or close; reading keeps the session). The store
  * (mc_store_append_begin/_write/_end) writes the bytes into tmp/ with
- * CRLF turned into LF and the MIME structure parsed as they pass. Once
- * the command is complete its file step (fsync, rename into new/ or cur/,
- * directory fsync: mc_store_append_file) runs in libuv's thread pool with
- * the session paused, so one session's fsyncs do not stall the others;
- * then, back on the loop, the row and its COMMIT (mc_store_append_index:
- * the store, shared by one user's sessions, is only touched here), then
- * the tagged OK [APPENDUID]. When the session ends while the file step
- * runs, its completion finds the append detached (x->s NULL) and removes
- * the file: the client saw no OK, so nothing acknowledged is lost, and no
- * file lies in the mailbox without its row. Memory per APPEND is the
- * store's one copy buffer, whatever the message's size.
+ * CRLF turned into LF and the MIME structure parsed as they pass; begin
+ * reserves the size against the quota until the append is committed or
+ * gone, so two APPENDs at once cannot both pass it.
+ *
+ * Once the command is complete, with the session paused, two steps run in
+ * libuv's thread pool, and only then the tagged OK [APPENDUID]:
+ *   1. the file (fsync, rename into new/ or cur/, directory fsync:
+ *      mc_store_append_file), which touches no store object;
+ *   2. the row and its COMMIT (mc_store_append_index, a WAL fsync) with
+ *      the store lent to the pool (stores.c): the user's other sessions
+ *      share that SQLite connection, so they are parked before their next
+ *      input (session.c) and IDLE wakes pass the store by (idle.c) until
+ *      it is back; an APPEND of the same user whose file is ready then
+ *      waits too and takes the store next (imapd_append_store_back).
+ * Why so, not a group commit on the loop: the COMMIT's fsync on the loop
+ * thread capped APPEND near 1000/s whatever the number of clients and
+ * stalled every session meanwhile; in the pool, the commits of different
+ * users run side by side and the loop never waits on a disk. A group
+ * commit would only help many sessions of one user appending at once
+ * (their commits are serial here), which no mail client does.
+ * SQLite is threadsafe in Debian's build; the connection is opened
+ * NOMUTEX, which allows use from any thread, one at a time: the lent flag
+ * gives that. The append holds its own reference on the store so that a
+ * session closing meanwhile cannot close it under the pool thread.
+ *
+ * When the session ends while a step runs, its completion finds the
+ * append detached (x->s NULL): the commit is skipped when it has not
+ * started, and the file removed; a commit already made stays (the client
+ * saw no OK; a message stored without its answer is allowed, a lost
+ * acknowledged one is not). No file lies in the mailbox without its row.
+ * Memory per APPEND is the store's one copy buffer, whatever its size.
  *
  * Owns the APPEND in progress (s->append). Never: keep the message in
  * memory, leave a tmp/ file behind a dropped connection, index a message
@@ -40,6 +60,7 @@
 #include "imapd/imapd.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,11 +83,16 @@ struct imapd_append {
 	bool changed;                    /* literal8 the store would not give back as it came */
 	unsigned tail;                   /* mc_cte_store_keeps' state */
 	char name[MC_MAILBOX_NAME_MAX + 1];
-	/* the file step in the thread pool */
+	/* the file step, then the commit, in the thread pool */
 	uv_work_t work;
-	bool filing;                     /* queued or running: the worker owns ap until its completion */
+	bool filing;                     /* a step queued or running: the worker owns ap until its completion */
+	bool want_store;                 /* filed; waits for the store another APPEND of the user has lent */
+	atomic_bool detached;            /* the session ended: the commit is not made (read by the worker) */
 	struct imapd_session *s;         /* NULL: the session ended meanwhile (its completion cleans up) */
-	int file_ret;
+	struct imapd_server *srv;
+	struct mc_store *store;          /* the append's own hold (stores.c), from the file step to its end */
+	int file_ret, index_ret;
+	struct mc_store_append a;        /* APPENDUID */
 	char err[256];
 };
 
@@ -249,7 +275,35 @@ imapd_append_data(struct imapd_session *s, const char *p, size_t n)
 	}
 }
 
-/* In the thread pool: touches x->ap and x->err only (no session, no store). */
+/* Done with the store: the hold the append took on it goes (the last one closes it). */
+static void
+let_go(struct imapd_append *x)
+{
+	imapd_store_put(x->store, false);
+	x->store = NULL;
+}
+
+/* The session ended before its answer: whatever was not committed goes (file and reservation). */
+static void
+finish_detached(struct imapd_append *x, struct imapd_session *s)
+{
+	if (s)
+		s->append = NULL;
+	if (x->ap) {
+		mc_info("%s: APPEND of %llu bytes to mailbox=%s: the session ended before it was indexed: nothing "
+			"stored", s ? s->id : "imapd", (unsigned long long)x->length, x->name);
+		mc_store_append_abort(x->ap);
+	} else if (x->index_ret == 0) {
+		mc_info("%s: appended uid=%u mailbox=%s size=%llu: the session ended before its answer",
+			s ? s->id : "imapd", x->a.uid, x->name, (unsigned long long)x->length);
+	} else {
+		mc_warn("%s: APPEND to mailbox=%s: %s", s ? s->id : "imapd", x->name, x->err);
+	}
+	let_go(x);
+	free(x);
+}
+
+/* Step 1, in the pool: the file (fsync, rename, directory fsync). Touches x->ap and x->err only. */
 static void
 file_work(uv_work_t *w)
 {
@@ -257,44 +311,107 @@ file_work(uv_work_t *w)
 	x->file_ret = mc_store_append_file(x->ap, x->err, sizeof(x->err));
 }
 
-/* Back on the loop: index and answer, or clean up after a session that ended. */
+/* Step 2, in the pool with the store lent: the row and its COMMIT, unless the session ended meanwhile. */
+static void
+index_work(uv_work_t *w)
+{
+	struct imapd_append *x = w->data;
+	if (atomic_load(&x->detached))
+		return;   /* nobody waits for the answer: the completion removes the file */
+	x->index_ret = mc_store_append_index(x->store, x->ap, &x->a, x->err, sizeof(x->err));
+	x->ap = NULL;   /* freed by _index, committed or not */
+}
+
+static void index_done(uv_work_t *w, int status);
+
+/* The file is durable and the store is free: lend it to the pool for the commit. */
+static void
+start_index(struct imapd_append *x)
+{
+	x->want_store = false;
+	x->filing = true;
+	imapd_store_lend(x->store, true);
+	if (uv_queue_work(x->srv->loop, &x->work, index_work, index_done) != 0) {
+		index_work(&x->work);   /* cannot be (a valid loop and callbacks): done here */
+		index_done(&x->work, 0);
+	}
+}
+
+/* Back on the loop after the file step: on to the commit, or the answer when it failed. */
 static void
 file_done(uv_work_t *w, int status)
 {
 	struct imapd_append *x = w->data;
 	struct imapd_session *s = x->s;
-	char err[256] = "";
 	x->filing = false;
 	if (s == NULL || s->closing) {
-		/* The client got no answer: the message goes (the file too), as for a drop before its end. */
-		if (s)
-			s->append = NULL;
-		mc_info("%s: APPEND of %llu bytes to mailbox=%s: the session ended before it was indexed: nothing "
-			"stored", s ? s->id : "imapd", (unsigned long long)x->length, x->name);
+		finish_detached(x, s);
+		return;
+	}
+	if (status != 0 || x->file_ret < 0) {
+		char err[256];
+		snprintf(err, sizeof(err), "%s", status ? uv_strerror(status) : x->err);
 		mc_store_append_abort(x->ap);
+		x->ap = NULL;
+		s->append = NULL;
+		let_go(x);
 		free(x);
+		imapd_store_error(s, -1, err, "APPEND");   /* logs what is the server's fault */
+		imapd_session_go(s);
+		return;
+	}
+	if (imapd_store_lent(x->store)) {
+		x->want_store = true;   /* another APPEND of this user commits: this one follows (store_back) */
+		return;
+	}
+	start_index(x);
+}
+
+/* Back on the loop after the commit: the store back, the answer, the others of the user on. */
+static void
+index_done(uv_work_t *w, int status)
+{
+	struct imapd_append *x = w->data;
+	struct imapd_session *s = x->s;
+	struct imapd_server *srv = x->srv;
+	struct mc_store *store = x->store;
+	x->filing = false;
+	imapd_store_lend(store, false);
+	if (s == NULL || s->closing) {
+		x->store = NULL;   /* let go after the others were resumed: it may close the store */
+		finish_detached(x, s);
+		imapd_session_store_back(srv, store);
+		imapd_store_put(store, false);
 		return;
 	}
 	s->append = NULL;
-	struct mc_store_append a = { .fd = -1 };
-	int r;
-	if (status != 0 || x->file_ret < 0) {
-		snprintf(err, sizeof(err), "%s", status ? uv_strerror(status) : x->err);
-		mc_store_append_abort(x->ap);
-		r = -1;
+	if (status != 0 || x->index_ret < 0) {
+		if (status != 0) {   /* the work never ran: the file is removed here */
+			snprintf(x->err, sizeof(x->err), "%s", uv_strerror(status));
+			mc_store_append_abort(x->ap);
+			x->index_ret = -1;
+		}
+		imapd_store_error(s, x->index_ret, x->err, "APPEND");
 	} else {
-		r = mc_store_append_index(s->store, x->ap, &a, err, sizeof(err));
-	}
-	if (r < 0) {
-		imapd_store_error(s, r, err, "APPEND");   /* logs what is the server's fault */
-	} else {
-		mc_info("%s: appended uid=%u mailbox=%s size=%llu user=%s", s->id, a.uid, x->name,
+		mc_info("%s: appended uid=%u mailbox=%s size=%llu user=%s", s->id, x->a.uid, x->name,
 			(unsigned long long)x->length, s->user);
 		imapd_idle_changed(s, x->name);
-		imapd_done(s, "OK", "[APPENDUID %u %u] APPEND completed", a.uidvalidity, a.uid);
+		imapd_done(s, "OK", "[APPENDUID %u %u] APPEND completed", x->a.uidvalidity, x->a.uid);
 	}
 	free(x);
 	imapd_session_go(s);   /* the answer out, and the input read on */
+	imapd_session_store_back(srv, store);
+	imapd_store_put(store, false);
+}
+
+bool
+imapd_append_store_back(struct imapd_session *s)
+{
+	struct imapd_append *x = s->append;
+	if (x == NULL || !x->want_store)
+		return false;
+	start_index(x);
+	return true;
 }
 
 void
@@ -332,10 +449,23 @@ imapd_append_end(struct imapd_session *s, const char *cmd, size_t len)
 				   "unchanged");
 		return;
 	}
-	/* The file step goes to the pool; the session reads nothing more until it is back (file_done). */
+	/* A hold on the store of its own: the session may end while the pool works with it. */
+	char err[256];
+	x->store = imapd_store_get(mc_store_path(s->store), err, sizeof(err));
+	if (x->store != s->store) {
+		mc_warn("%s: APPEND for user=%s: cannot hold the store: %s", s->id, s->user, x->store ? "another one" : err);
+		imapd_store_put(x->store, false);
+		mc_store_append_abort(x->ap);
+		free(x);
+		imapd_done(s, "NO", "[SERVERBUG] Cannot store the message now");
+		return;
+	}
+	/* The file step goes to the pool; the session reads nothing more until the commit is back (index_done). */
 	x->s = s;
+	x->srv = s->srv;
 	x->work.data = x;
 	x->filing = true;
+	x->index_ret = -1;
 	s->append = x;   /* so that a close meanwhile detaches it (imapd_append_free) */
 	imapd_session_wait(s);
 	if (uv_queue_work(s->srv->loop, &x->work, file_work, file_done) != 0) {
@@ -352,7 +482,16 @@ imapd_append_free(struct imapd_session *s)
 		return;
 	s->append = NULL;
 	if (x->filing) {
-		x->s = NULL;   /* its file step runs: file_done removes the file and frees x */
+		x->s = NULL;   /* its step runs: the completion removes what was not committed and frees x */
+		atomic_store(&x->detached, true);
+		return;
+	}
+	if (x->want_store) {   /* filed, waiting for the store: the file goes, no row was written */
+		mc_info("%s: APPEND of %llu bytes to mailbox=%s: the session ended before it was indexed: nothing "
+			"stored", s->id, (unsigned long long)x->length, x->name);
+		mc_store_append_abort(x->ap);
+		let_go(x);
+		free(x);
 		return;
 	}
 	if (x->ap)

@@ -10,6 +10,9 @@
  * by chan.c before anything here runs. A notice is a hint: a session that
  * misses one still sees every change at its next command.
  *
+ * A wake that finds the user's store lent to a pool thread (append.c)
+ * passes by and marks the session; it is told when the store is back.
+ *
  * Owns the notice server. Never: trust a notice's path as a place to
  * open (it only selects sessions whose own store path is equal).
  */
@@ -78,8 +81,13 @@ wake(struct imapd_server *srv, const char *path, const char *mailbox, const stru
 		if (mailbox[0] && strcmp(mailbox, s->view->name) != 0)
 			continue;
 		if (s->wait == IMAPD_W_IDLE && !s->busy) {
+			if (imapd_store_lent(s->store)) {
+				s->idle_missed = true;   /* a pool thread has the index: told when it is back */
+				continue;
+			}
 			if (imapd_store_need(s->store) < 0)
 				continue;   /* the next command tries again */
+			s->idle_missed = false;
 			imapd_view_sync(s, true);
 			imapd_flush(s);
 			idled = s->store;
@@ -111,6 +119,18 @@ void
 imapd_idle_changed(struct imapd_session *s, const char *mailbox)
 {
 	wake(s->srv, s->home, mailbox, s);
+}
+
+void
+imapd_idle_missed(struct imapd_session *s)
+{
+	s->idle_missed = false;
+	if (s->wait != IMAPD_W_IDLE || s->busy || s->view == NULL || imapd_store_need(s->store) < 0)
+		return;   /* not idling any more: its command syncs it anyway */
+	imapd_view_sync(s, true);
+	imapd_flush(s);
+	mc_store_release_memory(s->store);
+	imapd_store_rest(s->store);
 }
 
 static const struct mc_chan_cbs notice_cbs = {

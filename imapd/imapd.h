@@ -145,6 +145,8 @@ struct imapd_session {
 	bool tls;
 	bool greeted;
 	bool busy;                  /* waiting for resolverd or streaming output: input paused */
+	bool store_wait;            /* parked while the user's store is lent to a pool thread (append.c) */
+	bool idle_missed;           /* in IDLE, a wake passed by while the store was lent: told when it is back */
 	bool closing;
 	unsigned errors;
 	bool expunge_ok;            /* the running command may be answered with EXPUNGE (RFC 3501 §7.4.1) */
@@ -210,6 +212,8 @@ void imapd_session_go(struct imapd_session *s);
 bool imapd_session_auth_allowed(const struct imapd_session *s);
 /* Logged in as user with the mail store at home: open it, switch limits and state. 0, or -1 (NO sent). */
 int imapd_session_login(struct imapd_session *s, const char *user, const char *home);
+/* store came back from a pool thread: a waiting APPEND takes it next, else the parked sessions go on. */
+void imapd_session_store_back(struct imapd_server *srv, struct mc_store *store);
 
 /* ---- stores.c ---- */
 
@@ -225,6 +229,9 @@ int imapd_store_busy(struct imapd_session *s);
 int imapd_store_need(struct mc_store *store);
 /* After such a moment: suspend again when every holder still idles. */
 void imapd_store_rest(struct mc_store *store);
+/* The store's connection goes to a pool thread (lent) or comes back: no session uses it while lent. */
+void imapd_store_lend(struct mc_store *store, bool lent);
+bool imapd_store_lent(struct mc_store *store);
 
 /* ---- commands.c ---- */
 
@@ -326,6 +333,8 @@ void imapd_append_data(struct imapd_session *s, const char *p, size_t n);
 void imapd_append_end(struct imapd_session *s, const char *cmd, size_t len);
 /* The session ends: a message half received goes, with its tmp/ file. */
 void imapd_append_free(struct imapd_session *s);
+/* s's store is back: if s's APPEND waits to commit, it takes the store now (lent again): true. */
+bool imapd_append_store_back(struct imapd_session *s);
 
 /* ---- searchcmd.c ---- */
 
@@ -354,6 +363,8 @@ void imapd_cmd_idle(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_idle_line(struct imapd_session *s, const char *line, size_t len);
 /* s changed mailbox (a store name): other sessions idling on it are told now. */
 void imapd_idle_changed(struct imapd_session *s, const char *mailbox);
+/* s idles and a wake passed it by while its store was lent: tell it now. */
+void imapd_idle_missed(struct imapd_session *s);
 /* Listen on run_dir/imapd.sock for MBOX_CHANGED. */
 void imapd_notices_start(struct imapd_server *srv, const struct mc_config *cfg);
 void imapd_notices_stop(struct imapd_server *srv);

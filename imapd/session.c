@@ -8,7 +8,10 @@
  * callbacks. Bytes go to the reader (parse.c), which says when a command
  * is complete, when a synchronising literal may come ("+"), and when one
  * is refused before any of it is kept; an APPEND's message literal goes
- * to append.c, which streams it into the store as it arrives. Commands run one at a time, in
+ * to append.c, which streams it into the store as it arrives. While the
+ * user's store is lent to a pool thread (an APPEND commits), the user's
+ * other sessions are parked before their next input and resumed when it
+ * is back (imapd_session_store_back). At login stale tmp/ files go. Commands run one at a time, in
  * order; while one waits for resolverd or streams a FETCH the connection
  * is paused and pipelined input stays buffered (only STARTTLS discards,
  * inside mc_conn_starttls). Before login the reader's limits are small
@@ -42,6 +45,8 @@
 #define OUT_MAX (64 * 1024)
 /* Stop reading commands while this much output waits for a client that does not read. */
 #define OUT_BACKLOG (256 * 1024)
+/* tmp/ entries one login looks at for stale files (mc_store_tmp_sweep): a bounded pause. */
+#define TMP_SWEEP_MAX 10000
 
 static void process(struct imapd_session *s);
 
@@ -242,8 +247,56 @@ imapd_session_login(struct imapd_session *s, const char *user, const char *home)
 	snprintf(s->home, sizeof(s->home), "%s", home);
 	s->state = IMAPD_AUTH;
 	set_limits(s);
-	imapd_mailbox_defaults(s);
+	/*
+	 * A store lent to a pool thread (another session's APPEND commits) was
+	 * opened by that session's login, which made the defaults and swept
+	 * tmp/ already: nothing is left to do on it, and nothing may be done.
+	 */
+	if (!imapd_store_lent(s->store)) {
+		imapd_mailbox_defaults(s);
+		bool bounded;
+		int n = mc_store_tmp_sweep(s->store, MC_STORE_TMP_STALE, TMP_SWEEP_MAX, &bounded);
+		if (n > 0 || bounded)
+			mc_info("%s: removed %d stale files from tmp/ user=%s%s", s->id, n, s->user,
+				bounded ? " (more next time)" : "");
+		else if (n < 0)
+			mc_warn("%s: cannot sweep tmp/ of user=%s: the index lists no mailboxes", s->id, s->user);
+	}
 	return 0;
+}
+
+/* Parked until the store is back (imapd_session_store_back); a FETCH keeps its own pause. */
+static void
+park(struct imapd_session *s)
+{
+	s->store_wait = true;
+	imapd_flush(s);
+	if (s->fetch)
+		mc_conn_pause(s->conn);
+	else
+		imapd_session_wait(s);
+}
+
+void
+imapd_session_store_back(struct imapd_server *srv, struct mc_store *store)
+{
+	/* An APPEND that waits to commit first: it was further along than any parked command. */
+	for (struct imapd_session *s = srv->sessions; s; s = s->next)
+		if (s->store == store && !s->closing && s->append && imapd_append_store_back(s))
+			return;   /* lent again: the others wait for its end */
+	for (struct imapd_session *s = srv->sessions; s; s = s->next) {
+		if (s->store != store || s->closing)
+			continue;
+		if (s->store_wait) {
+			s->store_wait = false;
+			if (s->fetch)
+				imapd_fetch_resume(s);
+			else
+				imapd_session_go(s);   /* the buffered input is read from the loop, not from here */
+		} else if (s->idle_missed) {
+			imapd_idle_missed(s);
+		}
+	}
 }
 
 static void
@@ -331,6 +384,12 @@ on_drain(struct mc_conn *c, void *arg)
 	if (s->closing)
 		return;
 	if (s->fetch) {
+		if (s->store_wait)
+			return;   /* resumed when the store is back */
+		if (imapd_store_lent(s->store)) {
+			park(s);
+			return;
+		}
 		imapd_fetch_resume(s);
 		return;
 	}
@@ -415,6 +474,11 @@ process(struct imapd_session *s)
 		}
 		if (in->len == 0)
 			break;
+		/* Another session of this user commits an APPEND with the store on a pool thread: wait for it. */
+		if (s->store && imapd_store_lent(s->store)) {
+			park(s);
+			return;
+		}
 		size_t used;
 		enum imap_rd r = imap_reader_feed(&s->rd, in->data, in->len, &used);
 		if (r == IMAP_RD_DATA) {

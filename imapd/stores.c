@@ -17,8 +17,13 @@
  * notice (idle.c) resumes it for the sync and suspends it again; DONE or
  * any command resumes it (no index check: it was checked at open).
  *
+ * While an APPEND commits on a pool thread (append.c), its store is
+ * marked lent: the other sessions of that user wait (session.c) and IDLE
+ * wakes pass it by (idle.c) until it is back, so the SQLite connection is
+ * only ever used by one thread at a time.
+ *
  * Owns the table of open stores (a hash on the store path, bucket lists),
- * their reference and idle counts. Never: close a store a session still
+ * their reference and idle counts, the lent flag. Never: close a store a session still
  * holds, or leave one suspended under a session that runs a command.
  */
 #include "imapd/imapd.h"
@@ -37,6 +42,7 @@ struct store_ref {
 	struct mc_store *store;
 	unsigned refs;
 	unsigned idle;            /* of refs, sessions in IDLE: when all are, the index connection is closed */
+	bool lent;                /* a pool thread uses the connection (append.c): no session may meanwhile */
 	char home[];
 };
 
@@ -86,6 +92,7 @@ imapd_store_get(const char *path, char *err, size_t errsz)
 	memcpy(r->home, home, n + 1);
 	r->refs = 1;
 	r->idle = 0;
+	r->lent = false;
 	r->next = *b;
 	*b = r;
 	return r->store;
@@ -177,4 +184,19 @@ imapd_store_rest(struct mc_store *store)
 	struct store_ref *r = store ? ref_of(store) : NULL;
 	if (r)
 		rest(r);
+}
+
+void
+imapd_store_lend(struct mc_store *store, bool lent)
+{
+	struct store_ref *r = store ? ref_of(store) : NULL;
+	if (r)
+		r->lent = lent;
+}
+
+bool
+imapd_store_lent(struct mc_store *store)
+{
+	struct store_ref *r = store ? ref_of(store) : NULL;
+	return r && r->lent;
 }

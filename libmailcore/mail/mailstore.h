@@ -222,6 +222,17 @@ int mc_store_messages(struct mc_store *s, const char *mailbox, uint32_t uid_from
  */
 int mc_store_reindex(struct mc_store *s, struct mc_store_reindex_stats *st, char *err, size_t errsz);
 
+/*
+ * Remove the files a crash left in the mailboxes' tmp/ directories: those
+ * not changed for max_age seconds (Maildir's 36 hours: MC_STORE_TMP_STALE).
+ * Runs once per open of s (later calls return 0) and looks at no more than
+ * max_entries directory entries in all (*bounded, may be NULL, says the
+ * bound stopped it). The count removed, or -1 when the index cannot list
+ * the mailboxes.
+ */
+#define MC_STORE_TMP_STALE (36 * 3600)
+int mc_store_tmp_sweep(struct mc_store *s, int64_t max_age, unsigned max_entries, bool *bounded);
+
 /* Take a Maildir file name apart. -1 when it is not one (empty, too long, starts with '.', has '/'). */
 int mc_maildir_name_parse(const char *name, struct mc_maildir_name *out);
 

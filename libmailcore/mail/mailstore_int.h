@@ -8,6 +8,8 @@
 #define MC_MAILSTORE_INT_H
 
 #include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +42,13 @@ struct mc_store {
 	sqlite3_stmt *st_exists;
 	sqlite3_stmt *st_bump;
 	uint64_t quota_bytes, quota_messages;   /* mc_store_set_quota (mailstore_ops.c); 0 = none */
+	/*
+	 * APPENDs begun and not yet indexed or aborted, counted against the
+	 * quota so that two at once cannot both pass it. Atomic: imapd indexes
+	 * (and so releases) on a pool thread while its loop may abort another.
+	 */
+	_Atomic uint64_t reserved_bytes, reserved_messages;
+	bool tmp_swept;                         /* mc_store_tmp_sweep ran on this open */
 	sqlite3_stmt *stmt[MC_STMT_N];          /* mc_store_int_stmt's cache, NULL until first used */
 	uint32_t stmt_busy;                     /* bit per stmt[] taken and not yet given back */
 	/* mc_store_search_prepare: every message of mailbox cached_mbox (at that UIDVALIDITY) below cached_uid has its cache. */

@@ -672,6 +672,9 @@ quota_check(struct mc_store *s, uint64_t bytes, uint64_t messages, char *err, si
 	struct mc_store_quota q;
 	if (mc_store_quota(s, &q) < 0)
 		return db_err(s, err, errsz);
+	/* What APPENDs in flight will add counts as used already. */
+	q.bytes += atomic_load(&s->reserved_bytes);
+	q.messages += atomic_load(&s->reserved_messages);
 	if ((q.bytes_limit && q.bytes + bytes > q.bytes_limit) ||
 	    (q.messages_limit && q.messages + messages > q.messages_limit)) {
 		set_err(err, errsz, "quota exceeded");
@@ -884,6 +887,7 @@ out:
 /* ---- APPEND ---- */
 
 struct mc_store_appending {
+	struct mc_store *store;     /* whose quota reservation this append holds until it is freed */
 	struct mc_store_tmp *tmp;   /* NULL once a write failed (the file is gone) or the file step ran */
 	int write_errno;
 	char mailbox[MC_MAILBOX_NAME_MAX + 1];
@@ -942,6 +946,10 @@ mc_store_append_begin(struct mc_store *s, const char *mailbox, const struct mc_s
 	ap->tmp = mc_store_int_tmp_open(mb.dir, ap->when, err, errsz);
 	if (ap->tmp == NULL)
 		goto done;
+	/* Reserved from the check on: a second APPEND checked before this one is indexed sees it. */
+	ap->store = s;
+	atomic_fetch_add(&s->reserved_bytes, a->length);
+	atomic_fetch_add(&s->reserved_messages, 1);
 	*out = ap;
 	ap = NULL;
 	ret = 0;
@@ -977,6 +985,9 @@ mc_store_append_abort(struct mc_store_appending *ap)
 	if (ap->filed && unlink(ap->path) < 0)   /* filed but never indexed: no file without its row */
 		mc_warn("store: could not remove %s: %s", ap->path, strerror(errno));
 	mc_store_cache_free(&ap->cache);
+	/* Indexed (its row counts now) or gone: the reservation ends. */
+	atomic_fetch_sub(&ap->store->reserved_bytes, ap->length);
+	atomic_fetch_sub(&ap->store->reserved_messages, 1);
 	free(ap);
 }
 

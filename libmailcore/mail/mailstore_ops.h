@@ -138,7 +138,9 @@ int mc_store_append(struct mc_store *s, const char *mailbox, struct mc_store_app
  * a->length bytes with _write, then _end (fsync, rename, index: a->uid,
  * a->uidvalidity), or _abort (the tmp/ file goes, nothing is indexed).
  * Either frees *out. A failed _write (-1 with errno) removes the file at
- * once; _end then fails and says why.
+ * once; _end then fails and says why. From begin until *out is freed its
+ * length and one message are reserved against the quota: a second APPEND
+ * begun meanwhile is checked as if this one were stored already.
  */
 struct mc_store_appending;
 int mc_store_append_begin(struct mc_store *s, const char *mailbox, const struct mc_store_append *a, uint64_t limit,
@@ -157,7 +159,10 @@ void mc_store_append_abort(struct mc_store_appending *ap);
  * no file is left without its row). _index, on the store's thread: the
  * row and its COMMIT (a->uid, a->uidvalidity), or -1/MC_STORE_ENOMAILBOX
  * with err and the file removed; it frees ap. Durability order: file
- * fsynced, renamed, directory fsynced, row committed.
+ * fsynced, renamed, directory fsynced, row committed. _index may run on
+ * another thread than the store's other calls (imapd: the pool) as long
+ * as nothing else uses s meanwhile; _abort of another append of s may
+ * run at the same time (the quota reservation is atomic).
  */
 int mc_store_append_file(struct mc_store_appending *ap, char *err, size_t errsz);
 int mc_store_append_index(struct mc_store *s, struct mc_store_appending *ap, struct mc_store_append *a, char *err,
