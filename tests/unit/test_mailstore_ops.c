@@ -5,8 +5,9 @@
  * meanwhile), COPY links and MOVE renames with new UIDs, APPEND with
  * flags, keywords and date (and its limits), which UIDs EXPUNGE takes,
  * DELETE and RENAME with children and INBOX's rules, subscriptions that
- * persist, STATUS and QUOTA figures, changes since a MODSEQ, and two
- * store objects on one user at once.
+ * persist, STATUS and QUOTA figures, changes since a MODSEQ, two
+ * store objects on one user at once, the quota reserved by APPENDs in
+ * flight (indexed on another thread) and the sweep of stale tmp/ files.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mail/mailstore.h"
@@ -709,6 +711,100 @@ test_two_stores(void **state)
 	mc_store_close(s);
 }
 
+struct index_job {
+	struct mc_store *s;
+	struct mc_store_appending *ap;
+	struct mc_store_append a;
+	int r;
+	char err[256];
+};
+
+static void *
+index_thread(void *arg)
+{
+	struct index_job *j = arg;
+	j->r = mc_store_append_index(j->s, j->ap, &j->a, j->err, sizeof(j->err));
+	return NULL;
+}
+
+/*
+ * Two APPENDs in flight at once cannot both pass the quota: the first
+ * one's size is reserved from its begin until it is indexed (here on
+ * another thread, as imapd's pool does) or aborted.
+ */
+static void
+test_append_quota_reserved(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *s = open_store(f);
+	char err[256] = "";
+	struct mc_store_appending *ap1 = NULL, *ap2 = NULL;
+	size_t len = strlen(body);
+	struct mc_store_append a = { .fd = -1, .length = len };
+
+	mc_store_set_quota(s, len + len / 2, 0);   /* room for one message, not two */
+	assert_int_equal(mc_store_append_begin(s, "INBOX", &a, 0, &ap1, err, sizeof(err)), 0);
+	assert_int_equal(mc_store_append_begin(s, "INBOX", &a, 0, &ap2, err, sizeof(err)), MC_STORE_EOVERQUOTA);
+	assert_null(ap2);
+	/* Aborted: the reservation goes with it. */
+	mc_store_append_abort(ap1);
+	assert_int_equal(mc_store_append_begin(s, "INBOX", &a, 0, &ap1, err, sizeof(err)), 0);
+	assert_int_equal(mc_store_append_write(ap1, body, len), 0);
+	assert_int_equal(mc_store_append_file(ap1, err, sizeof(err)), 0);
+	assert_int_equal(mc_store_append_begin(s, "INBOX", &a, 0, &ap2, err, sizeof(err)), MC_STORE_EOVERQUOTA);
+	/* Indexed on another thread: the row counts now, the reservation no more. */
+	struct index_job j = { .s = s, .ap = ap1 };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, index_thread, &j), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(j.r, 0);
+	assert_int_equal(j.a.uid, 1);
+	assert_int_equal(mc_store_append_begin(s, "INBOX", &a, 0, &ap2, err, sizeof(err)), MC_STORE_EOVERQUOTA);
+	mc_store_set_quota(s, 3 * len, 0);
+	assert_int_equal(mc_store_append_begin(s, "INBOX", &a, 0, &ap2, err, sizeof(err)), 0);
+	mc_store_append_abort(ap2);
+	struct mc_store_quota q;
+	assert_int_equal(mc_store_quota(s, &q), 0);
+	assert_int_equal(q.messages, 1);
+	mc_store_close(s);
+}
+
+/* Stale tmp/ files (a crash's leftovers, older than 36 hours) go once per open, fresh ones stay. */
+static void
+test_tmp_sweep(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *s = open_store(f);
+	char err[256] = "", p[800];
+	assert_int_equal(mc_store_mailbox_create(s, "Lists", NULL, err, sizeof(err)), 0);
+	const char *names[] = { "tmp/old1", "tmp/fresh", ".Lists/tmp/old2", ".Lists/tmp/young" };
+	time_t now = time(NULL);
+	time_t when[] = { now - MC_STORE_TMP_STALE - 60, now, now - 3 * MC_STORE_TMP_STALE, now - MC_STORE_TMP_STALE + 600 };
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "%s/%s", f->store, names[i]);
+		int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		assert_true(fd >= 0);
+		close(fd);
+		struct timespec ts[2] = { { .tv_sec = when[i] }, { .tv_sec = when[i] } };
+		assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+	}
+	bool bounded = true;
+	assert_int_equal(mc_store_tmp_sweep(s, MC_STORE_TMP_STALE, 1000, &bounded), 2);
+	assert_false(bounded);
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "%s/%s", f->store, names[i]);
+		assert_int_equal(access(p, F_OK) == 0, i % 2 == 1);   /* old1, old2 gone; fresh, young kept */
+	}
+	/* Once per open: a second call looks at nothing. */
+	assert_int_equal(mc_store_tmp_sweep(s, 0, 1000, NULL), 0);
+	mc_store_close(s);
+	/* Bounded: one entry looked at (an age below 0 takes even the fresh ones), the walk stops and says so. */
+	s = open_store(f);
+	assert_int_equal(mc_store_tmp_sweep(s, -60, 1, &bounded), 1);
+	assert_true(bounded);
+	mc_store_close(s);
+}
+
 int
 main(void)
 {
@@ -723,6 +819,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_subscribe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_stores, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append_quota_reserved, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tmp_sweep, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
