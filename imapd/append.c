@@ -30,7 +30,8 @@
  *      share that SQLite connection, so they are parked before their next
  *      input (session.c) and IDLE wakes pass the store by (idle.c) until
  *      it is back; an APPEND of the same user whose file is ready then
- *      waits too and takes the store next (imapd_append_store_back).
+ *      waits too, and takes the store once the parked sessions had
+ *      their turn (imapd_session_store_back, imapd_append_store_back).
  * Why so, not a group commit on the loop: the COMMIT's fsync on the loop
  * thread capped APPEND near 1000/s whatever the number of clients and
  * stalled every session meanwhile; in the pool, the commits of different

@@ -212,7 +212,7 @@ void imapd_session_go(struct imapd_session *s);
 bool imapd_session_auth_allowed(const struct imapd_session *s);
 /* Logged in as user with the mail store at home: open it, switch limits and state. 0, or -1 (NO sent). */
 int imapd_session_login(struct imapd_session *s, const char *user, const char *home);
-/* store came back from a pool thread: a waiting APPEND takes it next, else the parked sessions go on. */
+/* store came back from a pool thread: the parked sessions go on, then a waiting APPEND takes it. */
 void imapd_session_store_back(struct imapd_server *srv, struct mc_store *store);
 
 /* ---- stores.c ---- */

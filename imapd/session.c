@@ -280,23 +280,34 @@ park(struct imapd_session *s)
 void
 imapd_session_store_back(struct imapd_server *srv, struct mc_store *store)
 {
-	/* An APPEND that waits to commit first: it was further along than any parked command. */
-	for (struct imapd_session *s = srv->sessions; s; s = s->next)
-		if (s->store == store && !s->closing && s->append && imapd_append_store_back(s))
-			return;   /* lent again: the others wait for its end */
+	/*
+	 * The parked sessions first, here and now: a queue of one user's
+	 * APPENDs taking the store in turn must not starve the user's other
+	 * commands. One of them may lend it again (its own APPEND): the rest
+	 * stay parked until that one is back.
+	 */
 	for (struct imapd_session *s = srv->sessions; s; s = s->next) {
 		if (s->store != store || s->closing)
 			continue;
+		if (imapd_store_lent(store))
+			return;
 		if (s->store_wait) {
 			s->store_wait = false;
-			if (s->fetch)
+			if (s->fetch) {
 				imapd_fetch_resume(s);
-			else
-				imapd_session_go(s);   /* the buffered input is read from the loop, not from here */
+			} else {
+				s->busy = false;
+				mc_conn_resume(s->conn);
+				process(s);
+			}
 		} else if (s->idle_missed) {
 			imapd_idle_missed(s);
 		}
 	}
+	/* Then an APPEND whose file is ready and waits to commit. */
+	for (struct imapd_session *s = srv->sessions; s; s = s->next)
+		if (s->store == store && !s->closing && s->append && imapd_append_store_back(s))
+			return;
 }
 
 static void
