@@ -5,7 +5,9 @@
  * EXISTS/FETCH/EXPUNGE from the index, as imapd_view_sync computes them).
  *
  * Called by commands.c's table (IDLE), by session.c for the "DONE" line,
- * and by main.c (the notice socket). The socket accepts only the roles the
+ * and by main.c (the notice socket); with several processes the master
+ * passes each notice on to its workers, and a worker's own changes go to
+ * the others through it (procs.c). The socket accepts only the roles the
  * catalogue allows to send MBOX_CHANGED (queued, imapd, pop3d), checked
  * by chan.c before anything here runs. A notice is a hint: a session that
  * misses one still sees every change at its next command.
@@ -97,8 +99,8 @@ wake(struct imapd_server *srv, const char *path, const char *mailbox, const stru
 	imapd_store_rest(idled);
 }
 
-static void
-on_msg(struct mc_chan *ch, struct mc_msg *m, void *arg)
+void
+imapd_notice_msg(struct mc_chan *ch, struct mc_msg *m, void *arg)
 {
 	struct imapd_server *srv = arg;
 	char addr[MC_ADDR_MAX], mailbox[256], path[MC_PATH_MAX];
@@ -110,7 +112,12 @@ on_msg(struct mc_chan *ch, struct mc_msg *m, void *arg)
 		mc_warn("imapd.sock: malformed MBOX_CHANGED from %s", mc_chan_peer_name(ch));
 		return;
 	}
-	mc_info("imapd.sock: mailbox changed: %s %s %s", addr, mailbox, path);
+	/* Once per change in the log: where it came in (a worker hears it again from its master). */
+	if (imapd_procs_is_worker())
+		mc_debug("mailbox changed: %s %s %s", addr, mailbox, path);
+	else
+		mc_info("imapd.sock: mailbox changed: %s %s %s", addr, mailbox, path);
+	imapd_procs_fanout(ch, addr, mailbox, path);
 	if (path[0])
 		wake(srv, path, mailbox, NULL);
 }
@@ -119,6 +126,8 @@ void
 imapd_idle_changed(struct imapd_session *s, const char *mailbox)
 {
 	wake(s->srv, s->home, mailbox, s);
+	/* Sessions of this user in the other workers (procs.c); nothing when imapd is one process. */
+	imapd_procs_changed(s->user, mailbox, s->home);
 }
 
 void
@@ -134,7 +143,9 @@ imapd_idle_missed(struct imapd_session *s)
 }
 
 static const struct mc_chan_cbs notice_cbs = {
-	.on_msg = on_msg,
+	.on_msg = imapd_notice_msg,
+	.on_up = imapd_procs_peer_up,
+	.on_down = imapd_procs_peer_down,
 };
 
 void

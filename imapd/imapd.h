@@ -20,6 +20,7 @@
  *   fetch_binary.c  FETCH BINARY (fetch.h between the two)
  *   idle.c      IDLE and run_dir/imapd.sock (MBOX_CHANGED from queued)
  *   stores.c    the open stores, one per user, shared by that user's sessions
+ *   procs.c     several processes: the master, its workers, what they share
  *   compress.c  COMPRESS DEFLATE (RFC 4978) on the session's mc_conn
  *   parse.c     the reader and grammar cursor (parse.h)
  *   uidset.c    sets of UIDs as ranges: the saved SEARCH result ("$",
@@ -50,6 +51,8 @@ struct mc_resolver;
 struct mc_store;
 struct mc_store_flag_change;
 struct mc_chan_server;
+struct mc_chan;
+struct mc_msg;
 
 /* Before login only credentials travel: small literals and lines (RFC 7888 LITERAL- bound). */
 #define IMAPD_PRE_LITERAL_MAX 4096
@@ -368,5 +371,38 @@ void imapd_idle_missed(struct imapd_session *s);
 /* Listen on run_dir/imapd.sock for MBOX_CHANGED. */
 void imapd_notices_start(struct imapd_server *srv, const struct mc_config *cfg);
 void imapd_notices_stop(struct imapd_server *srv);
+/* A message on imapd.sock or on a worker's channel to its master: MBOX_CHANGED wakes IDLE sessions. */
+void imapd_notice_msg(struct mc_chan *ch, struct mc_msg *m, void *arg);
+
+/* procs.c: imapd on several processes, a master and its workers ([imapd] processes). */
+typedef int (*imapd_procs_main_fn)(struct mc_daemon *d);
+/* How many processes the config asks for (auto: the online CPUs). */
+unsigned imapd_procs_wanted(const struct mc_config *cfg);
+/*
+ * After the drop: fork n workers, each of which runs worker_main(d) on a
+ * loop of its own and exits with its result; this process becomes their
+ * master and never accepts a client. 0, or -1 (nothing forked: serve alone).
+ */
+int imapd_procs_start(struct imapd_server *srv, struct mc_daemon *d, unsigned n, imapd_procs_main_fn worker_main);
+/* Master: SIGTERM to every worker; its loop ends once all are gone. */
+void imapd_procs_stop(void);
+/* Master: d->connections and d->state from the workers (the on_status hook). */
+void imapd_procs_status(struct mc_daemon *d);
+/* Master: pass the reload going on (and its certificate files) to every worker. */
+void imapd_procs_reload(struct mc_daemon *d);
+/* Master: imapd.sock channel hooks that tell a worker's channel from queued's. */
+void imapd_procs_peer_up(struct mc_chan *ch, void *arg);
+void imapd_procs_peer_down(struct mc_chan *ch, void *arg);
+/* Master: a mailbox changed: tell every worker but the one at from. */
+void imapd_procs_fanout(struct mc_chan *from, const char *addr, const char *mailbox, const char *path);
+/* Worker: a session here changed a mailbox: the master tells the other workers. */
+void imapd_procs_changed(const char *addr, const char *mailbox, const char *path);
+/* Worker: close the channel to the master (stop). */
+void imapd_procs_worker_stop(void);
+bool imapd_procs_is_worker(void);
+/* netsvc ops->count: the connections of every worker (this one's is local). */
+unsigned imapd_procs_count(struct mc_netsvc *svc, unsigned local, void *arg);
+/* Worker: is its resolverd channel up (for the master's status)? */
+void imapd_procs_report(bool resolver_up);
 
 #endif

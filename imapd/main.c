@@ -9,6 +9,10 @@
  * mail store) imapd opens its resolverd client (logins) and its notice
  * socket run_dir/imapd.sock (queued's MBOX_CHANGED, for IDLE).
  *
+ * With [imapd] processes above 1 (auto: one per CPU) this process becomes
+ * the master after the drop and forks the workers that serve (procs.c);
+ * each worker opens its own resolverd client in serve().
+ *
  * Owns the daemon and the server struct. Never: accept a client before
  * the drop.
  */
@@ -64,6 +68,8 @@ on_reload(struct mc_netsvc *svc, const struct mc_config *n, char *err, size_t er
 {
 	imapd_server_limits(&srv, n);
 	check_nofile(&daemon_, n->imapd.max_connections);
+	/* The master's own context (for workers forked later) is reloaded; now the running workers'. */
+	imapd_procs_reload(&daemon_);
 	(void)svc;
 	(void)err;
 	(void)errsz;
@@ -75,6 +81,8 @@ on_stop(struct mc_netsvc *svc)
 {
 	uv_timer_stop(&state_timer);
 	uv_close((uv_handle_t *)&state_timer, NULL);
+	imapd_procs_stop();
+	imapd_procs_worker_stop();
 	imapd_notices_stop(&srv);
 	if (srv.res) {
 		mc_resolver_close(srv.res);
@@ -86,7 +94,13 @@ on_stop(struct mc_netsvc *svc)
 static void
 update_state(uv_timer_t *t)
 {
-	mc_daemon_set_state(&daemon_, "%s", mc_resolver_is_up(srv.res) ? "running" : "resolverd unreachable");
+	if (srv.res == NULL) {
+		imapd_procs_status(&daemon_);   /* the master: its workers say */
+		return;
+	}
+	bool up = mc_resolver_is_up(srv.res);
+	mc_daemon_set_state(&daemon_, "%s", up ? "running" : "resolverd unreachable");
+	imapd_procs_report(up);
 	(void)t;
 }
 
@@ -100,8 +114,20 @@ static const struct mc_netsvc_ops ops = {
 	.on_shutdown = imapd_session_shutdown,
 	.on_reload = on_reload,
 	.on_stop = on_stop,
+	.count = imapd_procs_count,
 	.arg = &srv,
 };
+
+/* Serve clients on d's loop: the one process, or a worker (procs.c calls it after the fork). */
+static int
+serve(struct mc_daemon *d)
+{
+	srv.res = mc_resolver_open(d->loop, &d->cfg, MC_ROLE_IMAPD, "imapd");
+	uv_timer_init(d->loop, &state_timer);
+	uv_timer_start(&state_timer, update_state, STATE_POLL_MS, STATE_POLL_MS);
+	mc_daemon_set_state(d, "starting");
+	return mc_daemon_run(d);
+}
 
 int
 main(int argc, char **argv)
@@ -135,9 +161,14 @@ main(int argc, char **argv)
 	imapd_notices_start(&srv, &d->cfg);
 	mc_daemon_drop(d, d->cfg.global.mail_user, NULL);
 	mc_proto_set_identities(&d->cfg);
-	srv.res = mc_resolver_open(d->loop, &d->cfg, MC_ROLE_IMAPD, "imapd");
-	uv_timer_init(d->loop, &state_timer);
-	uv_timer_start(&state_timer, update_state, STATE_POLL_MS, STATE_POLL_MS);
-	mc_daemon_set_state(d, "starting");
-	return mc_daemon_run(d);
+	unsigned n = imapd_procs_wanted(&d->cfg);
+	if (n > 1 && imapd_procs_start(&srv, d, n, serve) == 0) {
+		/* The master: status, reload and stop; the workers serve. */
+		d->on_status = imapd_procs_status;
+		uv_timer_init(d->loop, &state_timer);
+		uv_timer_start(&state_timer, update_state, STATE_POLL_MS, STATE_POLL_MS);
+		imapd_procs_status(d);
+		return mc_daemon_run(d);
+	}
+	return serve(d);
 }

@@ -147,8 +147,8 @@ mc_daemon_set_state(struct mc_daemon *d, const char *fmt, ...)
  * see it. The certificate and key descriptors (-1: none) are the hook's to
  * read during the call; the caller closes them. -1 with err.
  */
-static int
-reload(struct mc_daemon *d, int cert_fd, int key_fd, char *err, size_t errsz)
+int
+mc_daemon_reload(struct mc_daemon *d, int cert_fd, int key_fd, char *err, size_t errsz)
 {
 	struct mc_config *n = malloc(sizeof(*n));
 	if (n == NULL)
@@ -208,6 +208,8 @@ static void
 ctl_status(struct mc_daemon *d, struct mc_chan *ch, struct mc_msg *m)
 {
 	struct mc_msg r;
+	if (d->on_status)
+		d->on_status(d);
 	mc_msg_init(&r, m->type);
 	mc_msg_put_str(&r, d->name);
 	mc_msg_put_u32(&r, (uint32_t)getpid());
@@ -235,7 +237,7 @@ ctl_reload(struct mc_daemon *d, struct mc_chan *ch, struct mc_msg *m)
 				    "malformed request (nothing, or the certificate and key descriptors)");
 		return;
 	}
-	int rc = reload(d, cert_fd, key_fd, err, sizeof(err));
+	int rc = mc_daemon_reload(d, cert_fd, key_fd, err, sizeof(err));
 	if (cert_fd >= 0) {
 		close(cert_fd);
 		close(key_fd);
@@ -403,7 +405,7 @@ on_signal(uv_signal_t *h, int signum)
 		char err[1024];
 		if (d->stopping)
 			return;
-		if (reload(d, -1, -1, err, sizeof(err)) < 0)
+		if (mc_daemon_reload(d, -1, -1, err, sizeof(err)) < 0)
 			mc_warn("reload refused: %s", err);
 		else
 			mc_info("reloaded config (SIGHUP)");

@@ -58,6 +58,8 @@ struct mc_daemon {
 	void (*on_ctl)(struct mc_daemon *d, struct mc_chan *ch, struct mc_msg *m);
 	/* A control channel went away (forget pending replies to it). */
 	void (*on_ctl_down)(struct mc_daemon *d, struct mc_chan *ch);
+	/* A status request is answered next: bring connections and state up to date (imapd's master sums its workers). */
+	void (*on_status)(struct mc_daemon *d);
 	void *data;                     /* the daemon's own state */
 
 	uv_signal_t sighup, sigterm, sigint;
@@ -72,6 +74,12 @@ void mc_daemon_init(struct mc_daemon *d, const char *name, enum mc_role role, in
 void mc_daemon_drop(struct mc_daemon *d, const char *user, const char *const *extra_groups);
 /* Install signal handlers and run the loop until stopped; returns the exit status. */
 int mc_daemon_run(struct mc_daemon *d);
+/*
+ * Re-read the config file as SIGHUP and CTL_RELOAD do (on_reload sees cert_fd
+ * and key_fd, -1: none; the caller closes them). 0, or -1 with err (the old
+ * config stays).
+ */
+int mc_daemon_reload(struct mc_daemon *d, int cert_fd, int key_fd, char *err, size_t errsz);
 /* Ask the daemon to stop (as SIGTERM does). */
 void mc_daemon_stop(struct mc_daemon *d);
 /*

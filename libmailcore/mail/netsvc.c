@@ -47,6 +47,7 @@ struct mc_netsvc {
 	unsigned max_connections;
 	struct client *clients;
 	unsigned count;
+	unsigned total;           /* what max_connections bounds: count, or ops->count's sum over processes */
 	uint32_t next_id;
 	bool stopping;
 };
@@ -55,6 +56,7 @@ static void
 count_changed(struct mc_netsvc *svc)
 {
 	svc->d->connections = svc->count;
+	svc->total = svc->ops.count ? svc->ops.count(svc, svc->count, svc->ops.arg) : svc->count;
 }
 
 /* TLS is up (or not needed): give the client to the protocol, or turn it away. */
@@ -168,7 +170,7 @@ serve(struct mc_netsvc *svc, struct client *cl, bool tls)
 	count_changed(svc);
 	/* Request/response protocols: an answer's last short write must not wait for a delayed ACK. */
 	mc_conn_set_nodelay(cl->conn, true);
-	cl->over = svc->max_connections && svc->count > svc->max_connections;
+	cl->over = svc->max_connections && svc->total > svc->max_connections;
 	mc_debug("%s: connect from=%s:%u port=%u", cl->id, mc_conn_peer_ip(cl->conn), mc_conn_peer_port(cl->conn),
 		 mc_conn_local_port(cl->conn));
 	if (!tls) {
@@ -266,8 +268,7 @@ mc_netsvc_open(struct mc_daemon *d, const struct mc_netsvc_ops *ops, char *err, 
 	svc->ops = *ops;
 	ops->conf(cfg, &conf);
 	svc->max_connections = conf.max_connections;
-	/* Session ids differ across restarts: seeded from the clock and the pid. */
-	svc->next_id = (uint32_t)time(NULL) * 2654435761u ^ ((uint32_t)getpid() << 16);
+	mc_netsvc_reseed(svc);
 
 	bool any = (conf.listen && conf.listen->n) || (conf.listen_tls && conf.listen_tls->n);
 	if (any) {
@@ -295,6 +296,13 @@ fail:
 	mc_tls_free(&svc->tls);
 	free(svc);
 	return NULL;
+}
+
+void
+mc_netsvc_reseed(struct mc_netsvc *svc)
+{
+	/* Session ids differ across restarts and processes: seeded from the clock and the pid. */
+	svc->next_id = (uint32_t)time(NULL) * 2654435761u ^ ((uint32_t)getpid() << 16);
 }
 
 SSL_CTX *

@@ -17,8 +17,8 @@
  *     protocol hears of the client: on_client sees TLS already up;
  *   - sets TCP_NODELAY on every client (answers end in short writes);
  *   - counts clients for `postern status` (d->connections) and, past
- *     max_connections (0: no limit), sends ops->busy_reply and closes
- *     instead of calling on_client;
+ *     max_connections (0: no limit; counted over processes when ops->count
+ *     says so), sends ops->busy_reply and closes instead of calling on_client;
  *   - reload (SIGHUP, postern reload): the certificate (new connections get
  *     it) and max_connections from the new config, then ops->on_reload;
  *   - stop: closes the listeners, calls ops->on_shutdown for every session
@@ -81,6 +81,12 @@ struct mc_netsvc_ops {
 	int (*on_reload)(struct mc_netsvc *svc, const struct mc_config *newcfg, char *err, size_t errsz);
 	/* After the service stopped its listeners and sessions (close peer channels here). May be NULL. */
 	void (*on_stop)(struct mc_netsvc *svc);
+	/*
+	 * This process's client count changed to local: return the count
+	 * max_connections bounds (a service spread over several processes
+	 * returns the sum over all of them: imapd/procs.c). NULL: local.
+	 */
+	unsigned (*count)(struct mc_netsvc *svc, unsigned local, void *arg);
 	void *arg;               /* passed to on_client; mc_netsvc_arg() gives it back */
 };
 
@@ -97,6 +103,8 @@ struct mc_netsvc *mc_netsvc_open(struct mc_daemon *d, const struct mc_netsvc_ops
  * service owns fd from here on. 0, or -1 (fd closed).
  */
 int mc_netsvc_adopt(struct mc_netsvc *svc, int fd);
+/* A new sequence of session ids, of this process's own (a forked worker calls it: imapd/procs.c). */
+void mc_netsvc_reseed(struct mc_netsvc *svc);
 /* The current server TLS context for STLS/STARTTLS (NULL: none loaded, do not offer it). */
 SSL_CTX *mc_netsvc_tls(const struct mc_netsvc *svc);
 /* Live clients (what postern status shows). */

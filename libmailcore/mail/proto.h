@@ -78,6 +78,9 @@ enum mc_role {
 	/* imapd: a mailbox changed (for IDLE). notice: str canonical address, str mailbox name,             \
 	 * then (optional) str the store's path as resolverd gave it, which imapd matches sessions by. */  \
 	X(MBOX_CHANGED, R(QUEUED) | R(IMAPD) | R(POP3D))                                                      \
+	/* The imapd master to its workers over run_dir/imapd.sock (imapd/procs.c): reload as CTL_RELOAD     \
+	 * does. notice: nothing, or fd cert, fd key (the files the master's reload was given). */           \
+	X(IMAPD_RELOAD, R(IMAPD))                                                                             \
                                                                                                                \
 	/* Every daemon's control socket. */                                                                   \
 	/* reply: str name, u32 pid, u64 started (unix time), u32 connections, str state. */                 \

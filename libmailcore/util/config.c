@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 enum ktype { K_STR, K_PATH, K_BOOL, K_UINT, K_PORT, K_SIZE, K_DURATION, K_LISTEN, K_LOGLEVEL, K_PLAINAUTH,
-	     K_NAMESERVERS, K_FAMILY, K_OUTTLS, K_SEPARATOR };
+	     K_NAMESERVERS, K_FAMILY, K_OUTTLS, K_SEPARATOR, K_PROCS };
 
 struct key {
 	const char *section;
@@ -99,6 +99,7 @@ static const struct key keys[] = {
 	{ "imapd", "max_connections", K_UINT, F(imapd.max_connections), "1000" },
 	{ "imapd", "timeout", K_DURATION, F(imapd.timeout), "30m" },
 	{ "imapd", "hierarchy_separator", K_SEPARATOR, F(imapd.hierarchy_separator), "." },
+	{ "imapd", "processes", K_PROCS, F(imapd.processes), "auto" },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -411,6 +412,16 @@ setkey(struct mc_config *cfg, const struct key *k, const char *v, const char *ba
 			*(int *)field = MC_OUTTLS_ENCRYPT;
 		else
 			return "not none, may or encrypt";
+		return NULL;
+	case K_PROCS:
+		/* auto (0): one per online CPU, decided at start; a bound keeps a typo from forking thousands. */
+		if (strcasecmp(v, "auto") == 0) {
+			*(unsigned *)field = 0;
+			return NULL;
+		}
+		if (mc_parse_size(v, &u64) < 0 || strpbrk(v, "kKmMgGbB") || u64 < 1 || u64 > MC_CONFIG_PROCESSES_MAX)
+			return "not auto or a number of processes (1-" MC_CONFIG_PROCESSES_MAX_STR ")";
+		*(unsigned *)field = (unsigned)u64;
 		return NULL;
 	case K_SEPARATOR:
 		if (strcmp(v, ".") != 0 && strcmp(v, "/") != 0)

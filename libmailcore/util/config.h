@@ -124,8 +124,13 @@ struct mc_config {
 		unsigned max_connections;
 		unsigned timeout;
 		char hierarchy_separator;    /* '.' (Maildir++ as Dovecot) or '/': what clients see */
+		unsigned processes;          /* processes serving clients; 0 (auto): one per online CPU */
 	} imapd;
 };
+
+/* Upper bound of [imapd] processes. */
+#define MC_CONFIG_PROCESSES_MAX 64
+#define MC_CONFIG_PROCESSES_MAX_STR "64"
 
 /* Fill cfg with the built-in development defaults (relative paths resolved against the cwd). */
 int mc_config_defaults(struct mc_config *cfg, char *err, size_t errsz);

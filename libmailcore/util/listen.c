@@ -214,6 +214,19 @@ mc_listen_pause_all(bool pause)
 	}
 }
 
+int
+mc_listen_move_loop(uv_loop_t *loop)
+{
+	int rc = 0;
+	for (struct mc_listener *l = listeners; l; l = l->next) {
+		if (l->tcp != NULL)
+			rc = -1;   /* a live handle belongs to its loop: only a paused listener can move */
+		else
+			l->loop = loop;
+	}
+	return rc;
+}
+
 unsigned
 mc_listen_port(size_t index)
 {

@@ -39,4 +39,10 @@ void mc_listen_pause_all(bool pause);
 /* The bound port of the index-th open listener, in order of opening (port 0 asks the kernel); 0 if none. */
 unsigned mc_listen_port(size_t index);
 
+/*
+ * In a forked child that runs a loop of its own: paused listeners resume
+ * on loop from now on (imapd's workers). -1 if one was not paused (it stays).
+ */
+int mc_listen_move_loop(uv_loop_t *loop);
+
 #endif

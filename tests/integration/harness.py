@@ -211,6 +211,18 @@ class Instance:
     def pids(self):
         return {name: row.get("pid") for name, row in self.status().items()}
 
+    def proc_tree(self, name):
+        """The pids of a daemon: the one `postern status` shows and its children (imapd's workers)."""
+        pids, todo = [], [self.pids()[name]]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            try:
+                todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+        return pids
+
     def add_user(self, address, password):
         self.tool("user", "add", address, "--password-stdin", input=password + "\n")
 

@@ -112,14 +112,18 @@ class Idler:
 
 
 def index_open(inst):
-    """Does imapd hold alice's index.sqlite open?"""
-    pid = inst.pids()["imapd"]
+    """Does imapd (any of its processes) hold alice's index.sqlite open?"""
     links = []
-    for fd in os.listdir(f"/proc/{pid}/fd"):
+    for pid in inst.proc_tree("imapd"):
         try:
-            links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
-            pass
+            continue
+        for fd in fds:
+            try:
+                links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            except OSError:
+                pass
     return any(p.startswith(str(inst.maildir())) and "index.sqlite" in p for p in links)
 
 

@@ -42,6 +42,7 @@ test_defaults(void **state)
 	assert_string_equal(cfg.smtpd.submissions.a[0].text, "127.0.0.1:2465");
 	assert_string_equal(cfg.pop3d.listen_tls.a[0].text, "127.0.0.1:1995");
 	assert_string_equal(cfg.imapd.listen.a[0].text, "127.0.0.1:1143");
+	assert_int_equal(cfg.imapd.processes, 0);   /* auto: one per online CPU */
 	assert_int_equal(cfg.smtpd.max_message_size, 35ull * 1024 * 1024);
 	assert_int_equal(cfg.queued.retry_min, 300);
 	assert_int_equal(cfg.queued.max_queue_lifetime, 5 * 86400);
@@ -74,7 +75,9 @@ test_values_and_relative_paths(void **state)
 					      "[queued]\n"
 					      "retry_max = 2h\n"
 					      "[resolverd]\n"
-					      "nameservers = 127.0.0.1:5353\n");
+					      "nameservers = 127.0.0.1:5353\n"
+					      "[imapd]\n"
+					      "processes = 3\n");
 	assert_int_equal(mc_config_load(&cfg, p, err, sizeof(err)), 0);
 	assert_string_equal(cfg.global.hostname, "mx.example.test");
 	char want[600];
@@ -91,6 +94,7 @@ test_values_and_relative_paths(void **state)
 	assert_int_equal(cfg.smtpd.allow_plaintext_auth, MC_PLAIN_NO);
 	assert_int_equal(cfg.queued.retry_max, 7200);
 	assert_string_equal(cfg.resolverd.nameservers, "127.0.0.1:5353");
+	assert_int_equal(cfg.imapd.processes, 3);
 }
 
 static void
@@ -119,6 +123,10 @@ test_errors_name_file_line_key(void **state)
 	expect_error("[global]\nthis line is not ini\n", "bad.conf:2: syntax error");
 	expect_error("[queued]\nretry_min = 2h\nretry_max = 1h\n", "retry_max must be at least retry_min");
 	expect_error("[global]\ntls_cert = /x.pem\n", "tls_cert and tls_key must be set together");
+	expect_error("[imapd]\nprocesses = 0\n", "bad.conf:2: [imapd] processes: not auto or a number of processes (1-64)");
+	expect_error("[imapd]\nprocesses = 65\n", "[imapd] processes: not auto or a number");
+	expect_error("[imapd]\nprocesses = two\n", "[imapd] processes: not auto or a number");
+	expect_error("[imapd]\nprocesses = 2k\n", "[imapd] processes: not auto or a number");
 }
 
 static void
