@@ -41,6 +41,12 @@
  *     of its start). A worker asks for SIGTERM when the master dies
  *     (PR_SET_PDEATHSIG, then checks getppid for a master already gone).
  *
+ * What stays per process: the open stores (stores.c) and with them the
+ * quota reservations of APPENDs in flight, so two sessions of one user in
+ * two workers each check an announced APPEND against what is committed
+ * plus their own process's reservations (the quota may be passed by one
+ * message per worker when both append at once).
+ *
  * Called by main.c (start, stop, reload, state), idle.c (notices in and
  * out) and mail/netsvc through ops->count. With processes = 1 none of it
  * runs: imapd is one process as before, and every function here is a no-op.
