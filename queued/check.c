@@ -4,7 +4,10 @@
  * Called once by main.c after the database is open and before the loop
  * runs (so it may block). The rules of DESIGN.md "Storage / Queue":
  *   incoming/ files were never committed       -> removed
- *   active/ bodies without an envelope         -> removed, logged
+ *   active/ bodies without an envelope         -> removed, logged (an
+ *                                                 empty one, made ahead
+ *                                                 by spool.c, counted as
+ *                                                 unfinished)
  *   envelopes without a readable body          -> state corrupt, logged,
  *                                                 never dropped silently
  * A file in active/ that is not named like a queue id is not ours: it is
@@ -139,7 +142,13 @@ q_check_run(const char *queue_dir, struct qdb *db, struct q_check_stats *st, cha
 			continue;
 		}
 		snprintf(p, sizeof(p), "%s/%s", active, de->d_name);
-		if (unlink(p) == 0) {
+		struct stat sb;
+		bool empty = fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode) &&
+			     sb.st_size == 0;
+		if (empty && unlink(p) == 0) {
+			/* a body made ahead that no submission took or filled (spool.c): nothing to tell */
+			st->incoming_removed++;
+		} else if (unlink(p) == 0) {
 			st->orphans_removed++;
 			mc_notice("%s: removed body without an envelope (its commit never finished)", de->d_name);
 		} else {

@@ -66,6 +66,7 @@ on_stop(struct mc_daemon *d)
 		q->srv = NULL;
 	}
 	q_sched_stop(q);
+	q_submit_stop(q);
 	q_deliver_stop(q);
 	if (q->res) {
 		mc_resolver_close(q->res);
@@ -136,7 +137,6 @@ main(int argc, char **argv)
 	q->d = d;
 	q->loop = d->loop;
 	q->qdir_fd = -1;
-	q->next_tail = &q->next_batch;
 	mc_config_path(&d->cfg, q->qdir, sizeof(q->qdir), "queue");
 	mc_config_path(&d->cfg, q->mail_root, sizeof(q->mail_root), "mail");
 	snprintf(q->incoming, sizeof(q->incoming), "%.1000s/incoming", q->qdir);
@@ -158,7 +158,7 @@ main(int argc, char **argv)
 
 	open_queue(q);
 	q_lane_init(&q->lane, d->loop, q->db);
-	if (q_deliver_init(q) < 0 || q_ctl_init(q) < 0 || q_spool_init(q) < 0)
+	if (q_deliver_init(q) < 0 || q_ctl_init(q) < 0 || q_spool_init(q) < 0 || q_submit_init(q) < 0)
 		mc_fatal("out of memory");
 	q->res = mc_resolver_open(d->loop, &d->cfg, MC_ROLE_QUEUED, "queued");
 	if (q->res == NULL)
@@ -174,6 +174,7 @@ main(int argc, char **argv)
 
 	q_deliver_free(q);
 	q_ctl_free(q);
+	q_submit_free(q);
 	q_spool_free(q);
 	qdb_close(q->db);
 	if (q->qdir_fd >= 0)

@@ -312,6 +312,7 @@ int q_check_run(const char *queue_dir, struct qdb *db, struct q_check_stats *st,
 /* ---- the daemon ---- */
 
 struct q_sub;
+struct q_submit;
 struct q_deliver;
 struct q_ctl;
 struct q_spool;
@@ -337,10 +338,8 @@ struct queued {
 	/* control.c */
 	struct q_ctl *ctl;
 
-	/* submit.c: the commits waiting for the next batch, and the batch in flight */
-	struct q_sub *next_batch, **next_tail;
-	size_t next_n;
-	bool batch_running;
+	/* submit.c: the bodies made ahead, the BEGINs waiting for one */
+	struct q_submit *sub;
 
 	/* deliver.c */
 	struct q_deliver *dl;
@@ -359,14 +358,29 @@ struct queued {
 };
 
 /* spool.c */
+/* A body file made ahead: active/<qid>, its name already durable, open write-only. */
+struct q_body {
+	char qid[MC_QID_MAX];
+	int fd;
+};
 int q_spool_init(struct queued *q);
 void q_spool_free(struct queued *q);
-/* worker: a new write-only body file incoming/<qid> (a spare when there is one); fd, or -errno (-EEXIST: take another id). */
-int q_spool_open(struct queued *q, const char *qid);
+/*
+ * worker: up to n new body files into out, each under a new qid in
+ * active/ (spares first), then one fsync of active/ for all of them.
+ * Returns how many (at least one), or -errno when none could be made.
+ */
+int q_spool_fill(struct queued *q, struct q_body *out, size_t n);
+/* worker: close and remove bodies nobody committed; recycle: kept as spares (smtpd never had them). */
+void q_spool_drop(struct queued *q, struct q_body *b, size_t n, bool recycle);
 /* worker: the body at path (of qid, for the log) is not needed any more: kept as a spare, or unlinked. */
 void q_spool_discard(struct queued *q, const char *path, const char *qid);
 
 /* submit.c */
+int q_submit_init(struct queued *q);
+/* The daemon stops: waiting BEGINs get 451, the bodies made ahead go. */
+void q_submit_stop(struct queued *q);
+void q_submit_free(struct queued *q);
 void q_submit_on_msg(struct queued *q, struct mc_chan *ch, struct mc_msg *m);
 /* A peer finished HELLO: smtpd channels are what postern status counts as connections. */
 void q_submit_on_up(struct queued *q, struct mc_chan *ch);

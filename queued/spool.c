@@ -1,18 +1,28 @@
 /*
- * spool.c - queue body files: made for a submission, given up after delivery.
+ * spool.c - queue body files: made ahead for submissions, given up after delivery.
+ *
+ * Why ahead: a submission's body file is made before anyone asks for it.
+ * q_spool_fill makes a handful at once on one threadpool worker, each
+ * under a new queue id straight in active/, and fsyncs active/ once for
+ * all of them; submit.c keeps them open and hands one to smtpd at MAIL
+ * without a thread hop. At commit only the body itself is fsynced: its
+ * name was durable before the first byte was written, so the commit needs
+ * no rename and no directory fsync. A made file nobody committed (queued
+ * crashed) is a body without an envelope, which the start-up check
+ * removes (check.c): nothing in it was ever acknowledged.
  *
  * Why spares: ext4 without a journal (the file system of the machines this
  * runs on, and a common choice for spool disks) will not hand out an inode
- * freed in the last 5-10 seconds, and finds that out by reading the inode of
- * every such free slot, one by one, on every file it creates. A queue that
- * unlinks a body per delivered message and creates one per accepted message
- * at a thousand messages a second makes each creation walk thousands of
- * inodes: in profiles this was the largest single cost of queued. So a body
- * that is no longer needed is truncated to zero and kept as a spare
- * (incoming/spare.N); a new submission renames a spare to incoming/<qid>
- * with RENAME_NOREPLACE (as exclusive as O_CREAT|O_EXCL, and ids are still
- * never reused) and opens it. No inode is freed or allocated on the
- * steady path.
+ * freed in the last 60-360 seconds, and finds that out by reading the
+ * inode of every such free slot, one by one, on every file it creates. A
+ * queue that unlinks a body per delivered message and creates one per
+ * accepted message at a thousand messages a second makes each creation
+ * walk thousands of inodes: in profiles this was the largest single cost
+ * of queued. So a body that is no longer needed is truncated to zero and
+ * kept as a spare (incoming/spare.N); making a body renames a spare to
+ * active/<qid> with RENAME_NOREPLACE (as exclusive as O_CREAT|O_EXCL, and
+ * ids are still never reused) and opens it. No inode is freed or allocated
+ * on the steady path.
  *
  * A spare is empty, owned by queued, mode 0600, and is checked (regular
  * file, size 0, one link) before it is handed to smtpd, who gets it
@@ -20,7 +30,7 @@
  * At start-up the check removes everything in incoming/, spares included
  * (check.c), so the pool starts empty.
  *
- * Called from the loop (init, free) and from threadpool workers (open,
+ * Called from the loop (init, free) and from threadpool workers (fill,
  * discard): the pool is under a mutex; everything else is per call.
  */
 #include "queued/queued.h"
@@ -33,10 +43,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mail/qid.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 
 /* Enough for a burst of concurrent submissions; empty files cost only an inode each. */
 #define SPARE_MAX 1024
+/* New ids tried when a file with the id exists (it never should: ids are never reused). */
+#define QID_TRIES 4
 
 struct q_spool {
 	uv_mutex_t lock;
@@ -124,11 +138,12 @@ open_spare(const char *path)
 	return fd;
 }
 
-int
-q_spool_open(struct queued *q, const char *qid)
+/* A new write-only body file active/<qid> (a spare when there is one); fd, or -errno (-EEXIST: take another id). */
+static int
+spool_open(struct queued *q, const char *qid)
 {
 	char path[MC_PATH_MAX + 64], spare[MC_PATH_MAX + 64];
-	snprintf(path, sizeof(path), "%s/%s", q->incoming, qid);
+	snprintf(path, sizeof(path), "%s/%s", q->active, qid);
 	unsigned n;
 	while (spare_pop(q->spool, &n)) {
 		snprintf(spare, sizeof(spare), "%s/spare.%u", q->incoming, n);
@@ -149,6 +164,54 @@ q_spool_open(struct queued *q, const char *qid)
 	}
 	int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 	return fd < 0 ? -errno : fd;
+}
+
+int
+q_spool_fill(struct queued *q, struct q_body *out, size_t n)
+{
+	size_t got = 0;
+	int err = 0;
+	while (got < n) {
+		int fd = -EEXIST;
+		for (int t = 0; t < QID_TRIES && fd == -EEXIST; t++) {
+			mc_qid_new(out[got].qid);
+			fd = spool_open(q, out[got].qid);
+		}
+		if (fd < 0) {
+			err = fd;
+			break;
+		}
+		out[got++].fd = fd;
+	}
+	if (got > 0 && mc_fsync_dir(q->active) < 0) {
+		/* their names might not survive a crash: none of them may carry a message */
+		err = -errno;
+		q_spool_drop(q, out, got, true);
+		got = 0;
+	}
+	if (got == 0) {
+		if (err == 0)
+			err = -EIO;
+		mc_error("queue: cannot make a body file in %s: %s", q->active, strerror(-err));
+		return err;
+	}
+	return (int)got;
+}
+
+void
+q_spool_drop(struct queued *q, struct q_body *b, size_t n, bool recycle)
+{
+	char p[MC_PATH_MAX + 64];
+	for (size_t i = 0; i < n; i++) {
+		if (b[i].fd >= 0)
+			close(b[i].fd);
+		b[i].fd = -1;
+		snprintf(p, sizeof(p), "%s/%s", q->active, b[i].qid);
+		if (recycle)
+			q_spool_discard(q, p, b[i].qid);
+		else if (unlink(p) < 0 && errno != ENOENT)
+			mc_warn("%s: cannot remove the queue file: %s", b[i].qid, strerror(errno));
+	}
 }
 
 void

@@ -130,45 +130,6 @@ def test_two_recipients_one_transaction(inst):
         assert len(files) == 1 and msg["Message-ID"].encode() in files[0].read_bytes()
 
 
-def test_body_files_are_recycled_not_freed(inst):
-    """A delivered body is kept as an empty spare and the next submission takes it (queued/spool.c).
-
-    The same inode going round (spare -> body of the next message -> spare
-    again) is what spares the file system an inode free and an allocation
-    per message; a spare that is not empty is never handed out.
-    """
-    incoming = inst.state / "queue" / "incoming"
-
-    def spares():
-        return {p.name: p.stat() for p in incoming.iterdir() if p.name.startswith("spare.")}
-
-    code, text = send_mail(inst.ports["smtp"], msg=make_message(subject="first"))
-    assert code == 250, text
-    inst.wait_new(1)
-    first = inst.wait_for(spares, what="a spare body file in queue/incoming")
-    assert len(first) == 1, first
-    (name, st), = first.items()
-    assert st.st_size == 0 and oct(st.st_mode & 0o777) == "0o600", st
-
-    code, text = send_mail(inst.ports["smtp"], msg=make_message(subject="second"))
-    assert code == 250, text
-    inst.wait_new(2)
-    second = inst.wait_for(lambda: {n: s for n, s in spares().items() if n != name},
-                           what="the body file back as a new spare")
-    assert list(second.values())[0].st_ino == st.st_ino, (first, second)
-    assert name not in spares(), "the first spare was not taken"
-
-    # A spare with content (tampered with) is not given to smtpd: it goes, and a new file is made.
-    (n2,) = second
-    (incoming / n2).write_bytes(b"stale data of another message\n")
-    msg = make_message(subject="third", body="third body\n")
-    code, text = send_mail(inst.ports["smtp"], msg=msg)
-    assert code == 250, text
-    files = inst.wait_new(3)
-    body = [f.read_bytes() for f in files if msg["Message-ID"].encode() in f.read_bytes()][0]
-    assert b"stale data" not in body
-
-
 def test_many_at_once_into_one_mailbox(inst):
     """Sixty messages from ten parallel clients into one Maildir: each lands once, with its own UID.
 
