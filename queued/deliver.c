@@ -286,11 +286,6 @@ outcome_post(struct q_job *j, int status)
 	struct outcome_job *o = (struct outcome_job *)j;
 	if (o->rep)
 		q_bounce_post(o->rep, status);
-	if (status != 0 || !o->m->all_final)
-		return;
-	char p[MC_PATH_MAX + 64];
-	snprintf(p, sizeof(p), "%s/%s", o->q->active, o->m->env.qid);
-	q_spool_discard(o->q, p, o->m->env.qid);
 }
 
 static void
@@ -303,6 +298,8 @@ outcome_done(struct q_job *j, int status)
 			 m->env.qid);
 	else if (m->all_final)
 		mc_info("%s: removed", m->env.qid);
+	if (status == 0 && m->all_final)
+		q_spool_discard_later(o->q, m->env.qid);   /* off the lane: its next commit need not wait */
 	if (status == 0)
 		q_ctl_round_done(o->q, m);
 	for (uint32_t i = 0; status == 0 && i < m->env.nrcpt; i++)

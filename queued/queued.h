@@ -375,6 +375,8 @@ int q_spool_fill(struct queued *q, struct q_body *out, size_t n);
 void q_spool_drop(struct queued *q, struct q_body *b, size_t n, bool recycle);
 /* worker: the body at path (of qid, for the log) is not needed any more: kept as a spare, or unlinked. */
 void q_spool_discard(struct queued *q, const char *path, const char *qid);
+/* loop: the body of qid (its envelope deleted) goes the same way soon, with others in one threadpool item. */
+void q_spool_discard_later(struct queued *q, const char *qid);
 
 /* submit.c */
 int q_submit_init(struct queued *q);

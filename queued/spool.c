@@ -30,8 +30,14 @@
  * At start-up the check removes everything in incoming/, spares included
  * (check.c), so the pool starts empty.
  *
- * Called from the loop (init, free) and from threadpool workers (fill,
- * discard): the pool is under a mutex; everything else is per call.
+ * A delivered body is discarded after its envelope's deletion committed,
+ * in batches on the threadpool (q_spool_discard_later), not in the lane's
+ * worker: a truncate may wait for the disk, and the lane's next commit
+ * carries the envelopes of sessions waiting for their 250.
+ *
+ * Called from the loop (init, free, discard_later) and from threadpool
+ * workers (fill, discard, drop): the spares are under a mutex, the list of
+ * bodies to discard is the loop's; everything else is per call.
  */
 #include "queued/queued.h"
 
@@ -57,6 +63,15 @@ struct q_spool {
 	unsigned spares[SPARE_MAX];
 	size_t n;
 	unsigned next;               /* the number of the next spare's name */
+
+	/* loop only: delivered bodies waiting to be discarded, and the item discarding some */
+	char (*later)[MC_QID_MAX];
+	size_t nlater, caplater;
+	bool discarding;
+	struct queued *q;
+	uv_work_t dw;
+	char (*doing)[MC_QID_MAX];
+	size_t ndoing;
 };
 
 int
@@ -67,6 +82,7 @@ q_spool_init(struct queued *q)
 		free(sp);
 		return -1;
 	}
+	sp->q = q;
 	q->spool = sp;
 	return 0;
 }
@@ -77,6 +93,8 @@ q_spool_free(struct queued *q)
 	if (q->spool == NULL)
 		return;
 	uv_mutex_destroy(&q->spool->lock);
+	free(q->spool->later);
+	free(q->spool->doing);
 	free(q->spool);
 	q->spool = NULL;
 }
@@ -231,4 +249,66 @@ q_spool_discard(struct queued *q, const char *path, const char *qid)
 	}
 	if (unlink(path) < 0 && errno != ENOENT)
 		mc_warn("%s: cannot remove the queue file: %s", qid, strerror(errno));
+}
+
+/*
+ * Delivered bodies are discarded in batches on the threadpool rather than
+ * in the lane's worker after each commit: a truncate may wait for the
+ * disk, and the lane's next transaction (with the submissions' envelopes
+ * in it) should not wait for that.
+ */
+static void discard_kick(struct q_spool *sp);
+
+static void
+discard_work(uv_work_t *w)
+{
+	struct q_spool *sp = w->data;
+	char p[MC_PATH_MAX + 64];
+	for (size_t i = 0; i < sp->ndoing; i++) {
+		snprintf(p, sizeof(p), "%s/%s", sp->q->active, sp->doing[i]);
+		q_spool_discard(sp->q, p, sp->doing[i]);
+	}
+}
+
+static void
+discard_done(uv_work_t *w, int status)
+{
+	struct q_spool *sp = w->data;
+	(void)status;
+	sp->discarding = false;
+	free(sp->doing);
+	sp->doing = NULL;
+	sp->ndoing = 0;
+	discard_kick(sp);
+}
+
+static void
+discard_kick(struct q_spool *sp)
+{
+	if (sp->discarding || sp->nlater == 0)
+		return;
+	sp->doing = sp->later;
+	sp->ndoing = sp->nlater;
+	sp->later = NULL;
+	sp->nlater = sp->caplater = 0;
+	sp->discarding = true;
+	sp->dw.data = sp;
+	if (uv_queue_work(sp->q->loop, &sp->dw, discard_work, discard_done) != 0)
+		mc_panic("uv_queue_work failed");
+}
+
+void
+q_spool_discard_later(struct queued *q, const char *qid)
+{
+	struct q_spool *sp = q->spool;
+	if (sp->nlater == sp->caplater) {
+		size_t nc = sp->caplater ? 2 * sp->caplater : 64;
+		void *p = realloc(sp->later, nc * sizeof(*sp->later));
+		if (p == NULL)
+			mc_panic("out of memory");
+		sp->later = p;
+		sp->caplater = nc;
+	}
+	snprintf(sp->later[sp->nlater++], MC_QID_MAX, "%s", qid);
+	discard_kick(sp);
 }
