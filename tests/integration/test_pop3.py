@@ -175,7 +175,9 @@ def test_user_pass_stat_list_retr_byte_exact(inst):
         _, listing, _ = p.list()
         sizes = [int(ln.split()[1]) for ln in listing]
         assert size == sum(sizes)
-        files = sorted(stored_files(inst), key=lambda f: f.name)
+        # in message-number (UID) order: file names do not sort by arrival (microseconds unpadded)
+        uid_of = {r["file"]: r["uid"] for r in inst.index_rows()}
+        files = sorted(stored_files(inst), key=lambda f: uid_of[f"{f.parent.name}/{f.name}"])
         for i in range(3):
             got = retr_bytes(p, i + 1)
             # LIST says what RETR sends (CRLF, unstuffed), and the message is what was sent.
