@@ -2,7 +2,7 @@
 # imap-bench.sh - Postern's imapd against Dovecot's imap on this machine, same users, same mail, same load.
 #
 #   bench/imap-bench.sh [-r ROUNDS] [-c CLIENTS] [-t SECONDS] [-m MESSAGES] [-i IDLE]
-#                       [-H sha512|yescrypt] [-p PHASES] [-k] [-s]
+#                       [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-k] [-s]
 #
 # Run as root (Dovecot's master starts as root). Installs dovecot-imapd when
 # missing (with no system Dovecot started: scripts/install-deps.sh), builds
@@ -28,7 +28,8 @@
 # -H sha512. -H sha512 gives the users SHA512-CRYPT hashes (Dovecot's usual
 # scheme); -H yescrypt Postern's default, whose cost dominates a login on
 # both sides. -p runs some phases only (logins,fetchhdr,fetchbody,search,
-# store,append,mix). -s sets both up, prints their ports and an imapload
+# store,append,mix). -P sets Postern's [imapd] processes (default: its
+# default, one per CPU; -P 1 is imapd on one process). -s sets both up, prints their ports and an imapload
 # command, and waits (for profiling by hand) until it is stopped.
 set -euo pipefail
 
@@ -39,9 +40,10 @@ MESSAGES=200
 IDLE=500
 HASH=sha512
 PHASES=""
+PROCESSES=""
 KEEP=0
 HOLD=0
-while getopts "r:c:t:m:i:H:p:ks" opt; do
+while getopts "r:c:t:m:i:H:p:P:ks" opt; do
 	case $opt in
 	r) ROUNDS=$OPTARG ;;
 	c) CLIENTS=$OPTARG ;;
@@ -50,10 +52,11 @@ while getopts "r:c:t:m:i:H:p:ks" opt; do
 	i) IDLE=$OPTARG ;;
 	H) HASH=$OPTARG ;;
 	p) PHASES=$OPTARG ;;
+	P) PROCESSES=$OPTARG ;;
 	k) KEEP=1 ;;
 	s) HOLD=1 ;;
 	*)
-		echo "usage: $0 [-r ROUNDS] [-c CLIENTS] [-t SECONDS] [-m MESSAGES] [-i IDLE] [-H sha512|yescrypt] [-p PHASES] [-k] [-s]" >&2
+		echo "usage: $0 [-r ROUNDS] [-c CLIENTS] [-t SECONDS] [-m MESSAGES] [-i IDLE] [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-k] [-s]" >&2
 		exit 2
 		;;
 	esac
@@ -79,6 +82,7 @@ ulimit -n $((IDLE * 4 + 4096)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 # ---- Postern ----
 bench_postern_config "$PD" "$P_SMTP" "$P_SUB" "$P_SUBS" "$P_POP" "$P_POPS" "$P_IMAP" "$P_IMAPS"
 echo "max_connections = $((IDLE + CLIENTS + 100))" >>"$PD/postern.conf"   # the [imapd] section is last
+[ -z "$PROCESSES" ] || echo "processes = $PROCESSES" >>"$PD/postern.conf"
 bench_postern_start "$PD"
 for i in $(seq 1 "$USERS"); do
 	u=$(printf 'bench%02d' "$i")

@@ -36,6 +36,10 @@
  *     centrally: a worker adds its count and reads the total at each
  *     accept, so two accepting at once may both refuse at the limit's edge,
  *     never both admit past it).
+ *   - balance: a worker that holds more than its share of all connections
+ *     (plus one) pauses its listeners until it is back within its share, or
+ *     a burst of clients would all go to the worker that woke first (libuv
+ *     accepts until the backlog is empty).
  *   - signals: the master sends SIGTERM to its workers on stop, restarts a
  *     worker that died (with a log line; after 1 s when it died within 1 s
  *     of its start). A worker asks for SIGTERM when the master dies
@@ -76,10 +80,15 @@
 
 /* A worker that dies sooner than this after its start is restarted after as long (no fork loop). */
 #define RESTART_HOLD_MS 1000
+/* A worker with more than its share of the connections by this many stops accepting (balance). */
+#define BALANCE_SLACK 1
+/* How often a worker that stopped accepting looks again whether it is back within its share. */
+#define BALANCE_POLL_MS 20
 
 /* In the shared page: written by its worker, read (and cleared on death) by the master. */
 struct slot {
 	atomic_uint conns;
+	atomic_int serving;       /* set by the worker at its start, cleared by the master at its death */
 	atomic_int res;           /* its resolverd channel: RES_STARTING until it reports, then up or down */
 };
 
@@ -107,6 +116,8 @@ static struct {
 	uv_timer_t hold;          /* restarts held back after a quick death */
 	uv_loop_t loop;           /* a worker's own loop */
 	struct mc_chan *up;       /* a worker's channel to the master */
+	uv_timer_t balance;       /* a worker's look, while it does not accept, at whether it may again */
+	bool paused;              /* a worker past its share: its listeners paused */
 } P = { .self = -1 };
 
 unsigned
@@ -174,6 +185,8 @@ become_worker(unsigned i)
 	P.alive = 0;
 	atomic_store(&P.shm[i].conns, 0);
 	atomic_store(&P.shm[i].res, RES_STARTING);
+	atomic_store(&P.shm[i].serving, 1);
+	uv_timer_init(&P.loop, &P.balance);
 	mc_netsvc_reseed(P.srv->svc);
 	mc_listen_move_loop(&P.loop);
 	mc_listen_pause_all(false);
@@ -268,6 +281,7 @@ reap(uv_signal_t *h, int signum)
 		/* Its clients are gone with it. */
 		atomic_store(&P.shm[i].conns, 0);
 		atomic_store(&P.shm[i].res, RES_STARTING);
+		atomic_store(&P.shm[i].serving, 0);
 		P.alive--;
 		if (P.stopping) {
 			mc_info("worker %u pid=%d stopped: %s", i + 1, (int)pid, why);
@@ -302,6 +316,7 @@ imapd_procs_start(struct imapd_server *srv, struct mc_daemon *d, unsigned n, ima
 	for (unsigned i = 0; i < n; i++) {
 		atomic_init(&P.shm[i].conns, 0);
 		atomic_init(&P.shm[i].res, RES_STARTING);
+		atomic_init(&P.shm[i].serving, 0);
 	}
 	P.master = true;
 	/* The master keeps the sockets but never polls them: only workers accept. */
@@ -488,23 +503,74 @@ worker_msg(struct mc_chan *ch, struct mc_msg *m, void *arg)
 void
 imapd_procs_worker_stop(void)
 {
+	if (P.self < 0)
+		return;
 	if (P.up) {
 		mc_chan_close(P.up);
 		P.up = NULL;
 	}
+	uv_timer_stop(&P.balance);
+	uv_close((uv_handle_t *)&P.balance, NULL);
+	P.paused = false;   /* the service closes the listeners, paused or not */
+}
+
+/*
+ * Balance: all workers poll one listening socket, and the one that wakes
+ * first takes every connection waiting (libuv accepts until EAGAIN), so a
+ * burst of clients would all land in one worker. A worker past its share
+ * of all connections (plus a little) pauses its listeners; the others take
+ * the next ones; it accepts again once it is back within its share.
+ */
+static unsigned
+total_and_share(unsigned *share)
+{
+	unsigned total = 0, serving = 0;
+	for (unsigned i = 0; i < P.n; i++) {
+		total += atomic_load(&P.shm[i].conns);
+		serving += atomic_load(&P.shm[i].serving) != 0;
+	}
+	if (serving == 0)
+		serving = 1;
+	*share = (total + serving - 1) / serving;
+	return total;
+}
+
+static void balance_poll(uv_timer_t *t);
+
+static void
+balance(unsigned local)
+{
+	unsigned share;
+	total_and_share(&share);
+	if (!P.paused && local > share + BALANCE_SLACK) {
+		P.paused = true;
+		mc_listen_pause_all(true);
+		uv_timer_start(&P.balance, balance_poll, BALANCE_POLL_MS, BALANCE_POLL_MS);
+	} else if (P.paused && local <= share) {
+		P.paused = false;
+		uv_timer_stop(&P.balance);
+		mc_listen_pause_all(false);
+	}
+}
+
+static void
+balance_poll(uv_timer_t *t)
+{
+	(void)t;
+	if (P.paused && !mc_netsvc_stopping(P.srv->svc))
+		balance(atomic_load(&P.shm[P.self].conns));
 }
 
 unsigned
 imapd_procs_count(struct mc_netsvc *svc, unsigned local, void *arg)
 {
-	(void)svc;
 	(void)arg;
 	if (P.self < 0 || P.shm == NULL)
 		return local;
 	atomic_store(&P.shm[P.self].conns, local);
-	unsigned total = 0;
-	for (unsigned i = 0; i < P.n; i++)
-		total += atomic_load(&P.shm[i].conns);
+	unsigned share, total = total_and_share(&share);
+	if (!mc_netsvc_stopping(svc))
+		balance(local);
 	return total;
 }
 

@@ -299,3 +299,30 @@ def test_one_process_is_one_process(inst):
     assert s.command(b"n", b"NOOP")[-1].startswith(b"n OK")
     s.close()
     assert "worker" not in "".join(ln for ln in inst.log().splitlines() if "imapd[" in ln)
+
+
+@PROCS
+def test_burst_of_clients_spread_over_workers(inst):
+    """20 clients connecting at once (as a load tool does) end up in both workers, not all in the first awake."""
+    for _ in range(2):
+        socks = []
+        for _ in range(20):
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", inst.ports["imap"]))
+            except BlockingIOError:
+                pass
+            socks.append(s)
+        for s in socks:
+            s.setblocking(True)
+            s.settimeout(10)
+            assert s.recv(100).startswith(b"* OK")
+        per = {}
+        for s in socks:
+            pid = serving_pid(inst, s)
+            per[pid] = per.get(pid, 0) + 1
+        assert set(per) == set(workers(inst)) and min(per.values()) >= 6, per
+        for s in socks:
+            s.close()
+        inst.wait_for(lambda: inst.status()["imapd"]["connections"] == 0, what="every connection closed")
