@@ -764,6 +764,24 @@ mc_store_mailbox_get(struct mc_store *s, const char *name, struct mc_store_mailb
 	return r;
 }
 
+int
+mc_store_mailbox_head(struct mc_store *s, const char *name, struct mc_store_mailbox *mb)
+{
+	sqlite3_stmt *st = mc_store_int_stmt(s, MC_STMT_MAILBOX_HEAD,
+					     "SELECT m.id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed,"
+					     " m.special_use, 0, m.recent_uid FROM mailboxes m WHERE m.name = ?");
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, norm_mailbox(name), -1, SQLITE_STATIC);
+	int r = -1;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		row_to_mailbox(st, mb);
+		r = 0;
+	}
+	mc_store_int_stmt_done(s, MC_STMT_MAILBOX_HEAD, st);
+	return r;
+}
+
 /* The mailbox's \Recent mark into *mark: 0, -2 no such mailbox, -1. */
 static int
 recent_mark(struct mc_store *s, const char *mailbox, uint32_t *mark)

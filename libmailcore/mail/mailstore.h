@@ -195,6 +195,13 @@ int mc_store_mailbox_create(struct mc_store *s, const char *name, const char *sp
 /* Look up a mailbox ("INBOX" is case-insensitive). 0, or -1 when it does not exist. */
 int mc_store_mailbox_get(struct mc_store *s, const char *name, struct mc_store_mailbox *mb);
 /*
+ * As mc_store_mailbox_get, without counting the messages (mb->messages is
+ * 0): the count walks an index entry per message (milliseconds at 100,000),
+ * too much for a caller that asks at every command or wake-up whether
+ * anything changed (imapd's view sync). 0, or -1 when it does not exist.
+ */
+int mc_store_mailbox_head(struct mc_store *s, const char *name, struct mc_store_mailbox *mb);
+/*
  * \Recent (RFC 3501 §2.3.2): the index keeps, per mailbox, the highest
  * UID some session has already been told of read-write; messages above it
  * are recent to the next session that selects the mailbox. With claim

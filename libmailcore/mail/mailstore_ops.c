@@ -1625,8 +1625,15 @@ mc_store_changes_since(struct mc_store *s, const char *mailbox, uint64_t since,
 	if (r != 0)
 		goto out;
 	r = -1;
+	/*
+	 * INDEXED BY: for ORDER BY uid SQLite's planner (no statistics) walks
+	 * the primary key through the whole mailbox and tests each row's
+	 * MODSEQ: 90 ms at 100,000 messages for the few rows of one change,
+	 * where messages_modseq finds them and sorts them in well under one.
+	 */
 	if ((st = mc_store_int_stmt(s, MC_STMT_CHANGES, "SELECT uid, file, size, vsize, internal_date, flags, keywords,"
-				   " modseq FROM messages WHERE mailbox = ? AND modseq > ? ORDER BY uid")) == NULL)
+				   " modseq FROM messages INDEXED BY messages_modseq WHERE mailbox = ? AND modseq > ?"
+				   " ORDER BY uid")) == NULL)
 		goto out;
 	sid = MC_STMT_CHANGES;
 	sqlite3_bind_int64(st, 1, mb.id);
