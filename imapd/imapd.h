@@ -132,6 +132,13 @@ struct imapd_view {
 	uint32_t recent_upto;       /* UIDs up to here were considered for \Recent */
 	/* SEARCHRES (RFC 5182): the saved search result as UIDs; reset with the view */
 	struct imapd_uidset saved;
+	/*
+	 * Ghosts: UIDs gone from the index whose EXPUNGE RFC 3501 §7.4.1 did
+	 * not allow yet; still in msgs, sorted, reported at the next sync
+	 * that may expunge (so that sync need not re-read the mailbox).
+	 */
+	uint32_t *ghosts;
+	uint32_t nghosts, capghosts;
 };
 
 struct imapd_fetch;

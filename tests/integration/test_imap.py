@@ -694,6 +694,42 @@ def test_idle_sees_other_sessions_changes(inst):
     b.logout()
 
 
+def test_idle_sees_expunges_and_stores_exactly(inst):
+    """One session idles while another flags, expunges two at once and flags again: each untagged reply exactly."""
+    deliver(inst, 5)
+    a = login(inst)
+    b = login(inst)
+    a.select("INBOX")            # first: all five are \Recent to a
+    b.select("INBOX")
+    tag = a._new_tag()
+    a.send(tag + b" IDLE\r\n")
+    assert a.readline().startswith(b"+")
+    a.sock.settimeout(5)
+    b.store("2,4", "+FLAGS", r"(\Deleted)")
+    assert a.readline() == b"* 2 FETCH (FLAGS (\\Recent \\Deleted))\r\n"
+    assert a.readline() == b"* 4 FETCH (FLAGS (\\Recent \\Deleted))\r\n"
+    b.expunge()
+    # two EXPUNGEs, each numbered as the mailbox is after the one before (RFC 3501 7.4.1)
+    assert a.readline() == b"* 2 EXPUNGE\r\n"
+    assert a.readline() == b"* 3 EXPUNGE\r\n"
+    assert a.readline() == b"* 3 EXISTS\r\n"
+    assert a.readline() == b"* 3 RECENT\r\n"
+    b.store("3", "+FLAGS", r"(\Seen $Forwarded)")   # UID 5, number 3 now in both sessions
+    assert a.readline() == b"* 3 FETCH (FLAGS (\\Recent \\Seen $Forwarded))\r\n"
+    b.store("1", "+FLAGS", r"(\Deleted)")
+    assert a.readline() == b"* 1 FETCH (FLAGS (\\Recent \\Deleted))\r\n"
+    b.expunge()
+    assert a.readline() == b"* 1 EXPUNGE\r\n"
+    assert a.readline() == b"* 2 EXISTS\r\n"
+    assert a.readline() == b"* 2 RECENT\r\n"
+    a.send(b"DONE\r\n")
+    assert a.readline().startswith(tag + b" OK")
+    typ, data = a.fetch("1:*", "(UID FLAGS)")
+    assert typ == "OK" and data == [b"1 (UID 3 FLAGS (\\Recent))", b"2 (UID 5 FLAGS (\\Recent \\Seen $Forwarded))"], data
+    a.logout()
+    b.logout()
+
+
 def test_qresync(inst):
     deliver(inst, 4)
     r = Raw(inst.ports["imap"])

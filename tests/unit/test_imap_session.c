@@ -14,12 +14,15 @@
  * "+" continuation); "%V" in an expected answer stands for INBOX's
  * UIDVALIDITY. TEST_RECORD=1 prints what the server said instead of
  * failing, to write a new transcript (then check it by hand against the RFC).
+ * test_view_sync plays another session by changing the index directly
+ * between the steps, and looks at the view (its ghosts) too.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "mail/proto.h"
 #include "mail/resolver_client.h"
@@ -326,6 +329,148 @@ test_post_login(void **state)
 	assert_int_equal(fx_disconnect(&fx), 0);
 }
 
+/* ---- the view's sync: another session's STORE, EXPUNGE and a delivery ---- */
+
+/* What another session (or queued) does to mailbox: flag uids with op, expunge them, or add a message. */
+static void
+other_flags(const char *mailbox, uint32_t uid, enum mc_store_flag_op op, uint32_t flags)
+{
+	char err[256];
+	struct mc_store *st = mc_store_open(fx.home, 0, err, sizeof(err));
+	assert_non_null(st);
+	struct mc_store_flag_change ch = { .op = op, .flags = flags };
+	assert_int_equal(mc_store_flags_change(st, mailbox, &uid, 1, &ch, NULL, NULL, NULL, err, sizeof(err)), 1);
+	mc_store_close(st);
+}
+
+static void
+other_expunge(const char *mailbox, uint32_t uid)
+{
+	char err[256];
+	other_flags(mailbox, uid, MC_FLAGOP_ADD, MC_FLAG_DELETED);
+	struct mc_store *st = mc_store_open(fx.home, 0, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(mc_store_expunge(st, mailbox, &uid, 1, err, sizeof(err)), 1);
+	mc_store_close(st);
+}
+
+/* Send text, pump to its tagged answer (tag ' '), return everything said (the caller frees it). */
+static char *
+command(const char *text, const char *tag)
+{
+	assert_int_equal(fx_send(&fx, text, strlen(text)), 0);
+	assert_int_equal(fx_wait_line(&fx, tag, 5000), 0);
+	for (int k = 0; k < 3; k++)
+		fx_pump(&fx, 0);
+	return fx_take(&fx);
+}
+
+static void
+expect_output(const char *want)
+{
+	for (int k = 0; k < 3; k++)
+		fx_pump(&fx, 0);
+	char *got = fx_take(&fx);
+	if (getenv("TEST_RECORD"))
+		printf("<< %s\n", got);
+	else if (strcmp(got, want) != 0)
+		fail_msg("wanted: %s\n   got: %s", want, got);
+	free(got);
+}
+
+/*
+ * The sync reads only what changed since the view's MODSEQ (and the
+ * expunged table's tombstones): a non-UID FETCH may not expunge, so the
+ * expunged message stays as a ghost (numbers do not shift under the
+ * client) and NOOP reports it; an IDLE session is told of an expunge and
+ * a STORE at once, in the RFC 3501 order; a row the view cannot show
+ * (below its last UID) sends the sync to the full merge, which still
+ * reports the expunge beside it.
+ */
+static void
+test_view_sync(void **state)
+{
+	(void)state;
+	char err[256];
+	struct mc_store *st = mc_store_open(fx.home, 0, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(mc_store_mailbox_create(st, "Sync", NULL, err, sizeof(err)), 0);
+	mc_store_close(st);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(fx_add_message(&fx, NULL, "Sync", i % 2 ? MSG2 : MSG1, 0, 1795741200 + i), 0);
+	fx.srv.lim.plain_auth = MC_PLAIN_NO;
+	struct imapd_session *s = connect_greeted(
+		"* OK [CAPABILITY " CAPS_FIRST " LOGINDISABLED " CAPS_COMMON "] mx.example.test Postern IMAP ready\r\n");
+	assert_int_equal(fx_login(&fx, s), 0);
+	char *got = command("a SELECT Sync\r\n", "a ");
+	assert_non_null(strstr(got, "* 4 EXISTS\r\n"));
+	assert_non_null(strstr(got, "a OK [READ-WRITE] SELECT completed\r\n"));
+	free(got);
+
+	/* STORE 3, EXPUNGE 2 and a delivery elsewhere; FETCH (no EXPUNGE allowed) keeps 2 as a ghost */
+	other_flags("Sync", 3, MC_FLAGOP_ADD, MC_FLAG_FLAGGED);
+	other_expunge("Sync", 2);
+	assert_int_equal(fx_add_message(&fx, NULL, "Sync", MSG3, MC_FLAG_SEEN, 1795748400), 0);
+	static const struct step t1[] = {
+		{ "b FETCH 1 (UID)\r\n",
+		  "* 1 FETCH (UID 1)\r\n"
+		  "* 3 FETCH (FLAGS (\\Recent \\Flagged))\r\n"
+		  "* 5 EXISTS\r\n* 5 RECENT\r\n"
+		  "b OK FETCH completed\r\n" },
+		{ NULL, NULL },
+	};
+	replay(t1);
+	assert_int_equal(s->view->n, 5);
+	assert_int_equal(s->view->nghosts, 1);
+	assert_int_equal(s->view->ghosts[0], 2);
+	static const struct step t2[] = {
+		{ "c STORE 1 +FLAGS (\\Answered)\r\n", "* 1 FETCH (FLAGS (\\Recent \\Answered))\r\nc OK STORE completed\r\n" },
+		{ "d NOOP\r\n", "* 2 EXPUNGE\r\n* 4 EXISTS\r\n* 4 RECENT\r\nd OK NOOP completed\r\n" },
+		{ "e IDLE\r\n", "+ idling\r\n" },
+		{ NULL, NULL },
+	};
+	replay(t2);
+	assert_int_equal(s->view->n, 4);
+	assert_int_equal(s->view->nghosts, 0);
+
+	/* While it idles: EXPUNGE 1, STORE uid 4 (now 3, then 2); the wake-up's sync tells it at once */
+	other_expunge("Sync", 1);
+	other_flags("Sync", 4, MC_FLAGOP_ADD, MC_FLAG_SEEN);
+	assert_int_equal(imapd_store_need(s->store), 0);   /* as idle.c's wake-up does: the idle store reopened */
+	imapd_view_sync(s, true);
+	imapd_flush(s);
+	imapd_store_rest(s->store);
+	expect_output("* 1 EXPUNGE\r\n* 2 FETCH (FLAGS (\\Recent \\Seen))\r\n* 3 EXISTS\r\n* 3 RECENT\r\n");
+	static const struct step t3[] = {
+		{ "DONE\r\n", "e OK IDLE terminated\r\n" },
+		{ NULL, NULL },
+	};
+	replay(t3);
+
+	/* A row below the view's last UID that it never had (a reindex can do that): the full merge runs, leaves it out */
+	other_expunge("Sync", 3);
+	char db[600];
+	sqlite3 *h;
+	snprintf(db, sizeof(db), "%s/index.sqlite", fx.home);
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "INSERT INTO messages(mailbox, uid, base, file, size, vsize, internal_date, modseq)"
+				      " SELECT mailbox, 2, 'x2', 'new/x2', 1, 1, 0, highestmodseq + 1 FROM messages"
+				      " JOIN mailboxes ON id = mailbox WHERE uid = 4 AND name = 'Sync';"
+				      "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE name = 'Sync'",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+	static const struct step t4[] = {
+		{ "f NOOP\r\n", "* 1 EXPUNGE\r\n* 2 EXISTS\r\n* 2 RECENT\r\nf OK NOOP completed\r\n" },
+		{ "g UID FETCH 1:* (FLAGS)\r\n",
+		  "* 1 FETCH (UID 4 FLAGS (\\Recent \\Seen))\r\n* 2 FETCH (UID 5 FLAGS (\\Recent \\Seen))\r\ng OK FETCH completed\r\n" },
+		{ "h LOGOUT\r\n", "* BYE Logging out\r\nh OK LOGOUT completed\r\n" },
+		{ NULL, NULL },
+	};
+	replay(t4);
+	assert_int_equal(fx_wait_closed(&fx, 5000), 0);
+	assert_int_equal(fx_disconnect(&fx), 0);
+}
+
 int
 main(void)
 {
@@ -333,6 +478,7 @@ main(void)
 		cmocka_unit_test(test_pre_login),
 		cmocka_unit_test(test_nul_and_login),
 		cmocka_unit_test(test_post_login),
+		cmocka_unit_test(test_view_sync),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
