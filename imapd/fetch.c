@@ -203,6 +203,11 @@ fetch_att(struct imapd_fetch *f, struct imap_p *p)
 		return imapd_fetch_add(f, p, FI_INTERNALDATE);
 	if (strcmp(w, "RFC822.SIZE") == 0)
 		return imapd_fetch_add(f, p, FI_SIZE);
+	/* RFC 9051 §9 dropped these three from fetch-att (RFC822.SIZE stays): BODY[], BODY.PEEK[HEADER], BODY[TEXT] */
+	if (f->rev2 && strncmp(w, "RFC822", 6) == 0 && (w[6] == '\0' || strcmp(w + 6, ".HEADER") == 0 ||
+						       strcmp(w + 6, ".TEXT") == 0))
+		return imap_p_fail(p, "RFC822, RFC822.HEADER and RFC822.TEXT are not IMAP4rev2 fetch items: use BODY[], "
+				      "BODY.PEEK[HEADER], BODY[TEXT]");
 	if (strcmp(w, "RFC822") == 0)
 		return add_section(f, p, SEC_ALL, false, "RFC822");
 	if (strcmp(w, "RFC822.HEADER") == 0)
@@ -847,6 +852,7 @@ imapd_cmd_fetch(struct imapd_session *s, struct imap_p *p, bool uid)
 	}
 	f->fd = -1;
 	f->uid = uid;
+	f->rev2 = s->rev2;
 	if (parse_fetch(f, p) < 0) {
 		free(f);
 		imapd_done(s, "BAD", "%s", p->err);

@@ -61,6 +61,7 @@ struct imapd_fetch {
 	struct fitem items[ITEMS_MAX];
 	size_t nitems;
 	bool uid;
+	bool rev2;                    /* IMAP4rev2: RFC822, RFC822.HEADER, RFC822.TEXT are no fetch items */
 	char set[4096];
 	struct imap_seqset seqset;
 	uint64_t next_uid;            /* where the index walk goes on */

@@ -271,19 +271,27 @@ uids_push(uint32_t **a, uint32_t *n, uint32_t *cap, uint32_t uid)
 	return 0;
 }
 
-/* Message seq's flags changed: its untagged FETCH (with QRESYNC into fetches, sent after VANISHED). */
+/*
+ * Message seq's flags changed: its untagged FETCH (with QRESYNC into
+ * fetches, sent after VANISHED). IMAP4rev2 wants the UID in every
+ * unsolicited FETCH (RFC 9051 §7.5.2, Appendix E), as QRESYNC does.
+ */
 static void
 flags_changed(struct imapd_session *s, struct mc_buf *fetches, uint32_t seq, const struct mc_store_msg *m)
 {
-	char fl[1024];
+	char fl[1024], uid[24] = "";
 	imapd_msg_flags_text(s, m->uid, fl, sizeof(fl), m->flags, m->keywords);
-	if (s->qresync)
+	if (s->qresync) {
 		mc_buf_printf(fetches, "* %u FETCH (UID %u FLAGS (%s) MODSEQ (%llu))\r\n", seq, m->uid, fl,
 			      (unsigned long long)m->modseq);
-	else if (s->condstore)
-		imapd_send(s, "* %u FETCH (FLAGS (%s) MODSEQ (%llu))", seq, fl, (unsigned long long)m->modseq);
+		return;
+	}
+	if (s->rev2)
+		snprintf(uid, sizeof(uid), "UID %u ", m->uid);
+	if (s->condstore)
+		imapd_send(s, "* %u FETCH (%sFLAGS (%s) MODSEQ (%llu))", seq, uid, fl, (unsigned long long)m->modseq);
 	else
-		imapd_send(s, "* %u FETCH (FLAGS (%s))", seq, fl);
+		imapd_send(s, "* %u FETCH (%sFLAGS (%s))", seq, uid, fl);
 }
 
 /* Old entry v->msgs[x->j] is gone from the index: report it, or keep it as a ghost. */
@@ -938,6 +946,11 @@ imapd_cmd_unselect(struct imapd_session *s, struct imap_p *p, bool uid)
 void
 imapd_cmd_check(struct imapd_session *s, struct imap_p *p, bool uid)
 {
+	/* RFC 9051 removed CHECK (Appendix E): not in IMAP4rev2's grammar, so BAD after ENABLE IMAP4rev2. */
+	if (s->rev2) {
+		imapd_done(s, "BAD", "CHECK is not an IMAP4rev2 command: use NOOP");
+		return;
+	}
 	/* The index commits every change as it is made: nothing is left to checkpoint. */
 	if (imap_p_end(p) < 0)
 		imapd_done(s, "BAD", "%s", p->err);
@@ -1512,6 +1525,11 @@ imapd_cmd_list(struct imapd_session *s, struct imap_p *p, bool uid)
 void
 imapd_cmd_lsub(struct imapd_session *s, struct imap_p *p, bool uid)
 {
+	/* Neither the LSUB command nor its response is in RFC 9051's grammar: a rev2 client asks LIST (SUBSCRIBED). */
+	if (s->rev2) {
+		imapd_done(s, "BAD", "LSUB is not an IMAP4rev2 command: use LIST (SUBSCRIBED)");
+		return;
+	}
 	list_parse(s, p, true);
 	(void)uid;
 }

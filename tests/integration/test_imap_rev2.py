@@ -275,8 +275,50 @@ def test_rev2_names_list_delete(inst):
     listed = s.ok('LIST (SUBSCRIBED) "" "Gone"')
     assert len(listed) == 1 and listed[0].endswith(') "." "Gone"'), listed
     assert {"\\NonExistent", "\\Subscribed"} <= set(listed[0][8:listed[0].index(")")].split()), listed
-    assert any("\\NonExistent" in ln for ln in s.ok('LSUB "" "Gone"'))
     assert any("\\Noselect" in ln for ln in r1.ok('LSUB "" "Gone"'))
+
+
+def test_rev2_removed_commands_and_fetch_items(inst):
+    """RFC 9051's grammar has no CHECK, LSUB, RFC822, RFC822.HEADER, RFC822.TEXT: BAD after ENABLE, fine before."""
+    deliver(inst, 2, subject="removed")
+    s = rev2_session(inst)
+    r1 = Session(inst)
+    s.ok("SELECT INBOX")
+    r1.ok("SELECT INBOX")
+    for cmd, why in (("CHECK", "CHECK is not an IMAP4rev2 command: use NOOP"),
+                     ('LSUB "" "*"', "LSUB is not an IMAP4rev2 command: use LIST (SUBSCRIBED)")):
+        assert s.cmd(cmd) == ([], "BAD " + why), cmd
+        assert r1.cmd(cmd)[1].startswith("OK"), cmd
+    for item in ("RFC822", "RFC822.HEADER", "(UID RFC822.TEXT)", "(FLAGS RFC822)"):
+        untagged, tagged = s.cmd(f"FETCH 1 {item}")
+        assert untagged == [] and tagged == ("BAD RFC822, RFC822.HEADER and RFC822.TEXT are not IMAP4rev2 fetch "
+                                             "items: use BODY[], BODY.PEEK[HEADER], BODY[TEXT]"), (item, tagged)
+        assert r1.cmd(f"UID FETCH 1 {item}")[1].startswith("OK"), item
+    # RFC822.SIZE stays in IMAP4rev2 (RFC 9051 6.4.5), and so does FETCH FAST, which asks for it
+    assert re.match(r"\* 1 FETCH \(RFC822\.SIZE \d+\)$", s.ok("FETCH 1 RFC822.SIZE")[0])
+    assert "RFC822.SIZE" in s.ok("FETCH 1 FAST")[0]
+    # the SEARCH charsets: UTF-8 and US-ASCII (RFC 9051 6.4.4 requires both); others NO [BADCHARSET]
+    assert s.ok("SEARCH CHARSET UTF-8 ALL") == [f'* ESEARCH (TAG "t{s.n}") ALL 1:2']
+    assert s.ok("SEARCH CHARSET US-ASCII SUBJECT removed") == [f'* ESEARCH (TAG "t{s.n}") ALL 1:2']
+    assert s.cmd("SEARCH CHARSET ISO-8859-1 ALL") == ([], "NO [BADCHARSET (UTF-8 US-ASCII)] Charset not supported")
+    # a rev2 session's unsolicited FETCH carries the UID (RFC 9051 7.5.2), at a command and while idling
+    r1.ok(r"STORE 2 +FLAGS.SILENT (\Flagged)")
+    assert s.ok("NOOP") == ["* 2 FETCH (UID 2 FLAGS (\\Flagged))"]
+    s.n += 1
+    s.send(f"t{s.n} IDLE\r\n".encode())
+    assert s.line() == b"+ idling"
+    r1.ok(r"STORE 1 +FLAGS.SILENT (\Answered)")
+    assert s.line() == b"* 1 FETCH (UID 1 FLAGS (\\Seen \\Answered))"     # \Seen: r1's FETCH RFC822
+    r1.ok(r"STORE 1 +FLAGS.SILENT (\Deleted)")
+    assert s.line() == b"* 1 FETCH (UID 1 FLAGS (\\Seen \\Answered \\Deleted))"
+    r1.ok("EXPUNGE")
+    assert s.line() == b"* 1 EXPUNGE"
+    assert s.line() == b"* 1 EXISTS"          # no RECENT in IMAP4rev2
+    s.send(b"DONE\r\n")
+    assert s.until_tagged(f"t{s.n}".encode()) == [f"t{s.n} OK IDLE terminated".encode()]
+    # the IMAP4rev1 session is told without UID, as RFC 3501 has it
+    assert s.ok(r"STORE 1 +FLAGS.SILENT (\Seen)") == []
+    assert r1.ok("NOOP") == ["* 1 FETCH (FLAGS (\\Seen \\Flagged))"]
 
 
 def test_searchres_dollar_last_in_search_set(inst):
