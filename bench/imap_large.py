@@ -21,9 +21,15 @@ is a message file and fails the run. Last, a session IDLEs on the big
 INBOX and one more message comes over SMTP: the time from the 250 to its
 EXISTS is printed (the target is under 1 s).
 
+With --idle N, N sessions IDLE on the big INBOX at once and one message
+comes over SMTP: printed are the seconds from the 250 to each session's
+EXISTS (first, median, last) and the CPU seconds imapd spent meanwhile
+(/proc/PID/task/*/schedstat: the wake-ups' syncs, one per session). --only-idle
+skips the command rounds and the strace probe.
+
 Usage (from the repository, after a build):
 
-    python3 bench/imap_large.py [-m 100000] [-r 3]
+    python3 bench/imap_large.py [-m 100000] [-r 3] [--idle 20 [--only-idle]]
 
 Owns its instance and its temporary directory.
 """
@@ -161,6 +167,59 @@ def idle_delivery(inst, port):
     return dt
 
 
+def cpu_seconds(pid):
+    """imapd's CPU time so far, all its threads (schedstat: nanoseconds; /proc/PID/stat counts 10 ms ticks)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            total += int(f.read().split()[0])
+    return total / 1e9
+
+
+def idle_many(inst, port, pid, nsess):
+    """nsess sessions IDLE on the big INBOX; one delivery; seconds to each EXISTS and imapd's CPU seconds."""
+    cs = []
+    for _ in range(nsess):
+        c = Imap(port)
+        c.cmd(f"LOGIN {USER} {PASSWORD}")
+        _, out = c.cmd("SELECT INBOX")
+        c.exists = int(re.search(rb"\* (\d+) EXISTS", out).group(1))
+        c.s.sendall(b"i IDLE\r\n")
+        c.read_until(rb"^\+ ")
+        cs.append(c)
+    print(f"{nsess} sessions idle; one delivery in 1 s", flush=True)
+    time.sleep(1.0)   # the sessions' stores rest (imapd_store_idle) as they would
+    cpu0 = cpu_seconds(pid)
+    code, text = send_mail(inst.ports["smtp"], rcpts=(USER,))
+    t0 = time.monotonic()
+    if code != 250:
+        raise RuntimeError(f"SMTP: {code} {text}")
+    import selectors
+    sel = selectors.DefaultSelector()
+    for c in cs:
+        sel.register(c.s, selectors.EVENT_READ, c)
+    waits, pending = [], set(cs)
+    while pending:
+        if time.monotonic() - t0 > 60:
+            raise RuntimeError(f"{len(pending)} sessions without EXISTS after 60 s")
+        for key, _ in sel.select(1.0):
+            c = key.data
+            data = c.s.recv(1 << 16)
+            if not data:
+                raise RuntimeError("connection closed")
+            c.buf += data
+            if c in pending and re.search(rb"^\* %d EXISTS\r$" % (c.exists + 1), c.buf, re.M):
+                waits.append(time.monotonic() - t0)
+                pending.discard(c)
+    cpu = cpu_seconds(pid) - cpu0
+    for c in cs:
+        c.s.sendall(b"DONE\r\n")
+        c.read_until(rb"^i OK")
+        c.cmd("LOGOUT")
+        c.s.close()
+    return waits, cpu
+
+
 def files_opened(pid, port):
     """Run one session under strace; the paths imapd opened."""
     log = tempfile.NamedTemporaryFile(prefix="imap-large-strace.", delete=False)
@@ -181,6 +240,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-m", "--messages", type=int, default=100000)
     ap.add_argument("-r", "--rounds", type=int, default=3)
+    ap.add_argument("--idle", type=int, default=0, help="sessions that IDLE together for one delivery")
+    ap.add_argument("--only-idle", action="store_true", help="only the --idle measurement")
     a = ap.parse_args()
     if not FILL.exists():
         sys.exit(f"{FILL} missing: build first (ninja -C {BUILD})")
@@ -196,6 +257,15 @@ def main():
               f"load {os.getloadavg()[0]:.1f}")
         pid = int(re.search(r"imapd: started pid=(\d+)", inst.log()).group(1))
         port = inst.ports["imap"]
+        if a.idle:
+            waits, cpu = idle_many(inst, port, pid, a.idle)
+            waits.sort()
+            print(f"{a.idle} sessions IDLE on the {a.messages}-message INBOX, one delivery: EXISTS after "
+                  f"first {waits[0] * 1000:.0f} ms, median {statistics.median(waits) * 1000:.0f} ms, "
+                  f"last {waits[-1] * 1000:.0f} ms after the SMTP 250; imapd CPU {cpu * 1000:.1f} ms "
+                  f"({cpu * 1000 / a.idle:.2f} ms per session)")
+            if a.only_idle:
+                sys.exit(0 if run.ok else 1)
         m0 = mem(pid)
         times, sizes, mems = {}, {}, {}
         for r in range(a.rounds):
