@@ -23,8 +23,9 @@ EXISTS is printed (the target is under 1 s).
 
 With --idle N, N sessions IDLE on the big INBOX at once and one message
 comes over SMTP: printed are the seconds from the 250 to each session's
-EXISTS (first, median, last) and the CPU seconds imapd spent meanwhile
-(/proc/PID/task/*/schedstat: the wake-ups' syncs, one per session). --only-idle
+EXISTS (first, median, last) and the CPU seconds imapd (its master and
+workers) spent meanwhile (/proc/PID/task/*/schedstat: the wake-ups' syncs,
+one per session). --only-idle
 skips the command rounds and the strace probe.
 
 Usage (from the repository, after a build):
@@ -167,12 +168,25 @@ def idle_delivery(inst, port):
     return dt
 
 
-def cpu_seconds(pid):
-    """imapd's CPU time so far, all its threads (schedstat: nanoseconds; /proc/PID/stat counts 10 ms ticks)."""
+def family(pid):
+    """pid and its children: imapd's master and the workers it forked ([imapd] processes)."""
+    out = [pid]
+    for d in os.listdir("/proc"):
+        try:
+            if d.isdigit() and int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return out
+
+
+def cpu_seconds(pids):
+    """CPU time so far of pids, all their threads (schedstat: nanoseconds; /proc/PID/stat counts 10 ms ticks)."""
     total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-            total += int(f.read().split()[0])
+    for pid in pids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
     return total / 1e9
 
 
@@ -189,7 +203,8 @@ def idle_many(inst, port, pid, nsess):
         cs.append(c)
     print(f"{nsess} sessions idle; one delivery in 1 s", flush=True)
     time.sleep(1.0)   # the sessions' stores rest (imapd_store_idle) as they would
-    cpu0 = cpu_seconds(pid)
+    pids = family(pid)
+    cpu0 = cpu_seconds(pids)
     code, text = send_mail(inst.ports["smtp"], rcpts=(USER,))
     t0 = time.monotonic()
     if code != 250:
@@ -211,7 +226,7 @@ def idle_many(inst, port, pid, nsess):
             if c in pending and re.search(rb"^\* %d EXISTS\r$" % (c.exists + 1), c.buf, re.M):
                 waits.append(time.monotonic() - t0)
                 pending.discard(c)
-    cpu = cpu_seconds(pid) - cpu0
+    cpu = cpu_seconds(pids) - cpu0
     for c in cs:
         c.s.sendall(b"DONE\r\n")
         c.read_until(rb"^i OK")
