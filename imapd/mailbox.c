@@ -16,9 +16,11 @@
  * (which the other sessions, queued and the store operations change) and
  * reports the difference with untagged EXPUNGE, FETCH FLAGS and EXISTS;
  * EXPUNGE only where RFC 3501 §7.4.1 allows it, so an expunged message
- * stays in the view (a "ghost") until then and numbers never shift under
- * a FETCH, STORE or SEARCH. Everything comes from index.sqlite: no message
- * file is opened here.
+ * stays in the view (a "ghost", its UID in view->ghosts) until then and
+ * numbers never shift under a FETCH, STORE or SEARCH. A sync reads only
+ * the rows changed since the view's MODSEQ and the expunged table's
+ * tombstones (sync_fast); the full merge of every row is the fallback.
+ * Everything comes from index.sqlite: no message file is opened here.
  *
  * Called by commands.c's table and by imapd_done before each tagged
  * OK/NO. Owns the view. Never opens a message file, never expunges.
