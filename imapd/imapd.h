@@ -395,6 +395,8 @@ int imapd_procs_start(struct imapd_server *srv, struct mc_daemon *d, unsigned n,
 void imapd_procs_stop(void);
 /* Master: d->connections and d->state from the workers (the on_status hook). */
 void imapd_procs_status(struct mc_daemon *d);
+/* Reload: say that a changed [imapd] processes waits for a restart (the master or the one process says it). */
+void imapd_procs_check_reload(const struct mc_config *newcfg);
 /* Master: pass the reload going on (and its certificate files) to every worker. */
 void imapd_procs_reload(struct mc_daemon *d);
 /* Master: imapd.sock channel hooks that tell a worker's channel from queued's. */

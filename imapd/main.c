@@ -70,6 +70,7 @@ on_reload(struct mc_netsvc *svc, const struct mc_config *n, char *err, size_t er
 	check_nofile(&daemon_, n->imapd.max_connections);
 	/* The master's own context (for workers forked later) is reloaded; now the running workers'. */
 	imapd_procs_reload(&daemon_);
+	imapd_procs_check_reload(n);
 	(void)svc;
 	(void)err;
 	(void)errsz;

@@ -329,7 +329,20 @@ imapd_procs_start(struct imapd_server *srv, struct mc_daemon *d, unsigned n, ima
 		spawn(i);
 	if (P.alive == 0)
 		mc_fatal("no worker process could be started");
+	if (P.alive < n)
+		uv_timer_start(&P.hold, hold_over, RESTART_HOLD_MS, 0);   /* the others are tried again */
 	return 0;
+}
+
+void
+imapd_procs_check_reload(const struct mc_config *n)
+{
+	if (P.self >= 0)
+		return;   /* the master says it once */
+	unsigned now = P.master ? P.n : 1, want = imapd_procs_wanted(n);
+	if (now != want)
+		mc_warn("[imapd] processes: %u now, %u after the next restart of imapd (a reload does not change it)",
+			now, want);
 }
 
 void

@@ -326,3 +326,22 @@ def test_burst_of_clients_spread_over_workers(inst):
         for s in socks:
             s.close()
         inst.wait_for(lambda: inst.status()["imapd"]["connections"] == 0, what="every connection closed")
+
+
+@PROCS
+def test_reload_reaches_every_worker(inst):
+    """postern reload: new limits in every worker; a changed process count waits for a restart, and says so."""
+    master, ws = imapd_pid(inst), workers(inst)
+    inst.write_config({"imapd": {"processes": "3", "max_connections": "1"}})
+    inst.tool("reload")
+    inst.wait_log(rf"imapd\[{master}\]: warning: \[imapd\] processes: 2 now, 3 after the next restart of imapd")
+    for pid in ws:
+        inst.wait_log(rf"imapd\[{pid}\]: worker \d: reloaded config")
+    assert workers(inst) == ws
+    # max_connections = 1 holds in whichever worker takes the next clients.
+    held = Session(inst)
+    for _ in range(4):
+        r = Raw(inst.ports["imap"])
+        assert r.greeting.startswith(b"* BYE"), r.greeting
+        r.s.close()
+    held.close()
