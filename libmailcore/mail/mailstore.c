@@ -37,6 +37,13 @@
 #define COPY_BUF (64 * 1024)
 #define BUSY_TIMEOUT_MS 10000
 
+/*
+ * Schema version 4: the tombstones since a MODSEQ (mc_store_changes_since,
+ * at every IMAP view sync) without walking every tombstone the mailbox
+ * ever had; the table is never pruned.
+ */
+#define EXPUNGED_MODSEQ_SQL "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox, modseq);"
+
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS mailboxes("
@@ -70,7 +77,8 @@ static const char schema_sql[] =
 	" mailbox INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
 	" uid INTEGER NOT NULL,"
 	" modseq INTEGER NOT NULL,"
-	" PRIMARY KEY(mailbox, uid)) WITHOUT ROWID;";
+	" PRIMARY KEY(mailbox, uid)) WITHOUT ROWID;"
+	EXPUNGED_MODSEQ_SQL;
 
 /*
  * 2 -> 3: the \Recent mark. What is in a mailbox when the index is
@@ -373,10 +381,11 @@ open_index(struct mc_store *s, bool *fresh, char *err, size_t errsz)
 			return -1;
 		}
 		*fresh = true;
-	} else if (version == 1 || version == 2) {
-		/* 1 -> 2: the cache columns; rows get their cache on first use or at reindex. 2 -> 3: \Recent */
+	} else if (version >= 1 && version <= 3) {
+		/* 1 -> 2: the cache columns; rows get their cache on first use or at reindex. 2 -> 3: \Recent. 3 -> 4 */
 		if ((version == 1 && (rc = exec(s->db, mc_store_cache_migrate_sql)) != SQLITE_OK) ||
-		    (rc = exec(s->db, recent_migrate_sql)) != SQLITE_OK ||
+		    (version <= 2 && (rc = exec(s->db, recent_migrate_sql)) != SQLITE_OK) ||
+		    (rc = exec(s->db, EXPUNGED_MODSEQ_SQL)) != SQLITE_OK ||
 		    (rc = exec(s->db, "PRAGMA user_version=" MC_STORE_SCHEMA_VERSION_STR)) != SQLITE_OK) {
 			set_err(err, errsz, "%s: migrating the schema to version %d: %s", s->index, MC_STORE_SCHEMA_VERSION,
 				sqlite3_errmsg(s->db));

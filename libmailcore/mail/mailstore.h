@@ -31,8 +31,9 @@
 #include <stdint.h>
 
 /* PRAGMA user_version of index.sqlite that this code writes and reads. */
-#define MC_STORE_SCHEMA_VERSION 3   /* 2: the message cache columns (mailstore_cache.c); 3: mailboxes.recent_uid */
-#define MC_STORE_SCHEMA_VERSION_STR "3"
+/* 2: the message cache columns (mailstore_cache.c); 3: mailboxes.recent_uid; 4: the index expunged_modseq */
+#define MC_STORE_SCHEMA_VERSION 4
+#define MC_STORE_SCHEMA_VERSION_STR "4"
 #define MC_STORE_INDEX_NAME "index.sqlite"
 #define MC_MAILBOX_NAME_MAX 255
 #define MC_MAILDIR_FILE_MAX 255

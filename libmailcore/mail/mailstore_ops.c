@@ -1658,8 +1658,9 @@ mc_store_changes_since(struct mc_store *s, const char *mailbox, uint64_t since,
 	if (!stop && rc != SQLITE_DONE)
 		goto out;
 	if (!stop && expunged_cb) {
-		if ((st = mc_store_int_stmt(s, MC_STMT_EXPUNGED_SINCE, "SELECT uid, modseq FROM expunged WHERE mailbox = ?"
-					   " AND modseq > ? ORDER BY uid")) == NULL)
+		/* INDEXED BY, as above: the primary key would walk every tombstone the mailbox ever had */
+		if ((st = mc_store_int_stmt(s, MC_STMT_EXPUNGED_SINCE, "SELECT uid, modseq FROM expunged INDEXED BY"
+					   " expunged_modseq WHERE mailbox = ? AND modseq > ? ORDER BY uid")) == NULL)
 			goto out;
 		sid = MC_STMT_EXPUNGED_SINCE;
 		sqlite3_bind_int64(st, 1, mb.id);

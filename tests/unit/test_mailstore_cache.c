@@ -25,6 +25,7 @@
 
 #include "mail/imapstruct.h"
 #include "mail/mailstore.h"
+#include "mail/mailstore_ops.h"
 #include "mail/mime.h"
 
 #ifndef POSTERN_SOURCE_ROOT
@@ -331,6 +332,37 @@ test_migrate_v2(void **state)
 	mc_store_close(s);
 }
 
+static int
+note_gone(void *arg, uint32_t uid, uint64_t modseq)
+{
+	(void)modseq;
+	*(uint32_t *)arg = uid;
+	return 0;
+}
+
+/* A version 3 index gets the tombstones' MODSEQ index, which the changes since a MODSEQ are read through. */
+static void
+test_migrate_v3(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *s = open_store(f);
+	uint32_t uid = deliver_file(s, DATA_DIR "/04-alt-html.eml");
+	mc_store_close(s);
+	char idx[400];
+	snprintf(idx, sizeof(idx), "%s/index.sqlite", f->store);
+	sql(idx, "BEGIN; DROP INDEX expunged_modseq; PRAGMA user_version=3; COMMIT;");
+	assert_int_equal(int_query(idx, "SELECT count(*) FROM sqlite_master WHERE name = 'expunged_modseq'"), 0);
+	s = open_store(f);
+	assert_int_equal(int_query(idx, "PRAGMA user_version"), MC_STORE_SCHEMA_VERSION);
+	assert_int_equal(int_query(idx, "SELECT count(*) FROM sqlite_master WHERE name = 'expunged_modseq'"), 1);
+	char err[256];
+	assert_int_equal(mc_store_expunge(s, "INBOX", &uid, 1, err, sizeof(err)), 1);
+	uint32_t gone = 0;
+	assert_int_equal(mc_store_changes_since(s, "INBOX", 1, NULL, note_gone, &gone), 0);
+	assert_int_equal(gone, uid);
+	mc_store_close(s);
+}
+
 /* Reindex gives a cache to rows without one and to files it finds. */
 static void
 test_reindex_fills(void **state)
@@ -435,6 +467,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_search_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v3, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reindex_fills, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_fill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_each, setup, teardown),
