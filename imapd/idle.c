@@ -38,6 +38,8 @@ imapd_cmd_idle(struct imapd_session *s, struct imap_p *p, bool uid)
 	}
 	snprintf(s->idle_tag, sizeof(s->idle_tag), "%s", s->cmdtag);
 	s->wait = IMAPD_W_IDLE;
+	/* Counted before the sync: a change made in another worker after it is then sent here (procs.c). */
+	imapd_procs_idle(s, true);
 	imapd_send(s, "+ idling");
 	/* What changed before IDLE was reported with the last command; anything new goes out now. */
 	if (s->view)
@@ -59,6 +61,7 @@ imapd_idle_line(struct imapd_session *s, const char *line, size_t len)
 	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 		len--;
 	s->wait = IMAPD_W_NONE;
+	imapd_procs_idle(s, false);
 	snprintf(s->cmdtag, sizeof(s->cmdtag), "%s", s->idle_tag);
 	if (imapd_store_busy(s) < 0) {
 		imapd_session_close(s, "[UNAVAILABLE] Mailbox not available, try again later", "index unavailable");

@@ -169,6 +169,7 @@ struct imapd_session {
 	char home[1024];
 	struct mc_store *store;
 	bool store_idle;            /* counted idle in stores.c (IDLE); cleared by imapd_store_busy */
+	bool procs_idle;            /* counted in IDLE by procs.c (other workers send notices only when some idle) */
  	uint32_t res_call;
 	uint64_t quota;             /* bytes, from the directory at login; 0 = none */
 	bool utf8;                  /* ENABLE UTF8=ACCEPT */
@@ -406,6 +407,8 @@ void imapd_procs_peer_down(struct mc_chan *ch, void *arg);
 void imapd_procs_fanout(struct mc_chan *from, const char *addr, const char *mailbox, const char *path);
 /* Worker: a session here changed a mailbox: the master tells the other workers. */
 void imapd_procs_changed(const char *addr, const char *mailbox, const char *path);
+/* s enters (or leaves, or closes in) IDLE: counted for the other workers (before its sync on entering). */
+void imapd_procs_idle(struct imapd_session *s, bool idle);
 /* Worker: close the channel to the master (stop). */
 void imapd_procs_worker_stop(void);
 bool imapd_procs_is_worker(void);

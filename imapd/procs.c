@@ -28,6 +28,9 @@
  *     MBOX_CHANGED the master receives (queued's deliveries, or a worker's
  *     own change: STORE, EXPUNGE, APPEND, COPY/MOVE) goes to every worker
  *     but the one that sent it, which woke its own IDLE sessions already.
+ *     A worker sends its own changes only while another worker has a
+ *     session in IDLE (a count in the shared page), so STOREs and APPENDs
+ *     cost no message when nobody idles elsewhere.
  *     IMAPD_RELOAD carries a reload (and the certificate files passed to the
  *     master) to every worker.
  *   - a shared memory page, one slot per worker: its live connections and
@@ -89,6 +92,7 @@
 struct slot {
 	atomic_uint conns;
 	atomic_int serving;       /* set by the worker at its start, cleared by the master at its death */
+	atomic_uint idlers;       /* its sessions in IDLE: no notice goes to workers that have none */
 	atomic_int res;           /* its resolverd channel: RES_STARTING until it reports, then up or down */
 };
 
@@ -186,6 +190,7 @@ become_worker(unsigned i)
 	atomic_store(&P.shm[i].conns, 0);
 	atomic_store(&P.shm[i].res, RES_STARTING);
 	atomic_store(&P.shm[i].serving, 1);
+	atomic_store(&P.shm[i].idlers, 0);
 	uv_timer_init(&P.loop, &P.balance);
 	mc_netsvc_reseed(P.srv->svc);
 	mc_listen_move_loop(&P.loop);
@@ -282,6 +287,7 @@ reap(uv_signal_t *h, int signum)
 		atomic_store(&P.shm[i].conns, 0);
 		atomic_store(&P.shm[i].res, RES_STARTING);
 		atomic_store(&P.shm[i].serving, 0);
+		atomic_store(&P.shm[i].idlers, 0);
 		P.alive--;
 		if (P.stopping) {
 			mc_info("worker %u pid=%d stopped: %s", i + 1, (int)pid, why);
@@ -317,6 +323,7 @@ imapd_procs_start(struct imapd_server *srv, struct mc_daemon *d, unsigned n, ima
 		atomic_init(&P.shm[i].conns, 0);
 		atomic_init(&P.shm[i].res, RES_STARTING);
 		atomic_init(&P.shm[i].serving, 0);
+		atomic_init(&P.shm[i].idlers, 0);
 	}
 	P.master = true;
 	/* The master keeps the sockets but never polls them: only workers accept. */
@@ -463,9 +470,34 @@ imapd_procs_fanout(struct mc_chan *from, const char *addr, const char *mailbox, 
 /* ---- in a worker ---- */
 
 void
+imapd_procs_idle(struct imapd_session *s, bool idle)
+{
+	if (P.self < 0 || s->procs_idle == idle)
+		return;
+	s->procs_idle = idle;
+	if (idle)
+		atomic_fetch_add(&P.shm[P.self].idlers, 1);
+	else
+		atomic_fetch_sub(&P.shm[P.self].idlers, 1);
+}
+
+void
 imapd_procs_changed(const char *addr, const char *mailbox, const char *path)
 {
 	if (P.self < 0 || P.up == NULL || !mc_chan_is_up(P.up))
+		return;
+	/*
+	 * Only IDLE sessions need a notice (the others sync at their next
+	 * command): with none in another worker, nothing is sent. A session
+	 * counts itself before its IDLE's first sync, and this runs after the
+	 * change is committed, so a session that starts to idle meanwhile
+	 * either is counted here or sees the change in that sync.
+	 */
+	unsigned others = 0;
+	for (unsigned i = 0; i < P.n; i++)
+		if ((int)i != P.self)
+			others += atomic_load(&P.shm[i].idlers);
+	if (others == 0)
 		return;
 	struct mc_msg m;
 	mc_msg_init(&m, MC_MSG_MBOX_CHANGED);

@@ -336,6 +336,7 @@ on_close(struct mc_conn *c, void *arg, const char *why)
 	imapd_view_free(s);
 	imapd_store_put(s->store, s->store_idle);
 	s->store = NULL;
+	imapd_procs_idle(s, false);
 	mc_info("%s: disconnect from [%s]%s%s commands=%u reason=%s", s->id, s->ip, s->user[0] ? " user=" : "",
 		s->user, s->ncommands, why ? why : "closed");
 	imap_reader_free(&s->rd);
@@ -518,6 +519,7 @@ process(struct imapd_session *s)
 				imapd_send(s, "%s BAD %s", s->rd.tag, s->rd.why);
 			if (s->wait == IMAPD_W_SASL || s->wait == IMAPD_W_IDLE)
 				s->wait = IMAPD_W_NONE;
+			imapd_procs_idle(s, false);
 			break;
 		case IMAP_RD_FATAL:
 			mc_info("%s: input refused from [%s]: %s", s->id, s->ip, s->rd.why);

@@ -187,14 +187,18 @@ def test_workers_see_each_others_changes_in_idle(inst):
 
 @PROCS
 def test_workers_see_each_others_changes_without_idle(inst):
+    """Sessions that do not idle see the other worker's changes at their next command, with no notice sent."""
     deliver(inst, 2)
     a, b = spread(inst)
+    notices = len(re.findall(r"mailbox changed", inst.log()))
     assert b.command(b"f", b"STORE 2 +FLAGS (\\Answered)")[-1].startswith(b"f OK")
     out = a.command(b"n", b"NOOP")
     assert any(re.match(rb"\* 2 FETCH \(FLAGS \(.*\\Answered.*\)\)", ln) for ln in out), out
     assert b.command(b"c", b"COPY 1 INBOX")[-1].startswith(b"c OK")
     out = a.command(b"n", b"NOOP")
     assert b"* 3 EXISTS" in out, out
+    # Nobody idled: the changes cost no notice to the master (the sessions read the index instead).
+    assert len(re.findall(r"mailbox changed", inst.log())) == notices
     a.close()
     b.close()
 
