@@ -51,8 +51,9 @@
  * What stays per process: the open stores (stores.c) and with them the
  * quota reservations of APPENDs in flight, so two sessions of one user in
  * two workers each check an announced APPEND against what is committed
- * plus their own process's reservations (the quota may be passed by one
- * message per worker when both append at once).
+ * plus their own process's reservations; both literals may then be taken,
+ * and the check in the index's write transaction (mailstore_ops.c: one
+ * writer at a time across processes) refuses the one that would pass.
  *
  * Called by main.c (start, stop, reload, state), idle.c (notices in and
  * out) and mail/netsvc through ops->count. With processes = 1 none of it

@@ -663,18 +663,26 @@ mc_store_quota(struct mc_store *s, struct mc_store_quota *q)
 	return r;
 }
 
-/* Would adding bytes in messages pass the quota? 0 no, MC_STORE_EOVERQUOTA, -1 on an index error. */
+/*
+ * Would adding bytes in messages pass the quota? 0 no, MC_STORE_EOVERQUOTA,
+ * -1 on an index error. With reserved, what this process's APPENDs in flight
+ * will add counts as used already (the early answer, before a literal's
+ * bytes come); without it only committed rows count: the check an APPEND's
+ * own write transaction makes, which holds across imapd's processes
+ * (BEGIN IMMEDIATE serialises every writer of the index).
+ */
 static int
-quota_check(struct mc_store *s, uint64_t bytes, uint64_t messages, char *err, size_t errsz)
+quota_check(struct mc_store *s, uint64_t bytes, uint64_t messages, bool reserved, char *err, size_t errsz)
 {
 	if (s->quota_bytes == 0 && s->quota_messages == 0)
 		return 0;
 	struct mc_store_quota q;
 	if (mc_store_quota(s, &q) < 0)
 		return db_err(s, err, errsz);
-	/* What APPENDs in flight will add counts as used already. */
-	q.bytes += atomic_load(&s->reserved_bytes);
-	q.messages += atomic_load(&s->reserved_messages);
+	if (reserved) {
+		q.bytes += atomic_load(&s->reserved_bytes);
+		q.messages += atomic_load(&s->reserved_messages);
+	}
 	if ((q.bytes_limit && q.bytes + bytes > q.bytes_limit) ||
 	    (q.messages_limit && q.messages + messages > q.messages_limit)) {
 		set_err(err, errsz, "quota exceeded");
@@ -765,7 +773,7 @@ mc_store_copy(struct mc_store *s, const char *from, const uint32_t *uids, size_t
 		uint64_t bytes = 0;
 		for (size_t i = 0; i < nrows; i++)
 			bytes += rows[i].vsize;
-		if ((ret = quota_check(s, bytes, nrows, err, errsz)) != 0)
+		if ((ret = quota_check(s, bytes, nrows, true, err, errsz)) != 0)
 			goto out;
 		ret = -1;
 	}
@@ -935,7 +943,7 @@ mc_store_append_begin(struct mc_store *s, const char *mailbox, const struct mc_s
 			set_err(err, errsz, "no mailbox %s", mailbox);
 		goto done;
 	}
-	if ((ret = quota_check(s, a->length, 1, err, errsz)) != 0)
+	if ((ret = quota_check(s, a->length, 1, true, err, errsz)) != 0)
 		goto done;
 	ret = -1;
 	snprintf(ap->mailbox, sizeof(ap->mailbox), "%s", norm_mailbox(mailbox));
@@ -1066,6 +1074,14 @@ mc_store_append_index(struct mc_store *s, struct mc_store_appending *ap, struct 
 		}
 		goto fail;
 	}
+	/*
+	 * The reservation at begin counts only this process's APPENDs in flight: a
+	 * session of the same user in another imapd process may have committed
+	 * meanwhile. Under the write lock the committed rows are all there is.
+	 */
+	if ((ret = quota_check(s, ap->vsize, 1, false, err, errsz)) != 0)
+		goto fail;
+	ret = -1;
 	sqlite3_bind_int64(st, 1, mb.id);
 	sqlite3_bind_int64(st, 2, mb.uidnext);
 	sqlite3_bind_text(st, 3, ap->base, -1, SQLITE_STATIC);

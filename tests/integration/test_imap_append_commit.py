@@ -202,3 +202,51 @@ def test_stale_tmp_files_swept_at_login(inst):
     typ, data = c.append("INBOX", None, None, b"Subject: after the sweep\r\n\r\nhello\r\n")
     assert typ == "OK"
     c.logout()
+
+
+@pytest.mark.postern_config({"imapd": {"processes": "2"}})
+def test_quota_holds_across_imapd_processes(inst):
+    """Two sessions of one user in two imapd workers APPEND at once past the quota: exactly one is stored.
+
+    Each worker's early check sees only its own APPENDs in flight, so both literals are taken; the
+    check in the index's write transaction (one writer at a time across processes) refuses the second.
+    """
+    from test_imap_procs import serving_pid
+    inst.tool("user", "add", "carol@example.test", "--password-stdin", "--quota", "100K",
+              input="carol-pass-999\n")
+    PASSWORDS["carol@example.test"] = "carol-pass-999"
+    opened = []
+    try:
+        by_pid = {}
+        for _ in range(60):
+            r = Raw(inst, "carol@example.test")
+            opened.append(r)
+            by_pid.setdefault(serving_pid(inst, r.s), r)
+            if len(by_pid) == 2:
+                break
+        assert len(by_pid) == 2, "60 connections all went to one worker"
+        r1, r2 = by_pid.values()
+        msg = b"Subject: sixty\r\n\r\n" + b"z" * 60000 + b"\r\n"
+        answers = {}
+
+        def send(r, tag):
+            r.send(b"%s APPEND INBOX {%d+}\r\n%s\r\n" % (tag, len(msg), msg))
+            answers[tag] = r.until_tagged(tag)[-1]
+
+        ts = [threading.Thread(target=send, args=(r, t)) for r, t in ((r1, b"c"), (r2, b"d"))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        oks = [a for a in answers.values() if b" OK " in a]
+        nos = [a for a in answers.values() if b" NO [OVERQUOTA]" in a]
+        assert len(oks) == 1 and len(nos) == 1, answers
+        rows = [row for row in inst.index_rows("carol") if row["mailbox"] == "INBOX"]
+        assert len(rows) == 1
+        # The refused one's file went with it.
+        assert sorted(p.name for p in (inst.maildir("carol") / "tmp").iterdir()) == []
+        assert len(list((inst.maildir("carol") / "new").iterdir())) == 1
+    finally:
+        for r in opened:
+            r.s.close()
+        del PASSWORDS["carol@example.test"]
