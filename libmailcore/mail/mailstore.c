@@ -757,10 +757,11 @@ row_to_mailbox(sqlite3_stmt *st, struct mc_store_mailbox *mb)
 	"SELECT m.id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed, m.special_use,"          \
 	" (SELECT count(*) FROM messages WHERE mailbox = m.id), m.recent_uid FROM mailboxes m"
 
-int
-mc_store_mailbox_get(struct mc_store *s, const char *name, struct mc_store_mailbox *mb)
+/* One mailbox row by name through the cached statement which (MAILBOX_COLS or the head without the count). */
+static int
+mailbox_lookup(struct mc_store *s, enum mc_store_stmt which, const char *sql, const char *name, struct mc_store_mailbox *mb)
 {
-	sqlite3_stmt *st = mc_store_int_stmt(s, MC_STMT_MAILBOX_GET, MAILBOX_COLS " WHERE m.name = ?");
+	sqlite3_stmt *st = mc_store_int_stmt(s, which, sql);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, norm_mailbox(name), -1, SQLITE_STATIC);
@@ -769,26 +770,23 @@ mc_store_mailbox_get(struct mc_store *s, const char *name, struct mc_store_mailb
 		row_to_mailbox(st, mb);
 		r = 0;
 	}
-	mc_store_int_stmt_done(s, MC_STMT_MAILBOX_GET, st);
+	mc_store_int_stmt_done(s, which, st);
 	return r;
+}
+
+int
+mc_store_mailbox_get(struct mc_store *s, const char *name, struct mc_store_mailbox *mb)
+{
+	return mailbox_lookup(s, MC_STMT_MAILBOX_GET, MAILBOX_COLS " WHERE m.name = ?", name, mb);
 }
 
 int
 mc_store_mailbox_head(struct mc_store *s, const char *name, struct mc_store_mailbox *mb)
 {
-	sqlite3_stmt *st = mc_store_int_stmt(s, MC_STMT_MAILBOX_HEAD,
-					     "SELECT m.id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed,"
-					     " m.special_use, 0, m.recent_uid FROM mailboxes m WHERE m.name = ?");
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_text(st, 1, norm_mailbox(name), -1, SQLITE_STATIC);
-	int r = -1;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		row_to_mailbox(st, mb);
-		r = 0;
-	}
-	mc_store_int_stmt_done(s, MC_STMT_MAILBOX_HEAD, st);
-	return r;
+	return mailbox_lookup(s, MC_STMT_MAILBOX_HEAD,
+			      "SELECT m.id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed,"
+			      " m.special_use, 0, m.recent_uid FROM mailboxes m WHERE m.name = ?",
+			      name, mb);
 }
 
 /* The mailbox's \Recent mark into *mark: 0, -2 no such mailbox, -1. */

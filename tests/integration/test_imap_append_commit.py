@@ -15,6 +15,7 @@ pool with the user's store lent to it; what a user must see is unchanged:
 
 Driven with imaplib from threads and with raw sockets (imapraw).
 """
+import contextlib
 import imaplib
 import os
 import re
@@ -134,50 +135,87 @@ def test_second_session_while_appends_in_flight(inst):
     print(f"{rounds} rounds of FETCH/STORE/SEARCH while 80 APPENDs ran")
 
 
+@contextlib.contextmanager
+def carol_with_quota(inst):
+    """carol, 100K of quota; her raw sessions opened through the yielded list are closed after."""
+    inst.tool("user", "add", "carol@example.test", "--password-stdin", "--quota", "100K",
+              input="carol-pass-999\n")
+    PASSWORDS["carol@example.test"] = "carol-pass-999"
+    opened = []
+    try:
+        yield opened
+    finally:
+        for r in opened:
+            r.s.close()
+        del PASSWORDS["carol@example.test"]
+
+
+SIXTY_KB = b"Subject: sixty\r\n\r\n" + b"z" * 60000 + b"\r\n"
+
+
+def one_of_two_over_quota(inst, r1, r2):
+    """r1 and r2 (carol) send a 60 KB APPEND each at once (LITERAL+): exactly one is stored."""
+    answers = {}
+
+    def send(r, tag):
+        r.send(b"%s APPEND INBOX {%d+}\r\n%s\r\n" % (tag, len(SIXTY_KB), SIXTY_KB))
+        answers[tag] = r.until_tagged(tag)[-1]
+
+    ts = [threading.Thread(target=send, args=(r, t)) for r, t in ((r1, b"c"), (r2, b"d"))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    oks = [a for a in answers.values() if b" OK " in a]
+    nos = [a for a in answers.values() if b" NO [OVERQUOTA]" in a]
+    assert len(oks) == 1 and len(nos) == 1, answers
+    rows = [row for row in inst.index_rows("carol") if row["mailbox"] == "INBOX"]
+    assert len(rows) == 1
+    # The refused one's file went with it.
+    assert sorted(p.name for p in (inst.maildir("carol") / "tmp").iterdir()) == []
+
+
 # The reservations of APPENDs in flight are counted in the imapd process that holds them: with
 # several processes ([imapd] processes) two sessions of one user may sit in two workers, and each sees
 # only its own. One process, so both sessions are in it.
 @pytest.mark.postern_config({"imapd": {"processes": "1"}})
 def test_concurrent_appends_over_quota_one_refused(inst):
     """Two APPENDs in flight that together pass the quota: one OK, one NO [OVERQUOTA]."""
-    inst.tool("user", "add", "carol@example.test", "--password-stdin", "--quota", "100K",
-              input="carol-pass-999\n")
-    PASSWORDS["carol@example.test"] = "carol-pass-999"
-    try:
-        msg = b"Subject: sixty\r\n\r\n" + b"z" * 60000 + b"\r\n"
+    with carol_with_quota(inst) as opened:
         # Announced at once: the first one's size counts before a byte of it arrived.
         r1, r2 = Raw(inst, "carol@example.test"), Raw(inst, "carol@example.test")
-        r1.send(b"a APPEND INBOX {%d}\r\n" % len(msg))
+        opened += [r1, r2]
+        r1.send(b"a APPEND INBOX {%d}\r\n" % len(SIXTY_KB))
         assert r1.line().startswith(b"+ ")
-        r2.send(b"b APPEND INBOX {%d}\r\n" % len(msg))
+        r2.send(b"b APPEND INBOX {%d}\r\n" % len(SIXTY_KB))
         assert r2.line().startswith(b"b NO [OVERQUOTA]")
-        r1.send(msg + b"\r\n")
+        r1.send(SIXTY_KB + b"\r\n")
         assert r1.until_tagged(b"a")[-1].startswith(b"a OK [APPENDUID")
         # Both whole at the same moment (LITERAL+), from two sessions: exactly one is stored.
         assert r1.command(b"x", b"SELECT INBOX")[-1].startswith(b"x OK")
         assert r1.command(b"y", b"STORE 1 +FLAGS (\\Deleted)")[-1].startswith(b"y OK")
         assert r1.command(b"z", b"EXPUNGE")[-1].startswith(b"z OK")
-        answers = {}
+        one_of_two_over_quota(inst, r1, r2)
 
-        def send(r, tag):
-            r.send(b"%s APPEND INBOX {%d+}\r\n%s\r\n" % (tag, len(msg), msg))
-            answers[tag] = r.until_tagged(tag)[-1]
 
-        ts = [threading.Thread(target=send, args=(r, t)) for r, t in ((r1, b"c"), (r2, b"d"))]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(60)
-        oks = [a for a in answers.values() if b" OK " in a]
-        nos = [a for a in answers.values() if b" NO [OVERQUOTA]" in a]
-        assert len(oks) == 1 and len(nos) == 1, answers
-        rows = [r for r in inst.index_rows("carol") if r["mailbox"] == "INBOX"]
-        assert len(rows) == 1
-        assert sorted(p.name for p in (inst.maildir("carol") / "tmp").iterdir()) == []
-        r1.s.close()
-        r2.s.close()
-    finally:
-        del PASSWORDS["carol@example.test"]
+@pytest.mark.postern_config({"imapd": {"processes": "2"}})
+def test_quota_holds_across_imapd_processes(inst):
+    """Two sessions of one user in two imapd workers APPEND at once past the quota: exactly one is stored.
+
+    Each worker's early check sees only its own APPENDs in flight, so both literals are taken; the
+    check in the index's write transaction (one writer at a time across processes) refuses the second.
+    """
+    from test_imap_procs import serving_pid
+    with carol_with_quota(inst) as opened:
+        by_pid = {}
+        for _ in range(60):
+            r = Raw(inst, "carol@example.test")
+            opened.append(r)
+            by_pid.setdefault(serving_pid(inst, r.s), r)
+            if len(by_pid) == 2:
+                break
+        assert len(by_pid) == 2, "60 connections all went to one worker"
+        one_of_two_over_quota(inst, *by_pid.values())
 
 
 def test_stale_tmp_files_swept_at_login(inst):
@@ -203,50 +241,3 @@ def test_stale_tmp_files_swept_at_login(inst):
     assert typ == "OK"
     c.logout()
 
-
-@pytest.mark.postern_config({"imapd": {"processes": "2"}})
-def test_quota_holds_across_imapd_processes(inst):
-    """Two sessions of one user in two imapd workers APPEND at once past the quota: exactly one is stored.
-
-    Each worker's early check sees only its own APPENDs in flight, so both literals are taken; the
-    check in the index's write transaction (one writer at a time across processes) refuses the second.
-    """
-    from test_imap_procs import serving_pid
-    inst.tool("user", "add", "carol@example.test", "--password-stdin", "--quota", "100K",
-              input="carol-pass-999\n")
-    PASSWORDS["carol@example.test"] = "carol-pass-999"
-    opened = []
-    try:
-        by_pid = {}
-        for _ in range(60):
-            r = Raw(inst, "carol@example.test")
-            opened.append(r)
-            by_pid.setdefault(serving_pid(inst, r.s), r)
-            if len(by_pid) == 2:
-                break
-        assert len(by_pid) == 2, "60 connections all went to one worker"
-        r1, r2 = by_pid.values()
-        msg = b"Subject: sixty\r\n\r\n" + b"z" * 60000 + b"\r\n"
-        answers = {}
-
-        def send(r, tag):
-            r.send(b"%s APPEND INBOX {%d+}\r\n%s\r\n" % (tag, len(msg), msg))
-            answers[tag] = r.until_tagged(tag)[-1]
-
-        ts = [threading.Thread(target=send, args=(r, t)) for r, t in ((r1, b"c"), (r2, b"d"))]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(60)
-        oks = [a for a in answers.values() if b" OK " in a]
-        nos = [a for a in answers.values() if b" NO [OVERQUOTA]" in a]
-        assert len(oks) == 1 and len(nos) == 1, answers
-        rows = [row for row in inst.index_rows("carol") if row["mailbox"] == "INBOX"]
-        assert len(rows) == 1
-        # The refused one's file went with it.
-        assert sorted(p.name for p in (inst.maildir("carol") / "tmp").iterdir()) == []
-        assert len(list((inst.maildir("carol") / "new").iterdir())) == 1
-    finally:
-        for r in opened:
-            r.s.close()
-        del PASSWORDS["carol@example.test"]
