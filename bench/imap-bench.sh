@@ -2,7 +2,7 @@
 # imap-bench.sh - Postern's imapd against Dovecot's imap on this machine, same users, same mail, same load.
 #
 #   bench/imap-bench.sh [-r ROUNDS] [-c CLIENTS] [-t SECONDS] [-m MESSAGES] [-i IDLE]
-#                       [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-k] [-s]
+#                       [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-F FSYNC] [-k] [-s]
 #
 # Run as root (Dovecot's master starts as root). Installs dovecot-imapd when
 # missing (with no system Dovecot started: scripts/install-deps.sh), builds
@@ -29,8 +29,13 @@
 # scheme); -H yescrypt Postern's default, whose cost dominates a login on
 # both sides. -p runs some phases only (logins,fetchhdr,fetchbody,search,
 # store,append,mix). -P sets Postern's [imapd] processes (default: its
-# default, one per CPU; -P 1 is imapd on one process). -s sets both up, prints their ports and an imapload
-# command, and waits (for profiling by hand) until it is stopped.
+# default, one per CPU; -P 1 is imapd on one process). -F sets Dovecot's
+# mail_fsync (default: Dovecot's default, optimized: "fsync when it's
+# necessary for data safety", the saved message file but not its index
+# files); -F always fsyncs after every write, index files too, as Postern
+# syncs its index at each APPEND's commit: APPEND at equal durability.
+# -s sets both up, prints their ports and an imapload command, and waits
+# (for profiling by hand) until it is stopped.
 set -euo pipefail
 
 ROUNDS=3
@@ -41,9 +46,10 @@ IDLE=500
 HASH=sha512
 PHASES=""
 PROCESSES=""
+FSYNC=""
 KEEP=0
 HOLD=0
-while getopts "r:c:t:m:i:H:p:P:ks" opt; do
+while getopts "r:c:t:m:i:H:p:P:F:ks" opt; do
 	case $opt in
 	r) ROUNDS=$OPTARG ;;
 	c) CLIENTS=$OPTARG ;;
@@ -53,10 +59,11 @@ while getopts "r:c:t:m:i:H:p:P:ks" opt; do
 	H) HASH=$OPTARG ;;
 	p) PHASES=$OPTARG ;;
 	P) PROCESSES=$OPTARG ;;
+	F) FSYNC=$OPTARG ;;
 	k) KEEP=1 ;;
 	s) HOLD=1 ;;
 	*)
-		echo "usage: $0 [-r ROUNDS] [-c CLIENTS] [-t SECONDS] [-m MESSAGES] [-i IDLE] [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-k] [-s]" >&2
+		echo "usage: $0 [-r ROUNDS] [-c CLIENTS] [-t SECONDS] [-m MESSAGES] [-i IDLE] [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-F optimized|always|never] [-k] [-s]" >&2
 		exit 2
 		;;
 	esac
@@ -109,6 +116,7 @@ cat <<EOF2
 default_process_limit = $LIMIT
 default_client_limit = $((LIMIT * 4))
 mail_max_userip_connections = $LIMIT
+${FSYNC:+mail_fsync = $FSYNC}
 service imap-login {
   inet_listener imap {
     address = 127.0.0.1
