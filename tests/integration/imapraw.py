@@ -7,10 +7,12 @@ Raw reads the greeting on connect; line() returns one line without its
 CRLF, read(n) n bytes of a literal, until_tagged(tag) every line up to and
 including the tagged one, closed() whether the server ended the
 connection. A subclass that transforms the incoming bytes (test_imap_compress's
-inflating client) overrides _decode().
+inflating client) overrides _decode(). LoggedIn is a Raw already past
+LOGIN as one of the instance's users.
 """
 import socket
 
+from harness import PASSWORDS
 from mailtest import client_tls_context
 
 
@@ -73,3 +75,14 @@ class Raw:
                 self.buf += d
         except (ConnectionResetError, socket.timeout):
             return False
+
+
+class LoggedIn(Raw):
+    """A Raw logged in as user (a key of harness.PASSWORDS), with a timeout for large literals."""
+
+    def __init__(self, inst, user, timeout=30):
+        super().__init__(inst.ports["imap"])
+        self.s.settimeout(timeout)   # a 20 MB literal on a loaded machine
+        assert self.greeting.startswith(b"* OK")
+        self.send(b"L LOGIN %s %s\r\n" % (user.encode(), PASSWORDS[user].encode()))
+        assert self.until_tagged(b"L")[-1].startswith(b"L OK")

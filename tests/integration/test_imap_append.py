@@ -30,15 +30,11 @@ def login(inst, user=ALICE):
     return c
 
 
-class Raw(imapraw.Raw):
-    """A logged-in plain socket, for literals sent by hand."""
+class Raw(imapraw.LoggedIn):
+    """alice unless told otherwise."""
 
     def __init__(self, inst, user=ALICE):
-        super().__init__(inst.ports["imap"])
-        self.s.settimeout(30)   # a 20 MB literal on a loaded machine
-        assert self.greeting.startswith(b"* OK")
-        self.send(b"L LOGIN %s %s\r\n" % (user.encode(), PASSWORDS[user].encode()))
-        assert self.until_tagged(b"L")[-1].startswith(b"L OK")
+        super().__init__(inst, user)
 
     def close(self):
         self.s.close()

@@ -36,15 +36,11 @@ def login(inst, user=ALICE):
     return c
 
 
-class Raw(imapraw.Raw):
-    """A logged-in plain socket."""
+class Raw(imapraw.LoggedIn):
+    """alice unless told otherwise."""
 
     def __init__(self, inst, user=ALICE):
-        super().__init__(inst.ports["imap"])
-        self.s.settimeout(30)
-        assert self.greeting.startswith(b"* OK")
-        self.send(b"L LOGIN %s %s\r\n" % (user.encode(), PASSWORDS[user].encode()))
-        assert self.until_tagged(b"L")[-1].startswith(b"L OK")
+        super().__init__(inst, user)
 
 
 def base_message(i):

@@ -309,19 +309,36 @@ test_migrate_v1(void **state)
 	mc_store_close(s);
 }
 
+/*
+ * A store with one delivered message whose index is then taken back to an
+ * older schema by downgrade (SQL; a count query gone, when given, must then
+ * answer 0), reopened: the migration ran. idx gets the index's path, *uid
+ * the message's UID.
+ */
+static struct mc_store *
+migrated(struct fx *f, const char *downgrade, const char *gone, char *idx, size_t idxsz, uint32_t *uid)
+{
+	struct mc_store *s = open_store(f);
+	*uid = deliver_file(s, DATA_DIR "/04-alt-html.eml");
+	mc_store_close(s);
+	snprintf(idx, idxsz, "%s/index.sqlite", f->store);
+	sql(idx, downgrade);
+	if (gone)
+		assert_int_equal(int_query(idx, gone), 0);
+	s = open_store(f);
+	assert_int_equal(int_query(idx, "PRAGMA user_version"), MC_STORE_SCHEMA_VERSION);
+	return s;
+}
+
 /* A version 2 index (no \Recent mark) is migrated: its mail counts as seen, new mail is recent. */
 static void
 test_migrate_v2(void **state)
 {
 	struct fx *f = *state;
-	struct mc_store *s = open_store(f);
-	uint32_t uid = deliver_file(s, DATA_DIR "/04-alt-html.eml");
-	mc_store_close(s);
 	char idx[400];
-	snprintf(idx, sizeof(idx), "%s/index.sqlite", f->store);
-	sql(idx, "BEGIN; ALTER TABLE mailboxes DROP COLUMN recent_uid; PRAGMA user_version=2; COMMIT;");
-	s = open_store(f);
-	assert_int_equal(int_query(idx, "PRAGMA user_version"), MC_STORE_SCHEMA_VERSION);
+	uint32_t uid;
+	struct mc_store *s = migrated(f, "BEGIN; ALTER TABLE mailboxes DROP COLUMN recent_uid; PRAGMA user_version=2; COMMIT;",
+				      NULL, idx, sizeof(idx), &uid);
 	struct mc_store_mailbox mb;
 	assert_int_equal(mc_store_mailbox_get(s, "INBOX", &mb), 0);
 	assert_int_equal(mb.recent_uid, uid);
@@ -345,15 +362,11 @@ static void
 test_migrate_v3(void **state)
 {
 	struct fx *f = *state;
-	struct mc_store *s = open_store(f);
-	uint32_t uid = deliver_file(s, DATA_DIR "/04-alt-html.eml");
-	mc_store_close(s);
 	char idx[400];
-	snprintf(idx, sizeof(idx), "%s/index.sqlite", f->store);
-	sql(idx, "BEGIN; DROP INDEX expunged_modseq; PRAGMA user_version=3; COMMIT;");
-	assert_int_equal(int_query(idx, "SELECT count(*) FROM sqlite_master WHERE name = 'expunged_modseq'"), 0);
-	s = open_store(f);
-	assert_int_equal(int_query(idx, "PRAGMA user_version"), MC_STORE_SCHEMA_VERSION);
+	uint32_t uid;
+	struct mc_store *s = migrated(f, "BEGIN; DROP INDEX expunged_modseq; PRAGMA user_version=3; COMMIT;",
+				      "SELECT count(*) FROM sqlite_master WHERE name = 'expunged_modseq'", idx,
+				      sizeof(idx), &uid);
 	assert_int_equal(int_query(idx, "SELECT count(*) FROM sqlite_master WHERE name = 'expunged_modseq'"), 1);
 	char err[256];
 	assert_int_equal(mc_store_expunge(s, "INBOX", &uid, 1, err, sizeof(err)), 1);
