@@ -331,6 +331,9 @@ start_index(struct imapd_append *x)
 {
 	x->want_store = false;
 	x->filing = true;
+	/* into the mailbox this session has selected: \Recent claimed by the commit itself (no second write) */
+	const struct imapd_view *v = x->s ? x->s->view : NULL;
+	x->a.claim_recent = v != NULL && !v->readonly && strcmp(v->name, x->name) == 0;
 	imapd_store_lend(x->store, true);
 	if (uv_queue_work(x->srv->loop, &x->work, index_work, index_done) != 0) {
 		index_work(&x->work);   /* cannot be (a valid loop and callbacks): done here */
@@ -396,6 +399,8 @@ index_done(uv_work_t *w, int status)
 	} else {
 		mc_info("%s: appended uid=%u mailbox=%s size=%llu user=%s", s->id, x->a.uid, x->name,
 			(unsigned long long)x->length, s->user);
+		if (x->a.recent)
+			imapd_view_recent_own(s, x->a.uid);
 		imapd_idle_changed(s, x->name);
 		imapd_done(s, "OK", "[APPENDUID %u %u] APPEND completed", x->a.uidvalidity, x->a.uid);
 	}

@@ -305,6 +305,12 @@ int imapd_saved_resolve(void *session, struct imap_seqset *set);
 bool imapd_recent_has(const struct imapd_session *s, uint32_t uid);
 /* How many messages of the view are \Recent. */
 uint32_t imapd_recent_count(const struct imapd_session *s);
+/*
+ * uid, which this session just appended to its selected mailbox, was
+ * claimed \Recent for it by the APPEND's commit (mc_store_append_index):
+ * the view counts it recent when it takes the message in.
+ */
+void imapd_view_recent_own(struct imapd_session *s, uint32_t uid);
 
 /* ---- modify.c ---- */
 

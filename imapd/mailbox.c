@@ -367,6 +367,16 @@ recent_claim(struct imapd_session *s)
 		mc_warn("%s: out of memory for \\Recent of %s", s->id, v->name);
 }
 
+void
+imapd_view_recent_own(struct imapd_session *s, uint32_t uid)
+{
+	struct imapd_view *v = s->view;
+	if (v == NULL || v->readonly || uid <= v->recent_upto)
+		return;
+	if (imapd_uidset_add(&v->recent, uid, uid) < 0)
+		mc_warn("%s: out of memory for \\Recent of %s", s->id, v->name);
+}
+
 /* v->ghosts joined with add (both sorted). -1: out of memory, the ghosts as they were. */
 static int
 ghosts_merge(struct imapd_view *v, const uint32_t *add, uint32_t nadd)

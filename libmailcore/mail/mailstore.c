@@ -272,6 +272,19 @@ mc_store_int_stmt_done(struct mc_store *s, enum mc_store_stmt id, sqlite3_stmt *
 	s->stmt_busy &= ~(1u << id);
 }
 
+int
+mc_store_int_exec(struct mc_store *s, enum mc_store_stmt id, const char *sql)
+{
+	sqlite3_stmt *st = mc_store_int_stmt(s, id, sql);
+	if (st == NULL)
+		return -1;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	mc_store_int_stmt_done(s, id, st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 void
 mc_store_int_stmt_release(struct mc_store *s)
 {
@@ -793,14 +806,14 @@ mc_store_mailbox_head(struct mc_store *s, const char *name, struct mc_store_mail
 static int
 recent_mark(struct mc_store *s, const char *mailbox, uint32_t *mark)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, "SELECT recent_uid FROM mailboxes WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+	sqlite3_stmt *st = mc_store_int_stmt(s, MC_STMT_RECENT_MARK, "SELECT recent_uid FROM mailboxes WHERE name = ?");
+	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, norm_mailbox(mailbox), -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st), r = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -2 : -1;
 	if (r == 0)
 		*mark = (uint32_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	mc_store_int_stmt_done(s, MC_STMT_RECENT_MARK, st);
 	return r;
 }
 
@@ -819,29 +832,28 @@ mc_store_recent(struct mc_store *s, const char *mailbox, uint32_t upto, bool cla
 	 * a mark lost to a crash shows some mail as recent once more, and
 	 * the next durable commit of the index syncs the WAL with it anyway.
 	 */
-	exec(s->db, "PRAGMA synchronous=NORMAL");
-	if (exec(s->db, "BEGIN IMMEDIATE") != SQLITE_OK) {
-		exec(s->db, "PRAGMA synchronous=FULL");
+	mc_store_int_exec(s, MC_STMT_SYNC_NORMAL, "PRAGMA synchronous=NORMAL");
+	if (mc_store_int_exec(s, MC_STMT_BEGIN, "BEGIN IMMEDIATE") < 0) {
+		mc_store_int_exec(s, MC_STMT_SYNC_FULL, "PRAGMA synchronous=FULL");
 		return -1;
 	}
-	sqlite3_stmt *st = NULL;
 	r = recent_mark(s, mailbox, prev);
 	if (r == 0 && *prev < upto) {
+		sqlite3_stmt *st = mc_store_int_stmt(s, MC_STMT_RECENT_SET, "UPDATE mailboxes SET recent_uid = ? WHERE name = ?");
 		r = -1;
-		if (sqlite3_prepare_v2(s->db, "UPDATE mailboxes SET recent_uid = ? WHERE name = ?", -1, &st, NULL) ==
-		    SQLITE_OK) {
+		if (st != NULL) {
 			sqlite3_bind_int64(st, 1, upto);
 			sqlite3_bind_text(st, 2, norm_mailbox(mailbox), -1, SQLITE_STATIC);
 			if (sqlite3_step(st) == SQLITE_DONE)
 				r = 0;
+			mc_store_int_stmt_done(s, MC_STMT_RECENT_SET, st);
 		}
-		sqlite3_finalize(st);
 	}
-	if (exec(s->db, r == 0 ? "COMMIT" : "ROLLBACK") != SQLITE_OK && r == 0) {
-		exec(s->db, "ROLLBACK");
+	if (r == 0 && mc_store_int_exec(s, MC_STMT_COMMIT, "COMMIT") < 0)
 		r = -1;
-	}
-	exec(s->db, "PRAGMA synchronous=FULL");
+	if (r != 0)
+		exec(s->db, "ROLLBACK");
+	mc_store_int_exec(s, MC_STMT_SYNC_FULL, "PRAGMA synchronous=FULL");
 	return r;
 }
 
@@ -1041,19 +1053,27 @@ tmp_drop(struct conv *c)
 }
 
 /*
- * The last bytes out, fsync, close, rename into dir/new/BASE (BASE = the
- * unique part with ",S=size,W=vsize"); cache from the parse when one ran
- * (zeroed when it could not be built). -1 with err, the file removed.
+ * The last bytes out, the mtime set (mtime > 0), fsync, close, rename into
+ * dir/new/BASE (BASE = the unique part with ",S=size,W=vsize"), or into
+ * dir/cur/BASE<info> when info (":2,FLAGS") is given; cache from the parse
+ * when one ran (zeroed when it could not be built). -1 with err, the file
+ * removed.
  */
 static int
-tmp_commit(struct conv *c, const char *dir, char *base, size_t basesz, char *file, size_t filesz, uint64_t *size,
-	   uint64_t *vsize, struct mc_store_cache *cache, char *err, size_t errsz)
+tmp_commit(struct conv *c, const char *dir, const char *info, int64_t mtime, char *base, size_t basesz, char *file,
+	   size_t filesz, uint64_t *size, uint64_t *vsize, struct mc_store_cache *cache, char *err, size_t errsz)
 {
 	char dst[sizeof(c->tmp)];
 	const char *why = NULL;
 	int e = 0;
 	if (conv_finish(c) < 0) {
 		why = "write";
+		e = errno;
+	}
+	/* before the fsync, so that the inode goes to disk once */
+	struct timespec ts[2] = { { .tv_sec = mtime }, { .tv_sec = mtime } };
+	if (why == NULL && mtime > 0 && futimens(c->fd, ts) < 0) {
+		why = "futimens";
 		e = errno;
 	}
 	if (why == NULL && fsync(c->fd) < 0) {
@@ -1070,9 +1090,9 @@ tmp_commit(struct conv *c, const char *dir, char *base, size_t basesz, char *fil
 		*vsize = c->size + c->lone_lf;
 		int n = snprintf(base, basesz, "%s,S=%llu,W=%llu", c->uniq, (unsigned long long)*size,
 				 (unsigned long long)*vsize);
-		snprintf(file, filesz, "new/%s", base);
-		snprintf(dst, sizeof(dst), "%s/new/%s", dir, base);
-		if (n < 0 || (size_t)n >= basesz) {
+		int fn = snprintf(file, filesz, "%s/%s%s", info ? "cur" : "new", base, info ? info : "");
+		snprintf(dst, sizeof(dst), "%s/%s", dir, file);
+		if (n < 0 || (size_t)n >= basesz || fn < 0 || (size_t)fn >= filesz) {
 			why = "name";
 			e = ENAMETOOLONG;
 		} else if (rename(c->tmp, dst) < 0) {
@@ -1132,7 +1152,7 @@ write_item(struct conv *c, char *inbuf, const char *dir, struct mc_store_item *i
 		tmp_drop(c);
 		return -1;
 	}
-	return tmp_commit(c, dir, base, basesz, file, filesz, size, vsize, cache, it->err, sizeof(it->err));
+	return tmp_commit(c, dir, NULL, 0, base, basesz, file, filesz, size, vsize, cache, it->err, sizeof(it->err));
 }
 
 /* ---- a message file written in pieces (APPEND as its literal arrives): mailstore_int.h ---- */
@@ -1165,10 +1185,11 @@ mc_store_int_tmp_write(struct mc_store_tmp *t, const void *p, size_t n)
 }
 
 int
-mc_store_int_tmp_commit(struct mc_store_tmp *t, char *base, size_t basesz, char *file, size_t filesz,
-			uint64_t *size, uint64_t *vsize, struct mc_store_cache *cache, char *err, size_t errsz)
+mc_store_int_tmp_commit(struct mc_store_tmp *t, const char *info, int64_t mtime, char *base, size_t basesz,
+			char *file, size_t filesz, uint64_t *size, uint64_t *vsize, struct mc_store_cache *cache,
+			char *err, size_t errsz)
 {
-	int r = tmp_commit(&t->c, t->dir, base, basesz, file, filesz, size, vsize, cache, err, errsz);
+	int r = tmp_commit(&t->c, t->dir, info, mtime, base, basesz, file, filesz, size, vsize, cache, err, errsz);
 	free(t);
 	return r;
 }

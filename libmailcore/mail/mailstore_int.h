@@ -31,6 +31,15 @@ enum mc_store_stmt {
 	MC_STMT_CHANGES,
 	MC_STMT_EXPUNGED_SINCE,
 	MC_STMT_MAILBOX_HEAD,
+	/* every write: transaction control and the sync level, parsed once too */
+	MC_STMT_BEGIN,
+	MC_STMT_COMMIT,
+	MC_STMT_SYNC_NORMAL,
+	MC_STMT_SYNC_FULL,
+	MC_STMT_APPEND_INSERT,
+	MC_STMT_MAILBOX_BUMP,
+	MC_STMT_RECENT_MARK,
+	MC_STMT_RECENT_SET,
 	MC_STMT_N
 };
 
@@ -65,6 +74,8 @@ struct mc_store {
  */
 sqlite3_stmt *mc_store_int_stmt(struct mc_store *s, enum mc_store_stmt id, const char *sql);
 void mc_store_int_stmt_done(struct mc_store *s, enum mc_store_stmt id, sqlite3_stmt *st);
+/* Run the cached statement id for sql to its end (BEGIN, COMMIT, a PRAGMA): 0, or -1 (sqlite3_errmsg says why). */
+int mc_store_int_exec(struct mc_store *s, enum mc_store_stmt id, const char *sql);
 /* Finalize the cached statements not in use (an idle session, closing). */
 void mc_store_int_stmt_release(struct mc_store *s);
 
@@ -83,13 +94,16 @@ struct mc_store_tmp *mc_store_int_tmp_open(const char *dir, int64_t when, char *
 /* The next bytes of the message. -1 with errno (the file is kept until commit or abort). */
 int mc_store_int_tmp_write(struct mc_store_tmp *t, const void *p, size_t n);
 /*
- * The last bytes out, fsync, rename into dir/new/BASE: fills base
- * ("UNIQUE,S=..,W=.."), file ("new/BASE"), the sizes and cache (zeroed
- * when none could be built; free it with mc_store_cache_free). Frees t.
- * -1 with err, the tmp file removed.
+ * The last bytes out, the mtime set (mtime > 0), fsync, rename into
+ * dir/new/BASE, or straight into dir/cur/BASE<info> when info (":2,FLAGS")
+ * is given: one rename, and the inode written once. Fills base
+ * ("UNIQUE,S=..,W=.."), file ("new/BASE" or "cur/BASE:2,.."), the sizes
+ * and cache (zeroed when none could be built; free it with
+ * mc_store_cache_free). Frees t. -1 with err, the tmp file removed.
  */
-int mc_store_int_tmp_commit(struct mc_store_tmp *t, char *base, size_t basesz, char *file, size_t filesz,
-			    uint64_t *size, uint64_t *vsize, struct mc_store_cache *cache, char *err, size_t errsz);
+int mc_store_int_tmp_commit(struct mc_store_tmp *t, const char *info, int64_t mtime, char *base, size_t basesz,
+			    char *file, size_t filesz, uint64_t *size, uint64_t *vsize, struct mc_store_cache *cache,
+			    char *err, size_t errsz);
 /* Remove the tmp file and free t; NULL is a no-op. */
 void mc_store_int_tmp_abort(struct mc_store_tmp *t);
 

@@ -67,7 +67,13 @@ db_err(struct mc_store *s, char *err, size_t errsz)
 static int
 begin(struct mc_store *s, char *err, size_t errsz)
 {
-	return exec(s, "BEGIN IMMEDIATE") == 0 ? 0 : db_err(s, err, errsz);
+	return mc_store_int_exec(s, MC_STMT_BEGIN, "BEGIN IMMEDIATE") == 0 ? 0 : db_err(s, err, errsz);
+}
+
+static int
+commit(struct mc_store *s)
+{
+	return mc_store_int_exec(s, MC_STMT_COMMIT, "COMMIT");
 }
 
 static void
@@ -91,7 +97,10 @@ rollback(struct mc_store *s)
 static void
 sync_relaxed(struct mc_store *s, bool relaxed)
 {
-	exec(s, relaxed ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
+	if (relaxed)
+		mc_store_int_exec(s, MC_STMT_SYNC_NORMAL, "PRAGMA synchronous=NORMAL");
+	else
+		mc_store_int_exec(s, MC_STMT_SYNC_FULL, "PRAGMA synchronous=FULL");
 }
 
 static const char *
@@ -105,6 +114,7 @@ norm_mailbox(const char *name)
 struct mbrow {
 	int64_t id;
 	int64_t uidvalidity, uidnext, modseq;
+	int64_t recent_uid;   /* \Recent: UIDs up to here were claimed */
 	char dir[DIR_MAX];
 };
 
@@ -116,7 +126,8 @@ mailbox_row(struct mc_store *s, const char *name, struct mbrow *mb)
 	if (mc_store_mailbox_dir(s, name, mb->dir, sizeof(mb->dir)) < 0)
 		return MC_STORE_ENOMAILBOX;
 	sqlite3_stmt *st = mc_store_int_stmt(s, MC_STMT_MAILBOX_ROW,
-					     "SELECT id, uidvalidity, uidnext, highestmodseq FROM mailboxes WHERE name = ?");
+					     "SELECT id, uidvalidity, uidnext, highestmodseq, recent_uid FROM mailboxes"
+					     " WHERE name = ?");
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -126,6 +137,7 @@ mailbox_row(struct mc_store *s, const char *name, struct mbrow *mb)
 		mb->uidvalidity = sqlite3_column_int64(st, 1);
 		mb->uidnext = sqlite3_column_int64(st, 2);
 		mb->modseq = sqlite3_column_int64(st, 3);
+		mb->recent_uid = sqlite3_column_int64(st, 4);
 		r = 0;
 	} else if (rc == SQLITE_DONE) {
 		r = MC_STORE_ENOMAILBOX;
@@ -134,20 +146,28 @@ mailbox_row(struct mc_store *s, const char *name, struct mbrow *mb)
 	return r;
 }
 
+/* uidnext and highestmodseq raised to at least these, the \Recent mark to recent (0: left). */
 static int
-bump_mailbox(struct mc_store *s, int64_t id, int64_t uidnext, int64_t modseq)
+bump_mailbox_recent(struct mc_store *s, int64_t id, int64_t uidnext, int64_t modseq, int64_t recent)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, "UPDATE mailboxes SET uidnext = max(uidnext, ?1),"
-				      " highestmodseq = max(highestmodseq, ?2) WHERE id = ?3",
-			       -1, &st, NULL) != SQLITE_OK)
+	sqlite3_stmt *st = mc_store_int_stmt(s, MC_STMT_MAILBOX_BUMP,
+					     "UPDATE mailboxes SET uidnext = max(uidnext, ?1), highestmodseq ="
+					     " max(highestmodseq, ?2), recent_uid = max(recent_uid, ?4) WHERE id = ?3");
+	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, uidnext);
 	sqlite3_bind_int64(st, 2, modseq);
 	sqlite3_bind_int64(st, 3, id);
+	sqlite3_bind_int64(st, 4, recent);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	mc_store_int_stmt_done(s, MC_STMT_MAILBOX_BUMP, st);
 	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+bump_mailbox(struct mc_store *s, int64_t id, int64_t uidnext, int64_t modseq)
+{
+	return bump_mailbox_recent(s, id, uidnext, modseq, 0);
 }
 
 static int
@@ -604,7 +624,7 @@ mc_store_flags_change(struct mc_store *s, const char *mailbox, const uint32_t *u
 		db_err(s, err, errsz);
 		goto out;
 	}
-	if (exec(s, "COMMIT") < 0) {
+	if (commit(s) < 0) {
 		db_err(s, err, errsz);
 		goto out;
 	}
@@ -866,7 +886,7 @@ mc_store_copy(struct mc_store *s, const char *from, const uint32_t *uids, size_t
 			goto out;
 		}
 	}
-	if (exec(s, "COMMIT") < 0) {
+	if (commit(s) < 0) {
 		db_err(s, err, errsz);
 		goto out;
 	}
@@ -1002,46 +1022,31 @@ mc_store_append_abort(struct mc_store_appending *ap)
 int
 mc_store_append_file(struct mc_store_appending *ap, char *err, size_t errsz)
 {
-	char q[PATH_MAX_];
 	if (ap->filed)
 		return 0;
 	if (ap->tmp == NULL) {
 		set_err(err, errsz, "write tmp/: %s", strerror(ap->write_errno ? ap->write_errno : EIO));
 		return -1;
 	}
-	int r = mc_store_int_tmp_commit(ap->tmp, ap->base, sizeof(ap->base), ap->file, sizeof(ap->file), &ap->size,
-					&ap->vsize, &ap->cache, err, errsz);
+	/* With flags it goes straight to cur/BASE:2,FLAGS; its mtime is the internal date, as Dovecot's Maildir keeps it. */
+	char info[16];
+	info[0] = '\0';
+	if (ap->flags) {
+		char l[8];
+		flag_letters(ap->flags, l);
+		snprintf(info, sizeof(info), ":2,%s", l);
+	}
+	int r = mc_store_int_tmp_commit(ap->tmp, ap->flags ? info : NULL, ap->when, ap->base, sizeof(ap->base), ap->file,
+					sizeof(ap->file), &ap->size, &ap->vsize, &ap->cache, err, errsz);
 	ap->tmp = NULL;
 	if (r < 0) {
 		ap->write_errno = EIO;
 		return -1;
 	}
 	snprintf(ap->path, sizeof(ap->path), "%s/%s", ap->dir, ap->file);
-	/* The file's mtime is the internal date too, as Dovecot's Maildir keeps it. */
-	struct timespec ts[2] = { { .tv_sec = ap->when }, { .tv_sec = ap->when } };
-	utimensat(AT_FDCWD, ap->path, ts, 0);
-	if (ap->flags) {
-		if (cur_name(ap->base, ap->flags, ap->file, sizeof(ap->file)) < 0) {
-			set_err(err, errsz, "file name too long");
-			goto fail;
-		}
-		snprintf(q, sizeof(q), "%s/%s", ap->dir, ap->file);
-		if (rename(ap->path, q) < 0) {
-			set_err(err, errsz, "rename into cur/: %s", strerror(errno));
-			goto fail;
-		}
-		snprintf(ap->path, sizeof(ap->path), "%s", q);
-		fsync_sub(ap->dir, "cur");
-	} else {
-		fsync_sub(ap->dir, "new");   /* the rename into new/ must outlive a crash before the row does */
-	}
+	fsync_sub(ap->dir, ap->flags ? "cur" : "new");   /* the rename must outlive a crash before the row does */
 	ap->filed = true;
 	return 0;
-fail:
-	unlink(ap->path);
-	mc_store_cache_free(&ap->cache);
-	ap->write_errno = EIO;
-	return -1;
 }
 
 int
@@ -1052,6 +1057,7 @@ mc_store_append_index(struct mc_store *s, struct mc_store_appending *ap, struct 
 	int ret = -1;
 
 	a->uid = a->uidvalidity = 0;
+	a->recent = false;
 	if (!ap->filed) {
 		set_err(err, errsz, "the message file was not written");   /* no file step, or a failed one */
 		mc_store_append_abort(ap);
@@ -1062,10 +1068,10 @@ mc_store_append_index(struct mc_store *s, struct mc_store_appending *ap, struct 
 	struct mbrow mb;
 	int r = mailbox_row(s, ap->mailbox, &mb);
 	if (r != 0 || mb.uidnext > (int64_t)UINT32_MAX ||
-	    sqlite3_prepare_v2(s->db, "INSERT INTO messages(mailbox, uid, base, file, size, vsize, internal_date,"
-				      " flags, keywords, modseq, " MC_STORE_CACHE_COLS ") VALUES(?, ?, ?, ?, ?, ?, ?, ?,"
-				      " ?, ?, " MC_STORE_CACHE_PARAMS ")",
-			       -1, &st, NULL) != SQLITE_OK) {
+	    (st = mc_store_int_stmt(s, MC_STMT_APPEND_INSERT,
+				    "INSERT INTO messages(mailbox, uid, base, file, size, vsize, internal_date, flags,"
+				    " keywords, modseq, " MC_STORE_CACHE_COLS ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+				    MC_STORE_CACHE_PARAMS ")")) == NULL) {
 		if (r == MC_STORE_ENOMAILBOX) {
 			set_err(err, errsz, "mailbox %s was deleted meanwhile", ap->mailbox);
 			ret = r;
@@ -1094,19 +1100,31 @@ mc_store_append_index(struct mc_store *s, struct mc_store_appending *ap, struct 
 	sqlite3_bind_int64(st, 10, mb.modseq + 1);
 	/* ENVELOPE, BODYSTRUCTURE and the search fields, parsed as the bytes came; none: filled on first use */
 	mc_store_int_cache_bind(st, 11, ap->cache.envelope ? &ap->cache : NULL);
-	if (sqlite3_step(st) != SQLITE_DONE || bump_mailbox(s, mb.id, mb.uidnext + 1, mb.modseq + 1) < 0 ||
-	    exec(s, "COMMIT") < 0) {
+	/*
+	 * The appending session has this mailbox selected: the message is
+	 * \Recent to it, as any new one is to the first session that sees it
+	 * (RFC 3501 §2.3.2). Claimed here, in the APPEND's own transaction,
+	 * rather than by a second write when the session's view takes it in.
+	 * Only when every older message was claimed already: the mark is a
+	 * high-water line, and raising it past an unclaimed delivery would
+	 * take that one's \Recent from the session about to see it.
+	 */
+	bool claim = a->claim_recent && mb.recent_uid == mb.uidnext - 1;
+	if (sqlite3_step(st) != SQLITE_DONE ||
+	    bump_mailbox_recent(s, mb.id, mb.uidnext + 1, mb.modseq + 1, claim ? mb.uidnext : 0) < 0 ||
+	    commit(s) < 0) {
 		db_err(s, err, errsz);
 		goto fail;
 	}
-	sqlite3_finalize(st);
+	mc_store_int_stmt_done(s, MC_STMT_APPEND_INSERT, st);
+	a->recent = claim;
 	a->uid = (uint32_t)mb.uidnext;
 	a->uidvalidity = (uint32_t)mb.uidvalidity;
 	ap->filed = false;   /* indexed: the file stays */
 	ret = 0;
 	goto done;
 fail:
-	sqlite3_finalize(st);
+	mc_store_int_stmt_done(s, MC_STMT_APPEND_INSERT, st);
 	rollback(s);
 done:
 	mc_store_append_abort(ap);   /* removes the file unless it was indexed */
@@ -1269,7 +1287,7 @@ mc_store_mailbox_delete(struct mc_store *s, const char *name, char *err, size_t 
 	sqlite3_bind_int64(st, 1, mb.id);
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE || exec(s, "COMMIT") < 0) {
+	if (rc != SQLITE_DONE || commit(s) < 0) {
 		db_err(s, err, errsz);
 		goto fail;
 	}
@@ -1370,7 +1388,7 @@ rename_inbox(struct mc_store *s, const char *to, char *err, size_t errsz)
 	}
 	fsync_sub(dst.dir, "cur");
 	fsync_sub(dst.dir, "new");
-	if (exec(s, "COMMIT") < 0) {
+	if (commit(s) < 0) {
 		db_err(s, err, errsz);
 		goto out;
 	}
@@ -1510,7 +1528,7 @@ mc_store_mailbox_rename(struct mc_store *s, const char *from, const char *to, ch
 			goto out;
 		}
 	}
-	if (exec(s, "COMMIT") < 0) {
+	if (commit(s) < 0) {
 		db_err(s, err, errsz);
 		goto out;
 	}
@@ -1557,7 +1575,7 @@ mc_store_subscribe(struct mc_store *s, const char *name, bool on, char *err, siz
 		sqlite3_bind_text(a, 1, name, -1, SQLITE_STATIC);
 		sqlite3_bind_int(b, 1, on);
 		sqlite3_bind_text(b, 2, name, -1, SQLITE_STATIC);
-		ok = sqlite3_step(a) == SQLITE_DONE && sqlite3_step(b) == SQLITE_DONE && exec(s, "COMMIT") == 0;
+		ok = sqlite3_step(a) == SQLITE_DONE && sqlite3_step(b) == SQLITE_DONE && commit(s) == 0;
 	}
 	sqlite3_finalize(a);
 	sqlite3_finalize(b);
@@ -1622,7 +1640,7 @@ mc_store_status(struct mc_store *s, const char *mailbox, struct mc_store_status 
 		}
 	}
 	sqlite3_finalize(st);
-	exec(s, "COMMIT");
+	commit(s);
 	return r;
 }
 
@@ -1693,7 +1711,7 @@ mc_store_changes_since(struct mc_store *s, const char *mailbox, uint64_t since,
 	r = 0;
 out:
 	mc_store_int_stmt_done(s, sid, st);
-	exec(s, "COMMIT");
+	commit(s);
 	return r;
 }
 

@@ -111,8 +111,10 @@ struct mc_store_append {
 	uint32_t flags;            /* enum mc_store_flag */
 	const char *keywords;      /* space-separated, NULL = none */
 	int64_t internal_date;     /* unix time; <= 0: now */
+	bool claim_recent;         /* the appending session has the mailbox selected read-write */
 	/* results */
 	uint32_t uid, uidvalidity; /* APPENDUID */
+	bool recent;               /* claim_recent, and the message is \Recent to that session */
 };
 
 /*

@@ -18,7 +18,8 @@ import time
 import pytest
 
 import imapraw
-from harness import PASSWORDS
+from harness import PASSWORDS, wait_for
+from mailtest import make_message, send_mail
 
 ALICE = "alice@example.test"
 MB = 1024 * 1024
@@ -214,3 +215,41 @@ def test_over_quota_refused_before_continuation(inst):
         r.close()
     finally:
         del PASSWORDS["carol@example.test"]
+
+
+def test_append_into_selected_mailbox_is_recent_to_that_session_only(inst):
+    """RFC 3501 2.3.2: \\Recent to exactly one session. The appending session with the
+    mailbox selected takes it (the APPEND's own commit claims it); a delivery it has not
+    seen yet is not taken from it by the APPEND; a session appending from elsewhere claims
+    nothing, so the next to select gets it."""
+    a = Raw(inst)
+    a.send(b"s SELECT INBOX\r\n")
+    assert b"* 0 RECENT" in a.until_tagged(b"s")
+    msg = b"From: a@client.test\r\nSubject: own\r\n\r\nbody\r\n"
+    a.send(b"1 APPEND INBOX (\\Seen) {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    lines = a.until_tagged(b"1")
+    assert lines[-1].startswith(b"1 OK [APPENDUID "), lines
+    assert lines[:-1] == [b"* 1 EXISTS", b"* 1 RECENT"], lines
+    a.send(b"2 FETCH 1 FLAGS\r\n")
+    assert a.until_tagged(b"2")[0] == b"* 1 FETCH (FLAGS (\\Recent \\Seen))"
+    # delivered while a is busy appending: both come in at the APPEND, both recent to a
+    send_mail(inst.ports["smtp"], msg=make_message(subject="delivered"))
+    wait_for(lambda: len(inst.index_rows()) == 2, what="the delivered message's row")
+    a.send(b"3 APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    lines = a.until_tagged(b"3")
+    assert lines[:-1] == [b"* 3 EXISTS", b"* 3 RECENT"], lines
+    # another session appending with INBOX not selected claims nothing
+    b = Raw(inst)
+    b.send(b"s SELECT Drafts\r\n")
+    b.until_tagged(b"s")
+    b.send(b"4 APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    assert b.until_tagged(b"4")[-1].startswith(b"4 OK [APPENDUID ")
+    a.send(b"5 NOOP\r\n")
+    assert a.until_tagged(b"5")[:-1] == [b"* 4 EXISTS", b"* 4 RECENT"]   # a saw it first
+    c = Raw(inst)
+    c.send(b"s SELECT INBOX\r\n")
+    assert b"* 0 RECENT" in c.until_tagged(b"s")
+    c.send(b"6 APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    assert c.until_tagged(b"6")[:-1] == [b"* 5 EXISTS", b"* 1 RECENT"]
+    for r in (a, b, c):
+        r.close()
