@@ -600,6 +600,11 @@ mc_store_open(const char *path, unsigned flags, char *err, size_t errsz)
 				  st.mailboxes, st.kept, st.added, st.removed,
 				  rebuilt && salvaged ? "kept" : "new");
 	}
+	/* APPEND's rows commit without a WAL sync: a power loss may have taken the last ones, not their files. */
+	if (mc_store_int_reconcile(s, fresh || rebuilt, err, errsz) < 0) {
+		mc_store_close(s);
+		return NULL;
+	}
 	return s;
 }
 
@@ -1565,16 +1570,10 @@ mc_maildir_name_parse(const char *name, struct mc_maildir_name *out)
 
 /* ---- reindex ---- */
 
-struct ent {
-	char name[MC_MAILDIR_FILE_MAX + 1];
-	char sub[4];                        /* "new" or "cur" */
-	struct mc_maildir_name p;
-};
-
 static int
 ent_cmp(const void *a, const void *b)
 {
-	const struct ent *x = a, *y = b;
+	const struct mc_store_ent *x = a, *y = b;
 	if (x->p.time != y->p.time)
 		return x->p.time < y->p.time ? -1 : 1;
 	if (x->p.usec != y->p.usec)
@@ -1582,12 +1581,12 @@ ent_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* The files of new/ and cur/ of one mailbox directory, sorted by arrival. */
-static int
-scan_maildir(const char *dir, struct ent **out, size_t *nout)
+/* mailstore_int.h: reindex's and the reconcile's listing. */
+int
+mc_store_int_scan_maildir(const char *dir, struct mc_store_ent **out, size_t *nout)
 {
 	static const char *const subs[] = { "new", "cur" };
-	struct ent *v = NULL;
+	struct mc_store_ent *v = NULL;
 	size_t n = 0, cap = 0;
 	char p[STORE_PATH_MAX + MC_MAILBOX_NAME_MAX + 300];
 	for (size_t k = 0; k < 2; k++) {
@@ -1612,7 +1611,7 @@ scan_maildir(const char *dir, struct ent **out, size_t *nout)
 			}
 			if (n == cap) {
 				size_t nc = cap ? cap * 2 : 64;
-				struct ent *nv = realloc(v, nc * sizeof(*v));
+				struct mc_store_ent *nv = realloc(v, nc * sizeof(*v));
 				if (nv == NULL) {
 					closedir(d);
 					free(v);
@@ -1635,9 +1634,9 @@ scan_maildir(const char *dir, struct ent **out, size_t *nout)
 	return 0;
 }
 
-/* Size on disk and size with CRLF line ends of a file that does not say them in its name. */
-static int
-measure_file(const char *path, struct stat *sb, uint64_t *vsize)
+/* mailstore_int.h: a file that does not say its sizes in its name. */
+int
+mc_store_int_measure_file(const char *path, struct stat *sb, uint64_t *vsize)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -1767,9 +1766,9 @@ reindex_mailbox(struct rx *x, const char *name)
 	sqlite3_bind_text(x->ondisk, 1, mb.name, -1, SQLITE_TRANSIENT);
 	if (step_done(x->ondisk) < 0)
 		return -1;
-	struct ent *e = NULL;
+	struct mc_store_ent *e = NULL;
 	size_t n = 0;
-	if (scan_maildir(dir, &e, &n) < 0)
+	if (mc_store_int_scan_maildir(dir, &e, &n) < 0)
 		return -1;
 	int64_t uidnext = mb.uidnext ? mb.uidnext : 1, modseq = (int64_t)mb.highestmodseq;
 	char file[MC_MAILDIR_FILE_MAX + 8], base[MC_MAILDIR_FILE_MAX + 1], p[sizeof(dir) + sizeof(file) + 4];
@@ -1820,7 +1819,7 @@ reindex_mailbox(struct rx *x, const char *name)
 		struct stat sb;
 		uint64_t vsize = e[i].p.vsize;
 		snprintf(p, sizeof(p), "%s/%s", dir, file);
-		if (measure_file(p, &sb, e[i].p.has_vsize ? NULL : &vsize) < 0) {
+		if (mc_store_int_measure_file(p, &sb, e[i].p.has_vsize ? NULL : &vsize) < 0) {
 			mc_warn("store %s: cannot read %s: %s", dir, file, strerror(errno));
 			continue;
 		}
@@ -2068,16 +2067,27 @@ mc_store_expunge(struct mc_store *s, const char *mailbox, const uint32_t *uids, 
 	sqlite3_bind_int64(s->st_bump, 3, id);
 	int rc = sqlite3_step(s->st_bump);
 	sqlite3_reset(s->st_bump);
-	if (rc != SQLITE_DONE || exec(s->db, "COMMIT") != SQLITE_OK)
+	if (rc != SQLITE_DONE)
+		goto rollback;
+	/*
+	 * The unlinks are durable before the rows' removal is: a power loss
+	 * between would leave a file without a row, which the reconcile after
+	 * the reboot (mailstore_reconcile.c) would bring back as a message.
+	 */
+	if (done > 0) {
+		char sub[sizeof(dir) + 8];
+		snprintf(sub, sizeof(sub), "%s/cur", dir);
+		if (mc_fsync_dir(sub) < 0)
+			mc_warn("store: fsync %s: %s", sub, strerror(errno));
+		snprintf(sub, sizeof(sub), "%s/new", dir);
+		if (mc_fsync_dir(sub) < 0)
+			mc_warn("store: fsync %s: %s", sub, strerror(errno));
+	}
+	if (exec(s->db, "COMMIT") != SQLITE_OK)
 		goto rollback;
 	sqlite3_finalize(sel);
 	sqlite3_finalize(del);
 	sqlite3_finalize(ins);
-	char sub[sizeof(dir) + 8];
-	snprintf(sub, sizeof(sub), "%s/cur", dir);
-	mc_fsync_dir(sub);
-	snprintf(sub, sizeof(sub), "%s/new", dir);
-	mc_fsync_dir(sub);
 	return done;
 rollback:
 	set_err(err, errsz, "%s: %s", s->index, sqlite3_errmsg(s->db));

@@ -12,6 +12,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
+
+#include "mail/mailstore.h"
 
 #define STORE_PATH_MAX 1024
 #define DIR_MODE 02770
@@ -106,5 +109,28 @@ int mc_store_int_tmp_commit(struct mc_store_tmp *t, const char *info, int64_t mt
 			    char *err, size_t errsz);
 /* Remove the tmp file and free t; NULL is a no-op. */
 void mc_store_int_tmp_abort(struct mc_store_tmp *t);
+
+/* One file of a Maildir's new/ or cur/ as mc_store_int_scan_maildir lists it. */
+struct mc_store_ent {
+	char name[MC_MAILDIR_FILE_MAX + 1];
+	char sub[4];                        /* "new" or "cur" */
+	struct mc_maildir_name p;
+};
+/* The files of new/ and cur/ of one mailbox directory, sorted by arrival, in one array (free it). -1 with errno. */
+int mc_store_int_scan_maildir(const char *dir, struct mc_store_ent **out, size_t *nout);
+/*
+ * Open path: its stat into *sb; and its size with CRLF line ends into
+ * *vsize unless vsize is NULL (for a file whose name does not say it:
+ * the whole file is read). -1 with errno.
+ */
+int mc_store_int_measure_file(const char *path, struct stat *sb, uint64_t *vsize);
+
+/*
+ * After a reboot (the kernel's boot id is not the one the index recorded),
+ * give a row to each Maildir file that lost its row to a power loss
+ * (mailstore_reconcile.c); just_built: the index was just made from the
+ * files, only record the boot. Called by mc_store_open. -1 with err.
+ */
+int mc_store_int_reconcile(struct mc_store *s, bool just_built, char *err, size_t errsz);
 
 #endif

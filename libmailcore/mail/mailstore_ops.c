@@ -86,7 +86,7 @@ rollback(struct mc_store *s)
 /*
  * A flag change commits without waiting for the disk: the WAL is not
  * fsynced (synchronous=NORMAL for that transaction; the next FULL commit,
- * an APPEND or a delivery, or a checkpoint syncs it with the rest). A
+ * a delivery, COPY or EXPUNGE, or a checkpoint syncs it with the rest). A
  * crashed process loses nothing; a power loss may take back the last flag
  * changes, no message (Dovecot's mail_fsync=optimized does the same).
  * imapd runs every session on one thread, so an fdatasync per STORE held
@@ -1063,6 +1063,14 @@ mc_store_append_index(struct mc_store *s, struct mc_store_appending *ap, struct 
 		mc_store_append_abort(ap);
 		return -1;
 	}
+	/*
+	 * The row commits without a WAL sync (the file and its directory were
+	 * fsynced by mc_store_append_file): a crashed process loses nothing, a
+	 * power loss may take the row, and the first mc_store_open after the
+	 * reboot gives the file a row again with a UID above any reported
+	 * (mailstore_reconcile.c). Every other commit that takes UIDs is FULL.
+	 */
+	sync_relaxed(s, true);
 	if (begin(s, err, errsz) < 0)
 		goto done;
 	struct mbrow mb;
@@ -1127,6 +1135,7 @@ fail:
 	mc_store_int_stmt_done(s, MC_STMT_APPEND_INSERT, st);
 	rollback(s);
 done:
+	sync_relaxed(s, false);
 	mc_store_append_abort(ap);   /* removes the file unless it was indexed */
 	return ret;
 }
@@ -1287,11 +1296,19 @@ mc_store_mailbox_delete(struct mc_store *s, const char *name, char *err, size_t 
 	sqlite3_bind_int64(st, 1, mb.id);
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE || commit(s) < 0) {
+	if (rc != SQLITE_DONE) {
 		db_err(s, err, errsz);
 		goto fail;
 	}
-	mc_fsync_dir(s->path);
+	/* The folder is durably out of sight before its row is durably gone: never a folder without its row. */
+	if (moved) {
+		fsync_sub(s->path, ".");
+		fsync_sub(s->path, "tmp");
+	}
+	if (commit(s) < 0) {
+		db_err(s, err, errsz);
+		goto fail;
+	}
 	if (moved && nftw(aside, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
 		mc_warn("store %s: could not remove all of %s: %s", s->path, aside, strerror(errno));
 	return 0;
@@ -1388,6 +1405,9 @@ rename_inbox(struct mc_store *s, const char *to, char *err, size_t errsz)
 	}
 	fsync_sub(dst.dir, "cur");
 	fsync_sub(dst.dir, "new");
+	/* and gone from INBOX: a file left there without its row would come back at a reconcile */
+	fsync_sub(in.dir, "cur");
+	fsync_sub(in.dir, "new");
 	if (commit(s) < 0) {
 		db_err(s, err, errsz);
 		goto out;
