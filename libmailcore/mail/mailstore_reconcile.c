@@ -17,11 +17,13 @@
  * UIDs. The rows lost were the newest commits and only APPEND's commit both
  * takes UIDs and is NORMAL; every other commit that takes UIDs - delivery
  * (mc_store_files_index), COPY and MOVE (mc_store_copy), RENAME INBOX,
- * reindex - is FULL, and a FULL commit syncs every WAL frame before it. So
- * with k such files in a mailbox the lost rows had UIDs in
- * [uidnext, uidnext + k). A client may have been told them (APPENDUID), and
- * which file had which one is not known, so the files get UIDs from
- * uidnext + k on: a UID is never given to two messages; gaps are allowed.
+ * reindex, this file - is FULL (the other NORMAL ones, STORE's flags, the
+ * \Recent claim and the message cache's fill, take none), and a FULL
+ * commit syncs every WAL frame before it. So with k such files in a
+ * mailbox the lost rows had UIDs in [uidnext, uidnext + k). A client may
+ * have been told them (APPENDUID), and which file had which one is not
+ * known, so the files get UIDs from uidnext + k on: a UID is never given to
+ * two messages; gaps are allowed.
  *
  * Called by mc_store_open (mailstore.c) on every open: the common case (same
  * boot) is one SELECT of the meta table. Owns nothing between calls.
