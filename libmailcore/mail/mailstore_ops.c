@@ -1010,8 +1010,12 @@ mc_store_append_abort(struct mc_store_appending *ap)
 	if (ap == NULL)
 		return;
 	mc_store_int_tmp_abort(ap->tmp);
-	if (ap->filed && unlink(ap->path) < 0)   /* filed but never indexed: no file without its row */
-		mc_warn("store: could not remove %s: %s", ap->path, strerror(errno));
+	if (ap->filed) {   /* filed but never indexed: no file without its row */
+		if (unlink(ap->path) < 0)
+			mc_warn("store: could not remove %s: %s", ap->path, strerror(errno));
+		else   /* durably gone: the reconcile after a power loss would index it (mailstore_reconcile.c) */
+			fsync_sub(ap->dir, ap->flags ? "cur" : "new");
+	}
 	mc_store_cache_free(&ap->cache);
 	/* Indexed (its row counts now) or gone: the reservation ends. */
 	atomic_fetch_sub(&ap->store->reserved_bytes, ap->length);
