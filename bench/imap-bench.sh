@@ -20,8 +20,10 @@
 #     (doveadm index) before any timing;
 #   - runs bench/imap_bench.py: interleaved rounds of logins, FETCH headers,
 #     FETCH bodies, SEARCH, STORE, APPEND and an imaptest-like mix, CLIENTS
-#     clients each, SECONDS each, then memory per idle connection (IDLE
-#     clients logged in, selected and in IDLE). Each system runs in its own
+#     clients each, SECONDS each (APPEND: 25000 APPENDs on each system, so
+#     that both leave the same deletions behind; bench/imap_bench.py says
+#     why), then memory per idle connection (IDLE clients logged in,
+#     selected and in IDLE). Each system runs in its own
 #     cgroup when one can be made, for its CPU time and its processes.
 # Prints the rounds, the medians and the ratios; stops both and removes the
 # temporary directory (-k keeps it). Defaults: -r 3 -c 20 -t 10 -m 200 -i 500
@@ -31,9 +33,11 @@
 # store,append,mix). -P sets Postern's [imapd] processes (default: its
 # default, one per CPU; -P 1 is imapd on one process). -F sets Dovecot's
 # mail_fsync (default: Dovecot's default, optimized: "fsync when it's
-# necessary for data safety", the saved message file but not its index
-# files); -F always fsyncs after every write, index files too, as Postern
-# syncs its index at each APPEND's commit: APPEND at equal durability.
+# necessary for data safety": per APPEND, strace shows an fsync of the
+# message file, an fdatasync of cur/ and one of dovecot-uidlist, as many
+# syncs as Postern's file, directory and (before its row commit went
+# unsynced) index; its index files are written without a sync); -F always
+# fsyncs after every write, index files too.
 # -s sets both up, prints their ports and an imapload command, and waits
 # (for profiling by hand) until it is stopped.
 set -euo pipefail

@@ -15,11 +15,20 @@ for SECONDS with CLIENTS clients, one user each:
   search     SEARCH, four programs in turn (flags, a subject, size and
              flags, sender and date);
   store      STORE n +FLAGS/-FLAGS (\\Flagged);
-  append     APPEND of a 4 KB message (the appended messages are expunged
+  append     APPEND of a 4 KB message, APPENDS of them on each system (not
+             SECONDS: see below; the appended messages are expunged
              afterwards, unmeasured, so every round sees the same mailboxes);
   mix        imaptest's kind of load: FETCH headers 30 %, bodies 30 %,
              SEARCH, STORE, APPEND and EXPUNGE 10 % each, a logout and a
              new login every 20 commands.
+
+Why the APPEND phase is a number of APPENDs and not a time: the messages
+it appended are expunged after it, and on a file system that keeps freed
+inodes out of reuse for a while (ext4 without a journal: 60-360 s, and
+every creation scans past them; docs/performance.md, Run 6) the next
+round's APPENDs pay for every file the last one deleted. In a fixed time
+the faster server appends, and so deletes, more, and pays more the next
+round; with a fixed number both leave the same behind.
 
 Server CPU per operation comes from the cgroup each server runs in
 (machine-wide /proc/stat when none: then the client is included), the
@@ -32,7 +41,7 @@ IDLE_N.
 
 Usage (normally called by imap-bench.sh):
   imap_bench.py fill --port SMTP --users 20 --messages 200
-  imap_bench.py run --imapload PATH --rounds R --clients 20 --seconds 10 --cpu KIND \\
+  imap_bench.py run --imapload PATH --rounds R --clients 20 --seconds 10 --appends 25000 --cpu KIND \\
       --system postern:PORT:CGROUP --system dovecot:PORT:CGROUP [--idle N] [--markdown FILE]
 """
 import argparse
@@ -247,6 +256,8 @@ def run(args):
     phases = [p for p in PHASES if not args.phases or p[0] in args.phases.split(",")]
     for r in range(args.rounds):
         for name, extra, key, label in phases:
+            if name == "append":   # a number of APPENDs, with time enough for the slower system
+                extra = extra + ["-N", str(args.appends), "-d", str(max(args.seconds, 1) * 10)]
             for s in systems:
                 res = phase(args, name, extra, key, s)
                 results[name][s[0]].append(res)
@@ -276,7 +287,7 @@ def run(args):
             [mem[n]["pss_kib"] if mem.get(n) else None for n in names], "{:.1f}")
         row("memory per idle connection, RSS KiB",
             [mem[n]["rss_kib"] if mem.get(n) else None for n in names], "{:.1f}")
-    table.emit(f"\nmedians of {args.rounds} rounds of {args.seconds} s, {args.clients} clients "
+    table.emit(f"\nmedians of {args.rounds} rounds of {args.seconds} s (append: {args.appends} APPENDs), {args.clients} clients "
                f"(ratio = {names[0]} / {names[-1]}; CPU accounting: {args.cpu})", args.markdown)
 
 
@@ -293,6 +304,7 @@ def main():
     r.add_argument("--clients", type=int, default=20)
     r.add_argument("--users", type=int, default=20)
     r.add_argument("--seconds", type=float, default=10)
+    r.add_argument("--appends", type=int, default=25000, help="APPENDs per append phase and system")
     r.add_argument("--idle", type=int, default=500, help="idle connections for the memory figure (0: none)")
     r.add_argument("--phases", help="comma-separated subset of " + ",".join(p[0] for p in PHASES))
     add_run_args(r)

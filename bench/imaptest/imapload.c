@@ -6,7 +6,7 @@
  * bench/imap_bench.py (bench/imap-bench.sh); never a test.
  *
  *   imapload [-h HOST] [-p PORT] [-u USERFMT -n USERS | -U FILE] [-w PASS]
- *            [-m MAILBOX] [-c CLIENTS] [-d SECONDS] [-M MODE] [-x MIX]
+ *            [-m MAILBOX] [-c CLIENTS] [-d SECONDS] [-N OPS] [-M MODE] [-x MIX]
  *            [-L OPS] [-S SEARCH]... [-A BYTES] [-C CONNECTING] [-W SECONDS] [-v]
  *
  * Modes:
@@ -31,7 +31,10 @@
  * selected (or after -W seconds); in logins mode at once. Operations that
  * complete inside the window are counted per kind (with errors: tagged NO
  * or BAD, a lost connection) and printed as a table and as lines
- * "result KIND OPS PER_SECOND ERRORS AVG_MS" for scripts.
+ * "result KIND OPS PER_SECOND ERRORS AVG_MS" for scripts. The window ends
+ * after -d seconds, or once -N operations completed if that comes first
+ * (the same amount of work on every server: what an APPEND phase leaves
+ * behind for the file system must not depend on the server's speed).
  *
  * One thread, epoll, a non-blocking state machine per client and one
  * command in flight per client (no pipelining), so the client costs little
@@ -122,6 +125,7 @@ static struct {
 	const char *host, *port, *mailbox, *userfmt, *userfile, *password;
 	unsigned nusers, clients, ops_per_login, connecting, append_size;
 	double duration, warmup;
+	uint64_t max_ops;   /* -N: the window ends after this many operations (0: -d only) */
 	enum mode mode;
 	unsigned weight[K_N];
 	const char *search[32];
@@ -892,7 +896,7 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: imapload [-h HOST] [-p PORT] [-u USERFMT -n USERS | -U FILE] [-w PASSWORD] [-m MAILBOX]\n"
-	    "                [-c CLIENTS] [-d SECONDS] [-M logins|sessions|idle] [-x MIX] [-L OPS]\n"
+	    "                [-c CLIENTS] [-d SECONDS] [-N OPS] [-M logins|sessions|idle] [-x MIX] [-L OPS]\n"
 	    "                [-S SEARCH]... [-A BYTES] [-C CONNECTING] [-W SECONDS] [-v]\n");
 	exit(2);
 }
@@ -913,7 +917,7 @@ main(int argc, char **argv)
 	opt.mode = M_SESSIONS;
 	parse_mix("fetchhdr=30,fetchbody=30,search=10,store=10,append=10,expunge=10");
 	int ch;
-	while ((ch = getopt(argc, argv, "h:p:u:n:U:w:m:c:d:M:x:L:S:A:C:W:v")) != -1) {
+	while ((ch = getopt(argc, argv, "h:p:u:n:U:w:m:c:d:N:M:x:L:S:A:C:W:v")) != -1) {
 		switch (ch) {
 		case 'h': opt.host = optarg; break;
 		case 'p': opt.port = optarg; break;
@@ -924,6 +928,7 @@ main(int argc, char **argv)
 		case 'm': opt.mailbox = optarg; break;
 		case 'c': opt.clients = (unsigned)atoi(optarg); break;
 		case 'd': opt.duration = atof(optarg); break;
+		case 'N': opt.max_ops = strtoull(optarg, NULL, 10); break;
 		case 'x': parse_mix(optarg); break;
 		case 'L': opt.ops_per_login = (unsigned)atoi(optarg); break;
 		case 'A': opt.append_size = (unsigned)atoi(optarg); break;
@@ -1023,6 +1028,13 @@ main(int argc, char **argv)
 			fflush(stdout);
 			win_start = now;
 			win_end = opt.duration > 0 ? now + (uint64_t)(opt.duration * 1e9) : UINT64_MAX;
+		}
+		if (!stopping && win_start != 0 && opt.max_ops) {
+			uint64_t done = 0;
+			for (int k = 0; k < K_N; k++)
+				done += st[k].ops;
+			if (done >= opt.max_ops)
+				win_end = now;
 		}
 		if (!stopping && (got_signal || (win_start != 0 && now >= win_end))) {
 			stopping = true;
