@@ -19,7 +19,10 @@
  * (mc_store_append_begin/_write/_end) writes the bytes into tmp/ with
  * CRLF turned into LF and the MIME structure parsed as they pass; begin
  * reserves the size against the quota until the append is committed or
- * gone, so two APPENDs at once cannot both pass it.
+ * gone, so two APPENDs at once cannot both pass it. The tmp/ file itself
+ * is created in libuv's pool (mc_store_append_open) while the session
+ * reads nothing: creating a file can take long, and the loop serves
+ * every other session of the process.
  *
  * Once the command is complete, with the session paused, two steps run in
  * libuv's thread pool, and only then the tagged OK [APPENDUID]:
@@ -87,15 +90,19 @@ struct imapd_append {
 	/* the file step, then the commit, in the thread pool */
 	uv_work_t work;
 	bool filing;                     /* a step queued or running: the worker owns ap until its completion */
+	int open_ret;                    /* the tmp/ file's creation, in the pool before the literal is read */
 	bool want_store;                 /* filed; waits for the store another APPEND of the user has lent */
 	atomic_bool detached;            /* the session ended: the commit is not made (read by the worker) */
 	struct imapd_session *s;         /* NULL: the session ended meanwhile (its completion cleans up) */
 	struct imapd_server *srv;
-	struct mc_store *store;          /* the append's own hold (stores.c), from the file step to its end */
+	struct mc_store *store;          /* the append's own hold (stores.c), from the tmp/ file's creation to its end */
 	int file_ret, index_ret;
 	struct mc_store_append a;        /* APPENDUID */
 	char err[256];
 };
+
+static void open_work(uv_work_t *w);
+static void open_done(uv_work_t *w, int status);
 
 static struct imapd_append *
 get_append(struct imapd_session *s)
@@ -220,7 +227,7 @@ imapd_append_literal(struct imapd_session *s)
 
 	struct mc_store_append a = {
 		.fd = -1, .length = rd->lit_len, .flags = ch.flags, .keywords = kw[0] ? kw : NULL,
-		.internal_date = (int64_t)date,
+		.internal_date = (int64_t)date, .open_later = true,
 	};
 	struct mc_store_appending *ap = NULL;
 	int r = mc_store_append_begin(s->store, name, &a, s->srv->lim.append_max, &ap, err, sizeof(err));
@@ -249,6 +256,31 @@ imapd_append_literal(struct imapd_session *s)
 	x->length = rd->lit_len;
 	x->rest = len;
 	snprintf(x->name, sizeof(x->name), "%s", name);
+	/* A hold on the store of its own: the session may end while the pool works with ap (its reservation). */
+	x->store = imapd_store_get(mc_store_path(s->store), err, sizeof(err));
+	if (x->store != s->store) {
+		mc_warn("%s: APPEND for user=%s: cannot hold the store: %s", s->id, s->user, x->store ? "another one" : err);
+		imapd_store_put(x->store, false);
+		x->store = NULL;
+		return refuse(s, "NO", "[SERVERBUG] Cannot store the message now");
+	}
+	/*
+	 * The tmp/ file is created in the pool, not here: creating a file can
+	 * take long (ext4 without a journal scans past every inode of the group
+	 * freed in the last minutes: a third of the CPU of an APPEND after mail
+	 * was deleted), and every session of this process would wait. This one
+	 * reads nothing meanwhile: what comes of the literal stays in its input
+	 * buffer and socket ("+" goes out now; the client may send at once).
+	 */
+	x->s = s;
+	x->srv = s->srv;
+	x->work.data = x;
+	x->filing = true;
+	imapd_session_wait(s);
+	if (uv_queue_work(s->srv->loop, &x->work, open_work, open_done) != 0) {
+		open_work(&x->work);   /* cannot be (a valid loop and callbacks): done here */
+		open_done(&x->work, 0);
+	}
 	return imap_reader_literal(rd, IMAP_LIT_STREAM);
 bad:;
 	char text[256];
@@ -302,6 +334,40 @@ finish_detached(struct imapd_append *x, struct imapd_session *s)
 	}
 	let_go(x);
 	free(x);
+}
+
+/* Step 0, in the pool, once the literal is announced: the tmp/ file. Touches x->ap and x->err only. */
+static void
+open_work(uv_work_t *w)
+{
+	struct imapd_append *x = w->data;
+	if (atomic_load(&x->detached))
+		return;   /* nobody will send the message: the completion lets ap go */
+	x->open_ret = mc_store_append_open(x->ap, x->err, sizeof(x->err));
+	if (x->open_ret < 0)
+		x->write_errno = errno ? errno : EIO;
+}
+
+/* Back on the loop with the tmp/ file: the literal is read on into it (or dropped: the end says NO). */
+static void
+open_done(uv_work_t *w, int status)
+{
+	struct imapd_append *x = w->data;
+	struct imapd_session *s = x->s;
+	x->filing = false;
+	if (s == NULL || s->closing) {
+		finish_detached(x, s);
+		return;
+	}
+	if (status != 0 || x->open_ret < 0) {
+		if (status != 0)
+			x->write_errno = EIO;
+		mc_warn("%s: APPEND for user=%s mailbox=%s: cannot create the message file: %s", s->id, s->user,
+			x->name, status ? uv_strerror(status) : x->err);
+		mc_store_append_abort(x->ap);   /* the reservation ends; the rest of the literal is dropped */
+		x->ap = NULL;
+	}
+	imapd_session_go(s);
 }
 
 /* Step 1, in the pool: the file (fsync, rename, directory fsync). Touches x->ap and x->err only. */
@@ -426,12 +492,14 @@ imapd_append_end(struct imapd_session *s, const char *cmd, size_t len)
 	struct imapd_append *x = s->append;
 	s->append = NULL;
 	if (x->answered) {
+		let_go(x);
 		free(x);
 		return;
 	}
 	if (x->ap == NULL) {
 		bool full = x->write_errno == ENOSPC || x->write_errno == EDQUOT;
 		imapd_done(s, "NO", "%s", full ? "[OVERQUOTA] Not enough disk space" : "[SERVERBUG] Cannot store the message now");
+		let_go(x);
 		free(x);
 		return;
 	}
@@ -440,6 +508,7 @@ imapd_append_end(struct imapd_session *s, const char *cmd, size_t len)
 	size_t rl = len - x->rest;
 	if (!((rl == 2 && rest[0] == '\r' && rest[1] == '\n') || (rl == 1 && rest[0] == '\n'))) {
 		mc_store_append_abort(x->ap);
+		let_go(x);
 		free(x);
 		imapd_done(s, "BAD", "Unexpected text after the message");
 		return;
@@ -447,23 +516,13 @@ imapd_append_end(struct imapd_session *s, const char *cmd, size_t len)
 	if (x->nul || x->changed) {
 		bool nul = x->nul;
 		mc_store_append_abort(x->ap);
+		let_go(x);
 		free(x);
 		if (nul)
 			imapd_done(s, "BAD", "NUL in literal (literal8 ~{n} carries binary content)");
 		else   /* RFC 3516 §4.4: the store keeps line ends as LF, which would change these octets */
 			imapd_done(s, "NO", "[UNKNOWN-CTE] Binary content with a bare LF or CR CR LF cannot be stored "
 				   "unchanged");
-		return;
-	}
-	/* A hold on the store of its own: the session may end while the pool works with it. */
-	char err[256];
-	x->store = imapd_store_get(mc_store_path(s->store), err, sizeof(err));
-	if (x->store != s->store) {
-		mc_warn("%s: APPEND for user=%s: cannot hold the store: %s", s->id, s->user, x->store ? "another one" : err);
-		imapd_store_put(x->store, false);
-		mc_store_append_abort(x->ap);
-		free(x);
-		imapd_done(s, "NO", "[SERVERBUG] Cannot store the message now");
 		return;
 	}
 	/* The file step goes to the pool; the session reads nothing more until the commit is back (index_done). */
@@ -504,6 +563,7 @@ imapd_append_free(struct imapd_session *s)
 		mc_info("%s: APPEND of %llu bytes to mailbox=%s ended before the message was whole: nothing stored",
 			s->id, (unsigned long long)x->length, x->name);
 	mc_store_append_abort(x->ap);
+	let_go(x);
 	free(x);
 }
 

@@ -971,8 +971,7 @@ mc_store_append_begin(struct mc_store *s, const char *mailbox, const struct mc_s
 	ap->length = a->length;
 	ap->flags = a->flags;
 	ap->when = a->internal_date > 0 ? a->internal_date : (int64_t)time(NULL);
-	ap->tmp = mc_store_int_tmp_open(mb.dir, ap->when, err, errsz);
-	if (ap->tmp == NULL)
+	if (!a->open_later && mc_store_append_open(ap, err, errsz) < 0)
 		goto done;
 	/* Reserved from the check on: a second APPEND checked before this one is indexed sees it. */
 	ap->store = s;
@@ -985,6 +984,18 @@ done:
 	free(kw);
 	free(ap);
 	return ret;
+}
+
+int
+mc_store_append_open(struct mc_store_appending *ap, char *err, size_t errsz)
+{
+	errno = 0;
+	ap->tmp = mc_store_int_tmp_open(ap->dir, ap->when, err, errsz);
+	if (ap->tmp == NULL) {
+		ap->write_errno = errno ? errno : EIO;
+		return -1;
+	}
+	return 0;
 }
 
 int

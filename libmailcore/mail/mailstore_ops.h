@@ -112,6 +112,7 @@ struct mc_store_append {
 	const char *keywords;      /* space-separated, NULL = none */
 	int64_t internal_date;     /* unix time; <= 0: now */
 	bool claim_recent;         /* the appending session has the mailbox selected read-write */
+	bool open_later;           /* _begin leaves the tmp/ file to mc_store_append_open */
 	/* results */
 	uint32_t uid, uidvalidity; /* APPENDUID */
 	bool recent;               /* claim_recent, and the message is \Recent to that session */
@@ -147,6 +148,15 @@ int mc_store_append(struct mc_store *s, const char *mailbox, struct mc_store_app
 struct mc_store_appending;
 int mc_store_append_begin(struct mc_store *s, const char *mailbox, const struct mc_store_append *a, uint64_t limit,
 			  struct mc_store_appending **out, char *err, size_t errsz);
+/*
+ * With a->open_later, _begin only decides and reserves; the tmp/ file is
+ * created here, before the first _write, on any thread (it touches ap
+ * only): a caller with an event loop runs it off the loop, as creating a
+ * file can take long (ext4 without a journal scans past every recently
+ * freed inode of the group). -1 with err: _write then fails and _end says
+ * why.
+ */
+int mc_store_append_open(struct mc_store_appending *ap, char *err, size_t errsz);
 int mc_store_append_write(struct mc_store_appending *ap, const void *p, size_t n);
 int mc_store_append_end(struct mc_store *s, struct mc_store_appending *ap, struct mc_store_append *a, char *err,
 			size_t errsz);

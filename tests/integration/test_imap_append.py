@@ -253,3 +253,29 @@ def test_append_into_selected_mailbox_is_recent_to_that_session_only(inst):
     assert c.until_tagged(b"6")[:-1] == [b"* 5 EXISTS", b"* 1 RECENT"]
     for r in (a, b, c):
         r.close()
+
+
+def test_message_file_that_cannot_be_created_is_a_no_and_the_session_goes_on(inst):
+    """The tmp/ file is created in imapd's thread pool while the session waits; when that
+    fails, the literal is read and dropped, the APPEND gets NO with a log line, and the same
+    session (and the next APPEND, once tmp/ is writable again) works."""
+    tmp = inst.maildir() / "tmp"
+    msg = b"From: a@client.test\r\nSubject: nowhere\r\n\r\nbody\r\n"
+    r = Raw(inst)
+    mode = tmp.stat().st_mode
+    tmp.chmod(0o500)
+    try:
+        # non-synchronising: the bytes come at once, while the file is being created
+        r.send(b"1 APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        assert r.until_tagged(b"1")[-1] == b"1 NO [SERVERBUG] Cannot store the message now"
+        r.send(b"2 NOOP\r\n")
+        assert r.until_tagged(b"2")[-1].startswith(b"2 OK")
+    finally:
+        tmp.chmod(mode & 0o7777)
+    inst.wait_log(r"APPEND for user=alice@example.test mailbox=INBOX: cannot create the message file: ")
+    r.send(b"3 APPEND INBOX {%d}\r\n" % len(msg))
+    assert r.line().startswith(b"+")
+    r.send(msg + b"\r\n")
+    assert r.until_tagged(b"3")[-1].startswith(b"3 OK [APPENDUID ")
+    assert list(tmp.iterdir()) == []
+    r.close()
