@@ -348,17 +348,27 @@ open_work(uv_work_t *w)
 		x->write_errno = errno ? errno : EIO;
 }
 
+/* A pool step is back: its session, or NULL when that ended meanwhile (x is then cleaned up and freed). */
+static struct imapd_session *
+step_back(struct imapd_append *x)
+{
+	struct imapd_session *s = x->s;
+	x->filing = false;
+	if (s == NULL || s->closing) {
+		finish_detached(x, s);
+		return NULL;
+	}
+	return s;
+}
+
 /* Back on the loop with the tmp/ file: the literal is read on into it (or dropped: the end says NO). */
 static void
 open_done(uv_work_t *w, int status)
 {
 	struct imapd_append *x = w->data;
-	struct imapd_session *s = x->s;
-	x->filing = false;
-	if (s == NULL || s->closing) {
-		finish_detached(x, s);
+	struct imapd_session *s = step_back(x);
+	if (s == NULL)
 		return;
-	}
 	if (status != 0 || x->open_ret < 0) {
 		if (status != 0)
 			x->write_errno = EIO;
@@ -412,12 +422,9 @@ static void
 file_done(uv_work_t *w, int status)
 {
 	struct imapd_append *x = w->data;
-	struct imapd_session *s = x->s;
-	x->filing = false;
-	if (s == NULL || s->closing) {
-		finish_detached(x, s);
+	struct imapd_session *s = step_back(x);
+	if (s == NULL)
 		return;
-	}
 	if (status != 0 || x->file_ret < 0) {
 		char err[256];
 		snprintf(err, sizeof(err), "%s", status ? uv_strerror(status) : x->err);

@@ -28,6 +28,8 @@
 #include "mail/mailstore_ops.h"
 #include "mail/mime.h"
 
+#include "index_sql.h"
+
 #ifndef POSTERN_SOURCE_ROOT
 #define POSTERN_SOURCE_ROOT "."
 #endif
@@ -246,30 +248,6 @@ test_search_fields(void **state)
 	mc_store_close(s);
 }
 
-static void
-sql(const char *index, const char *q)
-{
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(index, &db), SQLITE_OK);
-	char *e = NULL;
-	if (sqlite3_exec(db, q, NULL, NULL, &e) != SQLITE_OK)
-		fail_msg("%s: %s", q, e);
-	sqlite3_close(db);
-}
-
-static int
-int_query(const char *index, const char *q)
-{
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_open(index, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	int v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
-}
 
 /* A version 1 index (as the first releases wrote it) is migrated; its messages get a cache when asked. */
 static void
@@ -282,7 +260,7 @@ test_migrate_v1(void **state)
 	char idx[400];
 	snprintf(idx, sizeof(idx), "%s/index.sqlite", f->store);
 	/* Make it version 1 again: the v1 messages table, the same rows, no cache columns. */
-	sql(idx, "BEGIN;"
+	index_sql(idx, "BEGIN;"
 		 "CREATE TABLE m1(mailbox INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
 		 " uid INTEGER NOT NULL, base TEXT NOT NULL, file TEXT NOT NULL, size INTEGER NOT NULL,"
 		 " vsize INTEGER NOT NULL, internal_date INTEGER NOT NULL, flags INTEGER NOT NULL DEFAULT 0,"
@@ -295,17 +273,17 @@ test_migrate_v1(void **state)
 		 "ALTER TABLE mailboxes DROP COLUMN recent_uid;"
 		 "PRAGMA user_version=1; COMMIT;");
 	s = open_store(f);
-	assert_int_equal(int_query(idx, "PRAGMA user_version"), MC_STORE_SCHEMA_VERSION);
+	assert_int_equal(index_sql_int(idx, "PRAGMA user_version"), MC_STORE_SCHEMA_VERSION);
 	/* what was there before the upgrade is not \Recent */
-	assert_int_equal(int_query(idx, "SELECT recent_uid FROM mailboxes WHERE name = 'INBOX'"), (int)uid);
-	assert_int_equal(int_query(idx, "SELECT count(*) FROM messages WHERE cache_ver IS NULL"), 1);
+	assert_int_equal(index_sql_int(idx, "SELECT recent_uid FROM mailboxes WHERE name = 'INBOX'"), (int)uid);
+	assert_int_equal(index_sql_int(idx, "SELECT count(*) FROM messages WHERE cache_ver IS NULL"), 1);
 	struct mc_store_cache c;
 	char err[256];
 	assert_int_equal(mc_store_msg_cache(s, "INBOX", uid, &c, err, sizeof(err)), 0);
 	assert_non_null(strstr(c.bodystructure, "\"alternative\" (\"boundary\" \"b1_4439\")"));
 	mc_store_cache_free(&c);
 	/* ... and it was kept */
-	assert_int_equal(int_query(idx, "SELECT count(*) FROM messages WHERE cache_ver IS NULL"), 0);
+	assert_int_equal(index_sql_int(idx, "SELECT count(*) FROM messages WHERE cache_ver IS NULL"), 0);
 	mc_store_close(s);
 }
 
@@ -322,11 +300,11 @@ migrated(struct fx *f, const char *downgrade, const char *gone, char *idx, size_
 	*uid = deliver_file(s, DATA_DIR "/04-alt-html.eml");
 	mc_store_close(s);
 	snprintf(idx, idxsz, "%s/index.sqlite", f->store);
-	sql(idx, downgrade);
+	index_sql(idx, downgrade);
 	if (gone)
-		assert_int_equal(int_query(idx, gone), 0);
+		assert_int_equal(index_sql_int(idx, gone), 0);
 	s = open_store(f);
-	assert_int_equal(int_query(idx, "PRAGMA user_version"), MC_STORE_SCHEMA_VERSION);
+	assert_int_equal(index_sql_int(idx, "PRAGMA user_version"), MC_STORE_SCHEMA_VERSION);
 	return s;
 }
 
@@ -367,7 +345,7 @@ test_migrate_v3(void **state)
 	struct mc_store *s = migrated(f, "BEGIN; DROP INDEX expunged_modseq; PRAGMA user_version=3; COMMIT;",
 				      "SELECT count(*) FROM sqlite_master WHERE name = 'expunged_modseq'", idx,
 				      sizeof(idx), &uid);
-	assert_int_equal(int_query(idx, "SELECT count(*) FROM sqlite_master WHERE name = 'expunged_modseq'"), 1);
+	assert_int_equal(index_sql_int(idx, "SELECT count(*) FROM sqlite_master WHERE name = 'expunged_modseq'"), 1);
 	char err[256];
 	assert_int_equal(mc_store_expunge(s, "INBOX", &uid, 1, err, sizeof(err)), 1);
 	uint32_t gone = 0;
@@ -386,7 +364,7 @@ test_reindex_fills(void **state)
 	mc_store_close(s);
 	char idx[400], cmd[1200];
 	snprintf(idx, sizeof(idx), "%s/index.sqlite", f->store);
-	sql(idx, "UPDATE messages SET cache_ver = NULL, envelope = NULL, bodystructure = NULL");
+	index_sql(idx, "UPDATE messages SET cache_ver = NULL, envelope = NULL, bodystructure = NULL");
 	/* a file dropped in by hand (another MDA, a restore) */
 	snprintf(cmd, sizeof(cmd), "cp '%s/06-nested.eml' '%s/cur/1700000000.M1P1Q1.host:2,S'", DATA_DIR, f->store);
 	assert_int_equal(system(cmd), 0);
@@ -396,8 +374,8 @@ test_reindex_fills(void **state)
 	if (mc_store_reindex(s, &st, err, sizeof(err)) < 0)
 		fail_msg("reindex: %s", err);
 	assert_int_equal(st.added, 1);
-	assert_int_equal(int_query(idx, "SELECT count(*) FROM messages WHERE cache_ver IS NULL"), 0);
-	assert_int_equal(int_query(idx, "SELECT count(*) FROM messages WHERE bodystructure LIKE '((\"text\" \"plain\"%'"),
+	assert_int_equal(index_sql_int(idx, "SELECT count(*) FROM messages WHERE cache_ver IS NULL"), 0);
+	assert_int_equal(index_sql_int(idx, "SELECT count(*) FROM messages WHERE bodystructure LIKE '((\"text\" \"plain\"%'"),
 			 1);
 	mc_store_close(s);
 }
@@ -411,9 +389,9 @@ test_cache_fill(void **state)
 	uint32_t uid = deliver_file(s, DATA_DIR "/00-plain.eml");
 	char idx[400], err[256];
 	snprintf(idx, sizeof(idx), "%s/index.sqlite", f->store);
-	sql(idx, "UPDATE messages SET cache_ver = NULL, envelope = NULL");
+	index_sql(idx, "UPDATE messages SET cache_ver = NULL, envelope = NULL");
 	assert_int_equal(mc_store_cache_fill(s, "INBOX", uid, err, sizeof(err)), 0);
-	assert_int_equal(int_query(idx, "SELECT count(*) FROM messages WHERE envelope LIKE '(\"Thu, 26 Nov%'"), 1);
+	assert_int_equal(index_sql_int(idx, "SELECT count(*) FROM messages WHERE envelope LIKE '(\"Thu, 26 Nov%'"), 1);
 	assert_int_equal(mc_store_cache_fill(s, "INBOX", uid + 1, err, sizeof(err)), -2);
 	mc_store_close(s);
 }
@@ -445,7 +423,7 @@ test_cache_each(void **state)
 	deliver_file(s, DATA_DIR "/04-alt-html.eml");
 	char idx[400], err[256], cmd[600];
 	snprintf(idx, sizeof(idx), "%s/index.sqlite", f->store);
-	sql(idx, "UPDATE messages SET cache_ver = NULL WHERE uid >= 2");
+	index_sql(idx, "UPDATE messages SET cache_ver = NULL WHERE uid >= 2");
 	/* the third message's file is gone (and the index does not know yet) */
 	sqlite3 *db;
 	sqlite3_stmt *st;

@@ -35,6 +35,7 @@
 
 static const char body[] = "Subject: lost row\r\nFrom: a@example.org\r\n\r\nthe body\r\n";
 
+#include "index_sql.h"
 #include "store_fx.h"
 
 static int
@@ -59,30 +60,16 @@ static void
 sql(struct fx *f, const char *q)
 {
 	char p[400];
-	sqlite3 *db;
 	snprintf(p, sizeof(p), "%s/%s", f->store, MC_STORE_INDEX_NAME);
-	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
-	char *msg = NULL;
-	if (sqlite3_exec(db, q, NULL, NULL, &msg) != SQLITE_OK)
-		fail_msg("%s: %s", q, msg);
-	sqlite3_close(db);
+	index_sql(p, q);
 }
 
 static int64_t
 sql_int(struct fx *f, const char *q)
 {
 	char p[400];
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int64_t v = -1;
 	snprintf(p, sizeof(p), "%s/%s", f->store, MC_STORE_INDEX_NAME);
-	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
+	return index_sql_int(p, q);
 }
 
 /*
