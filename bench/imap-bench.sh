@@ -2,7 +2,7 @@
 # imap-bench.sh - Postern's imapd against Dovecot's imap on this machine, same users, same mail, same load.
 #
 #   bench/imap-bench.sh [-r ROUNDS] [-c CLIENTS] [-t SECONDS] [-m MESSAGES] [-i IDLE]
-#                       [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-F FSYNC] [-k] [-s]
+#                       [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-F FSYNC] [-J] [-k] [-s]
 #
 # Run as root (Dovecot's master starts as root). Installs dovecot-imapd when
 # missing (with no system Dovecot started: scripts/install-deps.sh), builds
@@ -37,7 +37,9 @@
 # message file, an fdatasync of cur/ and one of dovecot-uidlist, as many
 # syncs as Postern's file, directory and (before its row commit went
 # unsynced) index; its index files are written without a sync); -F always
-# fsyncs after every write, index files too.
+# fsyncs after every write, index files too. -J runs both on a fresh ext4
+# with a journal (an image file on a loop device) instead of /var/tmp's file
+# system, where that has none (see bench_journaled_fs in bench/lib/common.sh).
 # -s sets both up, prints their ports and an imapload command, and waits
 # (for profiling by hand) until it is stopped.
 set -euo pipefail
@@ -51,9 +53,10 @@ HASH=sha512
 PHASES=""
 PROCESSES=""
 FSYNC=""
+JOURNAL=0
 KEEP=0
 HOLD=0
-while getopts "r:c:t:m:i:H:p:P:F:ks" opt; do
+while getopts "r:c:t:m:i:H:p:P:F:Jks" opt; do
 	case $opt in
 	r) ROUNDS=$OPTARG ;;
 	c) CLIENTS=$OPTARG ;;
@@ -64,10 +67,11 @@ while getopts "r:c:t:m:i:H:p:P:F:ks" opt; do
 	p) PHASES=$OPTARG ;;
 	P) PROCESSES=$OPTARG ;;
 	F) FSYNC=$OPTARG ;;
+	J) JOURNAL=1 ;;
 	k) KEEP=1 ;;
 	s) HOLD=1 ;;
 	*)
-		echo "usage: $0 [-r ROUNDS] [-c CLIENTS] [-t SECONDS] [-m MESSAGES] [-i IDLE] [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-F optimized|always|never] [-k] [-s]" >&2
+		echo "usage: $0 [-r ROUNDS] [-c CLIENTS] [-t SECONDS] [-m MESSAGES] [-i IDLE] [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-F optimized|always|never] [-J] [-k] [-s]" >&2
 		exit 2
 		;;
 	esac
@@ -75,6 +79,8 @@ done
 USERS=20
 . "$(dirname "$0")/lib/common.sh"
 bench_init
+trap bench_cleanup EXIT
+if [ "$JOURNAL" = 1 ]; then bench_journaled_fs; fi
 IMAPLOAD="$ROOT/$BUILD/bench/imaptest/imapload"
 if [ ! -x "$IMAPLOAD" ]; then
 	# A build without the tests option has no bench executables: compile the one file.
@@ -87,7 +93,6 @@ CG_DOVECOT=$CG_OTHER
 DV="$W/dovecot"
 DV_RUN="$DV/run"
 PD="$W/postern"
-trap bench_cleanup EXIT
 ulimit -n $((IDLE * 4 + 4096)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # ---- Postern ----
