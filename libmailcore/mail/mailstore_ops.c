@@ -217,13 +217,22 @@ flag_letters(uint32_t flags, char out[8])
 	out[o] = '\0';
 }
 
+/* A cur/ file's info part, ":2,LETTERS" */
+static void
+flag_info(uint32_t flags, char out[12])
+{
+	char l[8];
+	flag_letters(flags, l);
+	snprintf(out, 12, ":2,%s", l);
+}
+
 /* "cur/BASE:2,LETTERS" */
 static int
 cur_name(const char *base, uint32_t flags, char *out, size_t outsz)
 {
-	char l[8];
-	flag_letters(flags, l);
-	int n = snprintf(out, outsz, "cur/%s:2,%s", base, l);
+	char info[12];
+	flag_info(flags, info);
+	int n = snprintf(out, outsz, "cur/%s%s", base, info);
 	return n < 0 || (size_t)n >= outsz ? -1 : 0;
 }
 
@@ -1044,13 +1053,8 @@ mc_store_append_file(struct mc_store_appending *ap, char *err, size_t errsz)
 		return -1;
 	}
 	/* With flags it goes straight to cur/BASE:2,FLAGS; its mtime is the internal date, as Dovecot's Maildir keeps it. */
-	char info[16];
-	info[0] = '\0';
-	if (ap->flags) {
-		char l[8];
-		flag_letters(ap->flags, l);
-		snprintf(info, sizeof(info), ":2,%s", l);
-	}
+	char info[12];
+	flag_info(ap->flags, info);
 	int r = mc_store_int_tmp_commit(ap->tmp, ap->flags ? info : NULL, ap->when, ap->base, sizeof(ap->base), ap->file,
 					sizeof(ap->file), &ap->size, &ap->vsize, &ap->cache, err, errsz);
 	ap->tmp = NULL;
