@@ -268,13 +268,18 @@ imapd_append_literal(struct imapd_session *s)
 	 * The tmp/ file is created in the pool, not here: creating a file can
 	 * take long (ext4 without a journal scans past every inode of the group
 	 * freed in the last minutes: a third of the CPU of an APPEND after mail
-	 * was deleted), and every session of this process would wait. This one
-	 * reads nothing meanwhile: what comes of the literal stays in its input
-	 * buffer and socket ("+" goes out now; the client may send at once).
+	 * was deleted), and every session of this process would wait. A message
+	 * under 64 KiB is held by the store until the file step creates, writes
+	 * and syncs its file in one go; a longer one gets its file now, and the
+	 * session reads nothing meanwhile: what comes of the literal stays in
+	 * its input buffer and socket ("+" goes out now; the client may send at
+	 * once).
 	 */
 	x->s = s;
 	x->srv = s->srv;
 	x->work.data = x;
+	if (!mc_store_append_needs_open(ap))
+		return imap_reader_literal(rd, IMAP_LIT_STREAM);
 	x->filing = true;
 	imapd_session_wait(s);
 	if (uv_queue_work(s->srv->loop, &x->work, open_work, open_done) != 0) {
@@ -399,11 +404,25 @@ index_work(uv_work_t *w)
 	x->ap = NULL;   /* freed by _index, committed or not */
 }
 
+/* Steps 1 and 2 in one go, the store lent from the start: the commit follows a written file. */
+static void
+file_index_work(uv_work_t *w)
+{
+	struct imapd_append *x = w->data;
+	file_work(w);
+	if (x->file_ret == 0) {
+		index_work(w);
+		return;
+	}
+	mc_store_append_abort(x->ap);   /* index_ret stays -1, x->err says why */
+	x->ap = NULL;
+}
+
 static void index_done(uv_work_t *w, int status);
 
-/* The file is durable and the store is free: lend it to the pool for the commit. */
+/* The store is free: lend it to the pool for the commit (work: that, or the file step first). */
 static void
-start_index(struct imapd_append *x)
+start_index(struct imapd_append *x, uv_work_cb work)
 {
 	x->want_store = false;
 	x->filing = true;
@@ -411,8 +430,8 @@ start_index(struct imapd_append *x)
 	const struct imapd_view *v = x->s ? x->s->view : NULL;
 	x->a.claim_recent = v != NULL && !v->readonly && strcmp(v->name, x->name) == 0;
 	imapd_store_lend(x->store, true);
-	if (uv_queue_work(x->srv->loop, &x->work, index_work, index_done) != 0) {
-		index_work(&x->work);   /* cannot be (a valid loop and callbacks): done here */
+	if (uv_queue_work(x->srv->loop, &x->work, work, index_done) != 0) {
+		work(&x->work);   /* cannot be (a valid loop and callbacks): done here */
 		index_done(&x->work, 0);
 	}
 }
@@ -441,7 +460,7 @@ file_done(uv_work_t *w, int status)
 		x->want_store = true;   /* another APPEND of this user commits: this one follows (store_back) */
 		return;
 	}
-	start_index(x);
+	start_index(x, index_work);
 }
 
 /* Back on the loop after the commit: the store back, the answer, the others of the user on. */
@@ -489,7 +508,7 @@ imapd_append_store_back(struct imapd_session *s)
 	struct imapd_append *x = s->append;
 	if (x == NULL || !x->want_store)
 		return false;
-	start_index(x);
+	start_index(x, index_work);
 	return true;
 }
 
@@ -532,7 +551,12 @@ imapd_append_end(struct imapd_session *s, const char *cmd, size_t len)
 				   "unchanged");
 		return;
 	}
-	/* The file step goes to the pool; the session reads nothing more until the commit is back (index_done). */
+	/*
+	 * The file step goes to the pool; the session reads nothing more until
+	 * the commit is back (index_done). With the store free, the commit goes
+	 * along in the same step: one trip to the pool, not two, for the price
+	 * of the user's other sessions waiting through the file's fsyncs too.
+	 */
 	x->s = s;
 	x->srv = s->srv;
 	x->work.data = x;
@@ -540,6 +564,10 @@ imapd_append_end(struct imapd_session *s, const char *cmd, size_t len)
 	x->index_ret = -1;
 	s->append = x;   /* so that a close meanwhile detaches it (imapd_append_free) */
 	imapd_session_wait(s);
+	if (!imapd_store_lent(x->store)) {
+		start_index(x, file_index_work);
+		return;
+	}
 	if (uv_queue_work(s->srv->loop, &x->work, file_work, file_done) != 0) {
 		file_work(&x->work);   /* cannot be (a valid loop and callbacks): done here, as before */
 		file_done(&x->work, 0);

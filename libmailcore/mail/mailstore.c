@@ -944,7 +944,8 @@ host_init(void)
 
 /* CRLF to LF while copying; counts what lands on disk and the CRLF size. One message file in tmp/. */
 struct conv {
-	int fd;
+	int fd;            /* -1 before the file is created (a held one: tmp_hold) */
+	bool created;      /* tmp holds a file of ours */
 	bool cr;           /* a CR is held back: is it followed by LF? */
 	char last;         /* last byte written */
 	uint64_t size;
@@ -955,10 +956,26 @@ struct conv {
 	size_t outlen;
 	char out[COPY_BUF];
 };
+/* a held tmp/ file shorter than this is created by conv_finish, never by a conv_feed */
+_Static_assert(COPY_BUF >= MC_STORE_TMP_HELD, "the conv buffer holds a held message whole");
+
+/* Create c's file in tmp/ (O_EXCL). -1 with errno. */
+static int
+conv_create(struct conv *c)
+{
+	c->fd = open(c->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
+	if (c->fd < 0)
+		return -1;
+	c->created = true;
+	return 0;
+}
 
 static int
 conv_flush(struct conv *c)
 {
+	/* a held file is created by its first flush: the one at its commit when it fits the buffer */
+	if (c->fd < 0 && conv_create(c) < 0)
+		return -1;
 	if (c->outlen && mc_write_all(c->fd, c->out, c->outlen) < 0)
 		return -1;
 	/* The parser sees exactly the file's bytes, so its offsets are the file's. */
@@ -1028,15 +1045,18 @@ mc_store_int_unique(char *out, size_t outsz, int64_t when)
 		 (int)getpid(), q, host_part);
 }
 
-/* Create dir/tmp/<unique> (O_EXCL) and start c on it; parse: run the MIME parser over what is written. */
+/*
+ * Start c on dir/tmp/<unique>, created now (O_EXCL), or, held, by its
+ * first flush; parse: run the MIME parser over what is written.
+ */
 static int
-tmp_open(struct conv *c, const char *dir, int64_t when, bool parse, char *err, size_t errsz)
+tmp_open(struct conv *c, const char *dir, int64_t when, bool parse, bool held, char *err, size_t errsz)
 {
 	memset(c, 0, offsetof(struct conv, out));
+	c->fd = -1;
 	mc_store_int_unique(c->uniq, sizeof(c->uniq), when);
 	snprintf(c->tmp, sizeof(c->tmp), "%s/tmp/%s", dir, c->uniq);
-	c->fd = open(c->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
-	if (c->fd < 0) {
+	if (!held && conv_create(c) < 0) {
 		set_err(err, errsz, "create tmp/%.64s: %s", c->uniq, strerror(errno));
 		return -1;
 	}
@@ -1052,7 +1072,9 @@ tmp_drop(struct conv *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	unlink(c->tmp);
+	if (c->created)
+		unlink(c->tmp);
+	c->created = false;
 	mc_mime_parser_free(c->mime);
 	c->mime = NULL;
 }
@@ -1072,7 +1094,7 @@ tmp_commit(struct conv *c, const char *dir, const char *info, int64_t mtime, cha
 	const char *why = NULL;
 	int e = 0;
 	if (conv_finish(c) < 0) {
-		why = "write";
+		why = c->created ? "write" : "create";
 		e = errno;
 	}
 	/* before the fsync, so that the inode goes to disk once */
@@ -1126,7 +1148,7 @@ static int
 write_item(struct conv *c, char *inbuf, const char *dir, struct mc_store_item *it, int64_t when, char *base,
 	   size_t basesz, char *file, size_t filesz, uint64_t *size, uint64_t *vsize, struct mc_store_cache *cache)
 {
-	if (tmp_open(c, dir, when, cache != NULL, it->err, sizeof(it->err)) < 0)
+	if (tmp_open(c, dir, when, cache != NULL, false, it->err, sizeof(it->err)) < 0)
 		return -1;
 	const char *why = NULL;
 	int e = 0;
@@ -1168,7 +1190,7 @@ struct mc_store_tmp {
 };
 
 struct mc_store_tmp *
-mc_store_int_tmp_open(const char *dir, int64_t when, char *err, size_t errsz)
+mc_store_int_tmp_open(const char *dir, int64_t when, bool held, char *err, size_t errsz)
 {
 	struct mc_store_tmp *t = malloc(sizeof(*t));
 	if (t == NULL) {
@@ -1176,7 +1198,7 @@ mc_store_int_tmp_open(const char *dir, int64_t when, char *err, size_t errsz)
 		return NULL;
 	}
 	snprintf(t->dir, sizeof(t->dir), "%s", dir);
-	if (tmp_open(&t->c, dir, when, true, err, errsz) < 0) {
+	if (tmp_open(&t->c, dir, when, true, held, err, errsz) < 0) {
 		free(t);
 		return NULL;
 	}

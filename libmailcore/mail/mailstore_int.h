@@ -89,11 +89,15 @@ void mc_store_int_unique(char *out, size_t outsz, int64_t when);
  * arrives): CRLF turned into LF, the sizes counted and the MIME structure
  * parsed as the bytes pass, in one buffer of fixed size whatever the
  * message's length. when names the file (what reindex reads back as the
- * internal date; < 0: now). NULL with err.
+ * internal date; < 0: now). held: the file is created only when that
+ * buffer is first written out, so a message shorter than
+ * MC_STORE_TMP_HELD is created, written and synced all at its commit.
+ * NULL with err.
  */
+#define MC_STORE_TMP_HELD (64 * 1024)
 struct mc_store_tmp;
 struct mc_store_cache;
-struct mc_store_tmp *mc_store_int_tmp_open(const char *dir, int64_t when, char *err, size_t errsz);
+struct mc_store_tmp *mc_store_int_tmp_open(const char *dir, int64_t when, bool held, char *err, size_t errsz);
 /* The next bytes of the message. -1 with errno (the file is kept until commit or abort). */
 int mc_store_int_tmp_write(struct mc_store_tmp *t, const void *p, size_t n);
 /*

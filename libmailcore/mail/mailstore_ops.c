@@ -980,8 +980,16 @@ mc_store_append_begin(struct mc_store *s, const char *mailbox, const struct mc_s
 	ap->length = a->length;
 	ap->flags = a->flags;
 	ap->when = a->internal_date > 0 ? a->internal_date : (int64_t)time(NULL);
-	if (!a->open_later && mc_store_append_open(ap, err, errsz) < 0)
-		goto done;
+	/*
+	 * A message that fits the store's buffer is held there as it arrives; its
+	 * file is created, written and synced at once by _file: no file to make
+	 * before the first byte is read.
+	 */
+	if (!a->open_later || a->length < MC_STORE_TMP_HELD) {
+		ap->tmp = mc_store_int_tmp_open(ap->dir, ap->when, a->open_later, err, errsz);
+		if (ap->tmp == NULL)
+			goto done;
+	}
 	/* Reserved from the check on: a second APPEND checked before this one is indexed sees it. */
 	ap->store = s;
 	atomic_fetch_add(&s->reserved_bytes, a->length);
@@ -995,11 +1003,19 @@ done:
 	return ret;
 }
 
+bool
+mc_store_append_needs_open(const struct mc_store_appending *ap)
+{
+	return ap->tmp == NULL && ap->write_errno == 0;
+}
+
 int
 mc_store_append_open(struct mc_store_appending *ap, char *err, size_t errsz)
 {
+	if (ap->tmp != NULL)
+		return 0;   /* held (mc_store_append_needs_open) */
 	errno = 0;
-	ap->tmp = mc_store_int_tmp_open(ap->dir, ap->when, err, errsz);
+	ap->tmp = mc_store_int_tmp_open(ap->dir, ap->when, false, err, errsz);
 	if (ap->tmp == NULL) {
 		ap->write_errno = errno ? errno : EIO;
 		return -1;

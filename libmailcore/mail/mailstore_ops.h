@@ -112,7 +112,7 @@ struct mc_store_append {
 	const char *keywords;      /* space-separated, NULL = none */
 	int64_t internal_date;     /* unix time; <= 0: now */
 	bool claim_recent;         /* the appending session has the mailbox selected read-write */
-	bool open_later;           /* _begin leaves the tmp/ file to mc_store_append_open */
+	bool open_later;           /* _begin creates no tmp/ file: held or mc_store_append_open's (below) */
 	/* results */
 	uint32_t uid, uidvalidity; /* APPENDUID */
 	bool recent;               /* claim_recent, and the message is \Recent to that session */
@@ -149,13 +149,18 @@ struct mc_store_appending;
 int mc_store_append_begin(struct mc_store *s, const char *mailbox, const struct mc_store_append *a, uint64_t limit,
 			  struct mc_store_appending **out, char *err, size_t errsz);
 /*
- * With a->open_later, _begin only decides and reserves; the tmp/ file is
- * created here, before the first _write, on any thread (it touches ap
- * only): a caller with an event loop runs it off the loop, as creating a
- * file can take long (ext4 without a journal scans past every recently
- * freed inode of the group). -1 with err: _write then fails and _end says
- * why.
+ * With a->open_later, _begin only decides and reserves. A message shorter
+ * than MC_STORE_TMP_HELD (mailstore_int.h: 64 KiB) is then held in the
+ * append's buffer as it is written, and its tmp/ file created by _file
+ * (or _end) together with its write and fsync: creating a file can take
+ * long (ext4 without a journal scans past every recently freed inode of
+ * the group), and _file runs off the caller's loop. A longer one needs
+ * its file before the first _write (mc_store_append_needs_open): _open
+ * creates it, on any thread (it touches ap only), so off the loop too.
+ * -1 with err: _write then fails and _end says why. _open of a held
+ * message does nothing.
  */
+bool mc_store_append_needs_open(const struct mc_store_appending *ap);
 int mc_store_append_open(struct mc_store_appending *ap, char *err, size_t errsz);
 int mc_store_append_write(struct mc_store_appending *ap, const void *p, size_t n);
 int mc_store_append_end(struct mc_store *s, struct mc_store_appending *ap, struct mc_store_append *a, char *err,

@@ -256,26 +256,41 @@ def test_append_into_selected_mailbox_is_recent_to_that_session_only(inst):
 
 
 def test_message_file_that_cannot_be_created_is_a_no_and_the_session_goes_on(inst):
-    """The tmp/ file is created in imapd's thread pool while the session waits; when that
-    fails, the literal is read and dropped, the APPEND gets NO with a log line, and the same
-    session (and the next APPEND, once tmp/ is writable again) works."""
+    """A message of 64 KiB or more gets its tmp/ file in imapd's thread pool while the session
+    waits, before its literal is read; a shorter one is held in memory and its file created with
+    its write and fsync once it is whole. When the creation fails, either way, the APPEND gets NO
+    with a log line (the big literal is read and dropped), and the same session (and the next
+    APPEND, once tmp/ is writable again) works."""
     tmp = inst.maildir() / "tmp"
-    msg = b"From: a@client.test\r\nSubject: nowhere\r\n\r\nbody\r\n"
+    small = b"From: a@client.test\r\nSubject: nowhere\r\n\r\nbody\r\n"
+    big = b"From: a@client.test\r\nSubject: nowhere, big\r\n\r\n" + b"0123456789abcdef\r\n" * 4000
+    assert len(big) >= 64 * 1024
     r = Raw(inst)
     mode = tmp.stat().st_mode
     tmp.chmod(0o500)
     try:
         # non-synchronising: the bytes come at once, while the file is being created
-        r.send(b"1 APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        r.send(b"1 APPEND INBOX {%d+}\r\n" % len(big) + big + b"\r\n")
         assert r.until_tagged(b"1")[-1] == b"1 NO [SERVERBUG] Cannot store the message now"
         r.send(b"2 NOOP\r\n")
         assert r.until_tagged(b"2")[-1].startswith(b"2 OK")
+        inst.wait_log(r"APPEND for user=alice@example.test mailbox=INBOX: cannot create the message file: ")
+        r.send(b"3 APPEND INBOX {%d+}\r\n" % len(small) + small + b"\r\n")
+        assert r.until_tagged(b"3")[-1] == b"3 NO [SERVERBUG] APPEND failed"
+        r.send(b"4 NOOP\r\n")
+        assert r.until_tagged(b"4")[-1].startswith(b"4 OK")
+        inst.wait_log(r"APPEND for user=alice@example.test: create tmp/\S+: Permission denied")
     finally:
         tmp.chmod(mode & 0o7777)
-    inst.wait_log(r"APPEND for user=alice@example.test mailbox=INBOX: cannot create the message file: ")
-    r.send(b"3 APPEND INBOX {%d}\r\n" % len(msg))
-    assert r.line().startswith(b"+")
-    r.send(msg + b"\r\n")
-    assert r.until_tagged(b"3")[-1].startswith(b"3 OK [APPENDUID ")
+    for n, msg in ((5, small), (6, big)):
+        r.send(b"%d APPEND INBOX {%d}\r\n" % (n, len(msg)))
+        assert r.line().startswith(b"+")
+        r.send(msg + b"\r\n")
+        assert r.until_tagged(b"%d" % n)[-1].startswith(b"%d OK [APPENDUID " % n)
     assert list(tmp.iterdir()) == []
+    r.send(b"7 SELECT INBOX\r\n")
+    r.until_tagged(b"7")
+    r.send(b"8 FETCH 1:* (RFC822.SIZE)\r\n")
+    sizes = [ln for ln in r.until_tagged(b"8") if b"RFC822.SIZE" in ln]
+    assert sizes == [b"* 1 FETCH (RFC822.SIZE %d)" % len(small), b"* 2 FETCH (RFC822.SIZE %d)" % len(big)]
     r.close()
