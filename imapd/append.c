@@ -1,7 +1,8 @@
 /*
  * append.c - APPEND (RFC 3501 §6.3.11, APPENDUID of RFC 4315, APPENDLIMIT
  * of RFC 7889): the message literal is streamed into the mailbox's tmp/
- * as it arrives, never held in memory.
+ * as it arrives, through the store's one copy buffer: memory per APPEND
+ * is that buffer whatever the message's size.
  *
  * Called by session.c: when the reader stops at a literal an APPEND
  * command announces (imapd_append_literal), with each piece of that
@@ -19,10 +20,12 @@
  * (mc_store_append_begin/_write/_end) writes the bytes into tmp/ with
  * CRLF turned into LF and the MIME structure parsed as they pass; begin
  * reserves the size against the quota until the append is committed or
- * gone, so two APPENDs at once cannot both pass it. The tmp/ file itself
- * is created in libuv's pool (mc_store_append_open) while the session
- * reads nothing: creating a file can take long, and the loop serves
- * every other session of the process.
+ * gone, so two APPENDs at once cannot both pass it. Creating a file can
+ * take long, and the loop serves every other session of the process, so
+ * the tmp/ file is never created here: a message under 64 KiB stays in
+ * the store's buffer until the file step below creates, writes and syncs
+ * it at once; a longer one gets its file in libuv's pool
+ * (mc_store_append_open) while the session reads nothing.
  *
  * Once the command is complete, with the session paused, two steps run in
  * libuv's thread pool, and only then the tagged OK [APPENDUID]:
@@ -35,6 +38,11 @@
  *      it is back; an APPEND of the same user whose file is ready then
  *      waits too, and takes the store once the parked sessions had
  *      their turn (imapd_session_store_back, imapd_append_store_back).
+ * When the store is free as the command completes, both steps run as one
+ * pool job with the store lent from the start: each trip to the pool and
+ * back is a thread wake-up and a loop wake-up, a fifth of an APPEND's
+ * context switches; the user's other sessions wait through the fsyncs
+ * too, a few milliseconds.
  * Why so, not a group commit on the loop: the COMMIT's fsync on the loop
  * thread capped APPEND near 1000/s whatever the number of clients and
  * stalled every session meanwhile; in the pool, the commits of different
