@@ -31,7 +31,7 @@
  * libuv's thread pool, and only then the tagged OK [APPENDUID]:
  *   1. the file (fsync, rename into new/ or cur/, directory fsync:
  *      mc_store_append_file), which touches no store object;
- *   2. the row and its COMMIT (mc_store_append_index, a WAL fsync) with
+ *   2. the row and its COMMIT (mc_store_append_index) with
  *      the store lent to the pool (stores.c): the user's other sessions
  *      share that SQLite connection, so they are parked before their next
  *      input (session.c) and IDLE wakes pass the store by (idle.c) until
@@ -260,6 +260,7 @@ imapd_append_literal(struct imapd_session *s)
 		return refuse(s, "NO", "[SERVERBUG] Cannot store the message now");
 	}
 	x->ap = ap;
+	x->a.flags = ch.flags;   /* for the view, once committed (imapd_view_appended) */
 	x->binary = binary;
 	x->length = rd->lit_len;
 	x->rest = len;
@@ -499,8 +500,7 @@ index_done(uv_work_t *w, int status)
 	} else {
 		mc_info("%s: appended uid=%u mailbox=%s size=%llu user=%s", s->id, x->a.uid, x->name,
 			(unsigned long long)x->length, s->user);
-		if (x->a.recent)
-			imapd_view_recent_own(s, x->a.uid);
+		imapd_view_appended(s, x->name, x->a.uid, x->a.flags, x->a.modseq, x->a.recent);
 		imapd_idle_changed(s, x->name);
 		imapd_done(s, "OK", "[APPENDUID %u %u] APPEND completed", x->a.uidvalidity, x->a.uid);
 	}

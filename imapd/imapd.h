@@ -306,11 +306,15 @@ bool imapd_recent_has(const struct imapd_session *s, uint32_t uid);
 /* How many messages of the view are \Recent. */
 uint32_t imapd_recent_count(const struct imapd_session *s);
 /*
- * uid, which this session just appended to its selected mailbox, was
- * claimed \Recent for it by the APPEND's commit (mc_store_append_index):
- * the view counts it recent when it takes the message in.
+ * This session's APPEND of uid (flags, at MODSEQ modseq) into mailbox was
+ * committed; recent: the commit claimed it \Recent for this session
+ * (mc_store_append_index). Into the selected mailbox, with the view up to
+ * date until that commit, the message is taken in and EXISTS said here,
+ * without asking the index what changed; else the next sync finds it
+ * (and counts it recent).
  */
-void imapd_view_recent_own(struct imapd_session *s, uint32_t uid);
+void imapd_view_appended(struct imapd_session *s, const char *mailbox, uint32_t uid, uint32_t flags,
+			 uint64_t modseq, bool recent);
 
 /* ---- modify.c ---- */
 

@@ -368,13 +368,34 @@ recent_claim(struct imapd_session *s)
 }
 
 void
-imapd_view_recent_own(struct imapd_session *s, uint32_t uid)
+imapd_view_appended(struct imapd_session *s, const char *mailbox, uint32_t uid, uint32_t flags, uint64_t modseq,
+		    bool recent)
 {
 	struct imapd_view *v = s->view;
-	if (v == NULL || v->readonly || uid <= v->recent_upto)
+	if (v == NULL || strcmp(v->name, mailbox) != 0)
 		return;
-	if (imapd_uidset_add(&v->recent, uid, uid) < 0)
+	if (recent && !v->readonly && uid > v->recent_upto && imapd_uidset_add(&v->recent, uid, uid) < 0)
 		mc_warn("%s: out of memory for \\Recent of %s", s->id, v->name);
+	/*
+	 * The view saw every change before this commit (its MODSEQ is the one
+	 * the commit went past, its UIDNEXT the new UID) and owes no EXPUNGE:
+	 * this message is all that is new. What sync_fast would do, without its
+	 * query; anything else, or no memory, is left to the sync.
+	 */
+	if (v->modseq == 0 || v->modseq + 1 != modseq || v->uidnext != uid || v->nghosts)
+		return;
+	struct imapd_msg e = { uid, flags, modseq };
+	if (msgs_push(&v->msgs, &v->n, &v->cap, &e) < 0)
+		return;
+	v->uidnext = uid + 1;
+	v->modseq = modseq;
+	if (recent && !v->readonly)
+		v->recent_upto = uid;   /* every older one was claimed, or the commit would not have claimed this one */
+	else
+		recent_claim(s);
+	imapd_send(s, "* %u EXISTS", v->n);
+	if (!s->rev2)
+		imapd_send(s, "* %u RECENT", imapd_recent_count(s));   /* RFC 3501 §7.3.2; gone in RFC 9051 */
 }
 
 /* v->ghosts joined with add (both sorted). -1: out of memory, the ghosts as they were. */

@@ -1161,6 +1161,7 @@ mc_store_append_index(struct mc_store *s, struct mc_store_appending *ap, struct 
 	}
 	mc_store_int_stmt_done(s, MC_STMT_APPEND_INSERT, st);
 	a->recent = claim;
+	a->modseq = (uint64_t)mb.modseq + 1;
 	a->uid = (uint32_t)mb.uidnext;
 	a->uidvalidity = (uint32_t)mb.uidvalidity;
 	ap->filed = false;   /* indexed: the file stays */

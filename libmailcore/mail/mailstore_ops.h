@@ -115,6 +115,7 @@ struct mc_store_append {
 	bool open_later;           /* _begin creates no tmp/ file: held or mc_store_append_open's (below) */
 	/* results */
 	uint32_t uid, uidvalidity; /* APPENDUID */
+	uint64_t modseq;           /* the message's MODSEQ, the mailbox's HIGHESTMODSEQ after the commit */
 	bool recent;               /* claim_recent, and the message is \Recent to that session */
 };
 

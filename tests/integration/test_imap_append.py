@@ -232,6 +232,14 @@ def test_append_into_selected_mailbox_is_recent_to_that_session_only(inst):
     assert lines[:-1] == [b"* 1 EXISTS", b"* 1 RECENT"], lines
     a.send(b"2 FETCH 1 FLAGS\r\n")
     assert a.until_tagged(b"2")[0] == b"* 1 FETCH (FLAGS (\\Recent \\Seen))"
+    # a's view took its own message in without asking the index: a change by another session
+    # after it is reported once, and the APPEND is not reported again
+    o = Raw(inst)
+    o.send(b"s SELECT INBOX\r\no1 STORE 1 +FLAGS.SILENT (\\Flagged)\r\n")
+    assert o.until_tagged(b"o1")[-1].startswith(b"o1 OK")
+    o.close()
+    a.send(b"n NOOP\r\n")
+    assert a.until_tagged(b"n")[:-1] == [b"* 1 FETCH (FLAGS (\\Recent \\Seen \\Flagged))"]
     # delivered while a is busy appending: both come in at the APPEND, both recent to a
     send_mail(inst.ports["smtp"], msg=make_message(subject="delivered"))
     wait_for(lambda: len(inst.index_rows()) == 2, what="the delivered message's row")
