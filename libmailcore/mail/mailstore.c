@@ -998,27 +998,59 @@ conv_emit(struct conv *c, char b)
 	return c->outlen == sizeof(c->out) ? conv_flush(c) : 0;
 }
 
+/* n bytes without CR or LF, as they are. */
+static int
+conv_put(struct conv *c, const char *p, size_t n)
+{
+	c->size += n;
+	c->last = p[n - 1];
+	while (n > 0) {
+		size_t k = sizeof(c->out) - c->outlen;
+		if (k > n)
+			k = n;
+		memcpy(c->out + c->outlen, p, k);
+		c->outlen += k;
+		p += k;
+		n -= k;
+		if (c->outlen == sizeof(c->out) && conv_flush(c) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int
 conv_feed(struct conv *c, const char *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		char b = p[i];
+	for (size_t i = 0; i < n;) {
 		if (c->cr) {
 			c->cr = false;
-			if (b == '\n') {
+			if (p[i] == '\n') {
 				if (conv_emit(c, '\n') < 0)
 					return -1;
+				i++;
 				continue;
 			}
 			if (conv_emit(c, '\r') < 0)
 				return -1;
 		}
-		if (b == '\r') {
+		if (p[i] == '\r') {
 			c->cr = true;
+			i++;
 			continue;
 		}
-		if (conv_emit(c, b) < 0)
+		if (p[i] == '\n') {
+			if (conv_emit(c, '\n') < 0)
+				return -1;
+			i++;
+			continue;
+		}
+		/* the bytes up to the next line end are copied as one run, not one by one */
+		size_t j = i + 1;
+		while (j < n && p[j] != '\r' && p[j] != '\n')
+			j++;
+		if (conv_put(c, p + i, j - i) < 0)
 			return -1;
+		i = j;
 	}
 	return 0;
 }

@@ -215,6 +215,73 @@ list_cb(void *arg, const struct mc_store_mailbox *mb)
 	return 0;
 }
 
+/*
+ * A message of several buffers' worth (the store copies through 64 KiB):
+ * long runs without line ends, CRLF, bare LF, bare CR and CR CR LF at
+ * random places, some across a buffer's end. The file must be the
+ * byte-by-byte rule's output: CRLF -> LF, every other byte as it is; W=
+ * counts each LF on disk without a CR before it as two.
+ */
+static void
+test_crlf_long_runs(void **state)
+{
+	struct fx *f = *state;
+	struct mc_store *s = open_store(f);
+	static const char *const ends[] = { "\r\n", "\n", "\r", "\r\r\n" };
+	size_t cap = 300 * 1024, n = 0;
+	char *src = malloc(cap), *want = malloc(cap), *got = malloc(cap);
+	assert_non_null(src);
+	assert_non_null(want);
+	assert_non_null(got);
+	unsigned seed = 7;
+	while (n < cap - 70000) {
+		seed = seed * 1103515245u + 12345u;
+		size_t run = (seed >> 8) % ((seed & 1) ? 90 : 70000);   /* mostly short lines, some very long */
+		for (size_t i = 0; i < run; i++, n++)
+			src[n] = (char)('a' + n % 26);
+		const char *e = ends[(seed >> 20) % 4];
+		memcpy(src + n, e, strlen(e));
+		n += strlen(e);
+	}
+	size_t w = 0, lone = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (src[i] == '\r' && i + 1 < n && src[i + 1] == '\n')
+			continue;   /* the CR of a CRLF */
+		if (src[i] == '\n' && (w == 0 || want[w - 1] != '\r'))
+			lone++;
+		want[w++] = src[i];
+	}
+	char p[300];
+	snprintf(p, sizeof(p), "%s/long", f->root);
+	int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, src, n), (ssize_t)n);
+	char err[256];
+	uint32_t uid;
+	assert_int_equal(mc_store_deliver(s, NULL, "", 0, fd, 0, n, &uid, err, sizeof(err)), 0);
+	close(fd);
+	struct collected c;
+	collect(s, NULL, &c);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.size[0], w);
+	assert_int_equal(c.vsize[0], w + lone);
+	char path[700];
+	snprintf(path, sizeof(path), "%s/%s", f->store, c.file[0]);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	size_t r = 0;
+	ssize_t k;
+	while ((k = read(fd, got + r, cap - r)) > 0)
+		r += (size_t)k;
+	close(fd);
+	assert_int_equal(r, w);
+	assert_memory_equal(got, want, w);
+	free(src);
+	free(want);
+	free(got);
+	mc_store_close(s);
+}
+
 static void
 test_folders(void **state)
 {
@@ -637,6 +704,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_deliver_content_and_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crlf_edges, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crlf_long_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_index, setup, teardown),
