@@ -126,11 +126,18 @@ imapd_notice_msg(struct mc_chan *ch, struct mc_msg *m, void *arg)
 }
 
 void
+imapd_idle_changed_at(struct imapd_server *srv, const char *user, const char *home, const char *mailbox,
+		      const struct imapd_session *except)
+{
+	wake(srv, home, mailbox, except);
+	/* Sessions of this user in the other workers (procs.c); nothing when imapd is one process. */
+	imapd_procs_changed(user, mailbox, home);
+}
+
+void
 imapd_idle_changed(struct imapd_session *s, const char *mailbox)
 {
-	wake(s->srv, s->home, mailbox, s);
-	/* Sessions of this user in the other workers (procs.c); nothing when imapd is one process. */
-	imapd_procs_changed(s->user, mailbox, s->home);
+	imapd_idle_changed_at(s->srv, s->user, s->home, mailbox, s);
 }
 
 void

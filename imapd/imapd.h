@@ -143,6 +143,7 @@ struct imapd_view {
 
 struct imapd_fetch;
 struct imapd_append;
+struct imapd_expunging;
 
 struct imapd_session {
 	struct imapd_session *prev, *next;
@@ -181,6 +182,7 @@ struct imapd_session {
 	struct imapd_view *view;    /* SELECTED */
 	struct imapd_fetch *fetch;  /* a FETCH streaming out */
 	struct imapd_append *append;   /* an APPEND whose literal is streaming in */
+	struct imapd_expunging *expunging;   /* an EXPUNGE or CLOSE whose removal runs in the pool */
 	/* IDLE */
 	char idle_tag[IMAP_TAG_MAX + 1];
 	/* counters for the disconnect line */
@@ -326,6 +328,8 @@ void imapd_cmd_delete(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_cmd_rename(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_cmd_subscribe(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_cmd_unsubscribe(struct imapd_session *s, struct imap_p *p, bool uid);
+/* The session ends while its EXPUNGE runs in the pool: that one finishes without it. */
+void imapd_expunge_free(struct imapd_session *s);
 
 /* Send a store name as the client reads names: modified UTF-7, or UTF-8 after ENABLE UTF8=ACCEPT. */
 void imapd_send_mailbox(struct imapd_session *s, const char *name);
@@ -384,6 +388,9 @@ void imapd_cmd_idle(struct imapd_session *s, struct imap_p *p, bool uid);
 void imapd_idle_line(struct imapd_session *s, const char *line, size_t len);
 /* s changed mailbox (a store name): other sessions idling on it are told now. */
 void imapd_idle_changed(struct imapd_session *s, const char *mailbox);
+/* The same for a change made for a session that has ended meanwhile (user and home were its own). */
+void imapd_idle_changed_at(struct imapd_server *srv, const char *user, const char *home, const char *mailbox,
+			   const struct imapd_session *except);
 /* s idles and a wake passed it by while its store was lent: tell it now. */
 void imapd_idle_missed(struct imapd_session *s);
 /* Listen on run_dir/imapd.sock for MBOX_CHANGED. */

@@ -18,6 +18,7 @@
  */
 #include "imapd/imapd.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@
 #include "mail/mailstore.h"
 #include "mail/mailstore_ops.h"
 #include "util/log.h"
+
+#include <uv.h>
 
 /* The UIDs of the view that set names (as UIDs or as sequence numbers), in view order. */
 static int
@@ -255,17 +258,123 @@ bad:
 
 /* ---- EXPUNGE, UID EXPUNGE, CLOSE ---- */
 
-/* Expunge the \Deleted messages among uids (NULL: all). 0, or -1 with the NO already answered. */
+/*
+ * The removal itself (mc_store_expunge: the files unlinked, their
+ * directories fsynced, the rows deleted in a synced commit) runs in
+ * libuv's pool with the store lent, as APPEND's commit does (append.c):
+ * on a file system with a journal each sync waits for a journal commit,
+ * and on the loop every session of the process would wait with it. The
+ * session reads nothing meanwhile; the user's other sessions are parked
+ * before their next input until the store is back. What is \Deleted is
+ * listed and the POP3 maildrop lock taken on the loop, before.
+ */
+struct imapd_expunging {
+	uv_work_t work;
+	struct imapd_session *s;    /* NULL: the session ended meanwhile (the completion cleans up) */
+	struct imapd_server *srv;
+	struct mc_store *store;     /* the expunge's own hold: the session may end while the pool uses it */
+	atomic_bool detached;       /* read by the worker: nothing is removed without its answer */
+	bool close;                 /* CLOSE's silent expunge: the view goes and "CLOSE completed" follows */
+	int lock;
+	uint32_t *del;
+	size_t ndel;
+	int ret;
+	char name[MC_MAILBOX_NAME_MAX + 1];
+	char user[sizeof(((struct imapd_session *)0)->user)];
+	char home[sizeof(((struct imapd_session *)0)->home)];
+	char err[256];
+};
+
+static void
+expunge_work(uv_work_t *w)
+{
+	struct imapd_expunging *x = w->data;
+	x->ret = -1;
+	if (atomic_load(&x->detached)) {
+		snprintf(x->err, sizeof(x->err), "the session ended first: nothing expunged");
+		return;
+	}
+	x->ret = mc_store_expunge(x->store, x->name, x->del, x->ndel, x->err, sizeof(x->err));
+}
+
+/* CLOSE's end (RFC 3501 §6.4.2): no untagged responses, the view goes. */
+static void
+close_done(struct imapd_session *s)
+{
+	imapd_view_free(s);
+	imapd_done(s, "OK", "CLOSE completed");
+}
+
+static void
+expunge_done(uv_work_t *w, int status)
+{
+	struct imapd_expunging *x = w->data;
+	struct imapd_session *s = x->s;
+	struct imapd_server *srv = x->srv;
+	struct mc_store *store = x->store;
+	if (s)
+		s->expunging = NULL;
+	imapd_store_lend(store, false);
+	mc_store_unlock(x->lock);
+	free(x->del);
+	if (status != 0) {
+		x->ret = -1;
+		snprintf(x->err, sizeof(x->err), "%s", uv_strerror(status));
+	}
+	const char *id = s ? s->id : "imapd";
+	if (x->ret >= 0)
+		mc_info("%s: expunged %d from mailbox=%s user=%s", id, x->ret, x->name, x->user);
+	else if (atomic_load(&x->detached))
+		mc_info("%s: expunge of mailbox=%s user=%s: %s", id, x->name, x->user, x->err);
+	else if (s == NULL || s->closing || x->close)
+		mc_warn("%s: expunge of mailbox=%s user=%s: %s", id, x->name, x->user, x->err);   /* no client to tell */
+	if (s != NULL && !s->closing) {
+		if (x->ret >= 0)
+			imapd_idle_changed(s, x->name);
+		if (x->close)
+			close_done(s);
+		else if (x->ret >= 0)
+			imapd_done(s, "OK", "EXPUNGE completed");   /* the EXPUNGE responses come from the view sync */
+		else
+			imapd_store_error(s, -1, x->err, "EXPUNGE");
+		imapd_session_go(s);
+	} else if (x->ret >= 0) {
+		imapd_idle_changed_at(srv, x->user, x->home, x->name, NULL);
+	}
+	free(x);
+	imapd_session_store_back(srv, store);
+	imapd_store_put(store, false);
+}
+
+void
+imapd_expunge_free(struct imapd_session *s)
+{
+	struct imapd_expunging *x = s->expunging;
+	if (x == NULL)
+		return;
+	s->expunging = NULL;
+	x->s = NULL;   /* its completion frees it */
+	atomic_store(&x->detached, true);
+}
+
+/*
+ * Expunge the \Deleted messages among uids (NULL: all). 0: nothing to
+ * remove; 1: the removal runs in the pool and its completion answers
+ * (close: as CLOSE); -1: refused, with the NO answered unless close.
+ */
 static int
-expunge(struct imapd_session *s, const uint32_t *uids, size_t n, bool answer)
+expunge(struct imapd_session *s, const uint32_t *uids, size_t n, bool close)
 {
 	uint32_t *del = NULL;
 	size_t ndel = 0;
 	char err[256] = "";
 	int r = mc_store_deleted_uids(s->store, s->view->name, uids, n, &del, &ndel);
 	if (r < 0) {
-		if (answer)
+		if (!close)
 			imapd_store_error(s, r, "cannot list deleted messages", "EXPUNGE");
+		else
+			mc_warn("%s: CLOSE of mailbox=%s user=%s: cannot list deleted messages", s->id, s->view->name,
+				s->user);
 		return -1;
 	}
 	if (ndel == 0) {
@@ -275,21 +384,42 @@ expunge(struct imapd_session *s, const uint32_t *uids, size_t n, bool answer)
 	int lock = mc_store_lock(s->store, false);
 	if (lock < 0) {
 		free(del);
-		if (answer)
+		if (!close)
 			imapd_done(s, "NO", "[INUSE] The mailbox is in use by a POP3 session, try again later");
 		return -1;
 	}
-	r = mc_store_expunge(s->store, s->view->name, del, ndel, err, sizeof(err));
-	mc_store_unlock(lock);
-	free(del);
-	if (r < 0) {
-		if (answer)
-			imapd_store_error(s, -1, err, "EXPUNGE");
+	struct imapd_expunging *x = calloc(1, sizeof(*x));
+	struct mc_store *hold = x ? imapd_store_get(mc_store_path(s->store), err, sizeof(err)) : NULL;
+	if (hold != s->store) {
+		mc_warn("%s: EXPUNGE for user=%s: %s", s->id, s->user,
+			x == NULL ? "out of memory" : hold ? "the hold found another store" : err);
+		imapd_store_put(hold, false);
+		mc_store_unlock(lock);
+		free(del);
+		free(x);
+		if (!close)
+			imapd_done(s, "NO", "[SERVERBUG] EXPUNGE failed");
 		return -1;
 	}
-	mc_info("%s: expunged %d from mailbox=%s user=%s", s->id, r, s->view->name, s->user);
-	imapd_idle_changed(s, s->view->name);
-	return 0;
+	x->work.data = x;
+	x->s = s;
+	x->srv = s->srv;
+	x->store = hold;
+	x->close = close;
+	x->lock = lock;
+	x->del = del;
+	x->ndel = ndel;
+	snprintf(x->name, sizeof(x->name), "%s", s->view->name);
+	snprintf(x->user, sizeof(x->user), "%s", s->user);
+	snprintf(x->home, sizeof(x->home), "%s", s->home);
+	s->expunging = x;
+	imapd_session_wait(s);
+	imapd_store_lend(hold, true);
+	if (uv_queue_work(s->srv->loop, &x->work, expunge_work, expunge_done) != 0) {
+		expunge_work(&x->work);   /* cannot be (a valid loop and callbacks): done here */
+		expunge_done(&x->work, 0);
+	}
+	return 1;
 }
 
 void
@@ -319,10 +449,10 @@ imapd_cmd_expunge(struct imapd_session *s, struct imap_p *p, bool uid)
 			return;
 		}
 	}
-	int r = expunge(s, uids, n, true);
+	int r = expunge(s, uids, n, false);
 	free(uids);
 	if (r == 0)
-		imapd_done(s, "OK", "EXPUNGE completed");   /* the EXPUNGE responses come from the view sync */
+		imapd_done(s, "OK", "EXPUNGE completed");
 }
 
 void
@@ -333,10 +463,9 @@ imapd_cmd_close(struct imapd_session *s, struct imap_p *p, bool uid)
 		return;
 	}
 	/* RFC 3501 §6.4.2: expunge silently (not on a read-only mailbox), no responses at all. */
-	if (!s->view->readonly)
-		(void)expunge(s, NULL, 0, false);
-	imapd_view_free(s);
-	imapd_done(s, "OK", "CLOSE completed");
+	if (!s->view->readonly && expunge(s, NULL, 0, true) == 1)
+		return;   /* answered by expunge_done */
+	close_done(s);
 	(void)uid;
 }
 

@@ -332,6 +332,7 @@ on_close(struct mc_conn *c, void *arg, const char *why)
 		mc_resolver_cancel(srv->res, s->res_call);
 	s->res_call = 0;
 	imapd_append_free(s);   /* a message half received: its tmp/ file goes, nothing is indexed */
+	imapd_expunge_free(s);
 	imapd_fetch_free(s);
 	imapd_view_free(s);
 	imapd_store_put(s->store, s->store_idle);
