@@ -2,7 +2,7 @@
 # imap-bench.sh - Postern's imapd against Dovecot's imap on this machine, same users, same mail, same load.
 #
 #   bench/imap-bench.sh [-r ROUNDS] [-c CLIENTS] [-t SECONDS] [-m MESSAGES] [-i IDLE]
-#                       [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-F FSYNC] [-J] [-k] [-s]
+#                       [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-F FSYNC] [-J] [-S] [-k] [-s]
 #
 # Run as root (Dovecot's master starts as root). Installs dovecot-imapd when
 # missing (with no system Dovecot started: scripts/install-deps.sh), builds
@@ -39,7 +39,12 @@
 # unsynced) index; its index files are written without a sync); -F always
 # fsyncs after every write, index files too. -J runs both on a fresh ext4
 # with a journal (an image file on a loop device) instead of /var/tmp's file
-# system, where that has none (see bench_journaled_fs in bench/lib/common.sh).
+# system, where that has none (see bench_fs in bench/lib/common.sh). -S puts
+# each server on a file system of its own (two images, without a journal
+# like this machine's root, or with one with -J): on one file system both
+# servers' mail lands in the same block groups, and without a journal the
+# messages one deletes after its phase slow the files the other creates in
+# the next one.
 # -s sets both up, prints their ports and an imapload command, and waits
 # (for profiling by hand) until it is stopped.
 set -euo pipefail
@@ -54,9 +59,10 @@ PHASES=""
 PROCESSES=""
 FSYNC=""
 JOURNAL=0
+SEPARATE=0
 KEEP=0
 HOLD=0
-while getopts "r:c:t:m:i:H:p:P:F:Jks" opt; do
+while getopts "r:c:t:m:i:H:p:P:F:JSks" opt; do
 	case $opt in
 	r) ROUNDS=$OPTARG ;;
 	c) CLIENTS=$OPTARG ;;
@@ -68,10 +74,11 @@ while getopts "r:c:t:m:i:H:p:P:F:Jks" opt; do
 	P) PROCESSES=$OPTARG ;;
 	F) FSYNC=$OPTARG ;;
 	J) JOURNAL=1 ;;
+	S) SEPARATE=1 ;;
 	k) KEEP=1 ;;
 	s) HOLD=1 ;;
 	*)
-		echo "usage: $0 [-r ROUNDS] [-c CLIENTS] [-t SECONDS] [-m MESSAGES] [-i IDLE] [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-F optimized|always|never] [-J] [-k] [-s]" >&2
+		echo "usage: $0 [-r ROUNDS] [-c CLIENTS] [-t SECONDS] [-m MESSAGES] [-i IDLE] [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-F optimized|always|never] [-J] [-S] [-k] [-s]" >&2
 		exit 2
 		;;
 	esac
@@ -80,7 +87,12 @@ USERS=20
 . "$(dirname "$0")/lib/common.sh"
 bench_init
 trap bench_cleanup EXIT
-if [ "$JOURNAL" = 1 ]; then bench_journaled_fs; fi
+if [ "$SEPARATE" = 1 ]; then
+	bench_fs "$W/postern" "$JOURNAL"
+	bench_fs "$W/dovecot" "$JOURNAL"
+elif [ "$JOURNAL" = 1 ]; then
+	bench_fs "$W" 1
+fi
 IMAPLOAD="$ROOT/$BUILD/bench/imaptest/imapload"
 if [ ! -x "$IMAPLOAD" ]; then
 	# A build without the tests option has no bench executables: compile the one file.

@@ -140,26 +140,42 @@ bench_cleanup() {
 		sleep 0.1
 	done
 	[ -n "$CG_BASE" ] && rmdir "$CG_POSTERN" "$CG_OTHER" "$CG_BASE" 2>/dev/null
-	if [ -n "${FSIMG:-}" ] && [ "$KEEP" != 1 ]; then
-		umount "$W" 2>/dev/null || umount -l "$W"
-		rm -f "$FSIMG"
+	local m
+	if [ "$KEEP" != 1 ]; then
+		for m in $FSMOUNTS; do   # the last mounted first: one may lie inside another
+			umount "${m%%:*}" 2>/dev/null || umount -l "${m%%:*}"
+			rm -f "${m#*:}"
+		done
 	fi
-	if [ "$KEEP" = 1 ]; then echo "kept $W${FSIMG:+ (mounted from $FSIMG)}" >&2; else rm -rf "$W"; fi
+	if [ "$KEEP" = 1 ]; then echo "kept $W${FSMOUNTS:+ (file systems:$FSMOUNTS)}" >&2; else rm -rf "$W"; fi
 }
 
-# Put W on a file system of its own: a fresh ext4 with its journal (mkfs.ext4's
-# default, as a mail server's disk would have it) in a sparse image file on a
-# loop device, unmounted and removed by bench_cleanup. For comparing servers on
-# a journaled file system when the machine's own is not one (ext4 without a
-# journal keeps freed inodes out of reuse for minutes, and every file creation
-# scans past them: docs/performance.md, imapd Run 6).
-bench_journaled_fs() {
-	FSIMG=$(mktemp /var/tmp/postern-bench-fs.XXXXXX)
-	truncate -s 8G "$FSIMG"
-	mkfs.ext4 -q -F "$FSIMG"
-	mount -o loop "$FSIMG" "$W"
-	chmod 755 "$W"
-	echo "file system: ext4 with a journal on a loop device ($FSIMG), mounted on $W" >&2
+# bench_fs DIR JOURNAL: DIR on a file system of its own, a fresh ext4 in a
+# sparse image file on a loop device, with its journal (mkfs.ext4's default,
+# as a mail server's disk would have it) when JOURNAL is 1, without one (as
+# this machine's root, where /var/tmp lies) when 0; unmounted and removed by
+# bench_cleanup. Why: ext4 without a journal keeps freed inodes out of reuse
+# for minutes, and every file creation in their block group scans past them
+# (docs/performance.md, imapd Run 6); on one file system the two servers'
+# mail lands in the same block groups, so the messages one server deletes
+# slow the files the other creates next.
+FSMOUNTS=""
+bench_fs() {
+	local dir=$1 img kind
+	img=$(mktemp /var/tmp/postern-bench-fs.XXXXXX)
+	truncate -s 8G "$img"
+	if [ "$2" = 1 ]; then
+		mkfs.ext4 -q -F "$img"
+		kind="with a journal"
+	else
+		mkfs.ext4 -q -F -O ^has_journal "$img"
+		kind="without a journal"
+	fi
+	mkdir -p "$dir"
+	mount -o loop "$img" "$dir"
+	chmod 755 "$dir"
+	FSMOUNTS="$dir:$img $FSMOUNTS"
+	echo "file system: ext4 $kind on a loop device ($img), mounted on $dir" >&2
 }
 
 bench_postfix_config() {
