@@ -2,7 +2,7 @@
 # imap-bench.sh - Postern's imapd against Dovecot's imap on this machine, same users, same mail, same load.
 #
 #   bench/imap-bench.sh [-r ROUNDS] [-c CLIENTS] [-t SECONDS] [-m MESSAGES] [-i IDLE]
-#                       [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-F FSYNC] [-J] [-S] [-k] [-s]
+#                       [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-F FSYNC] [-J] [-U] [-k] [-s]
 #
 # Run as root (Dovecot's master starts as root). Installs dovecot-imapd when
 # missing (with no system Dovecot started: scripts/install-deps.sh), builds
@@ -37,14 +37,17 @@
 # message file, an fdatasync of cur/ and one of dovecot-uidlist, as many
 # syncs as Postern's file, directory and (before its row commit went
 # unsynced) index; its index files are written without a sync); -F always
-# fsyncs after every write, index files too. -J runs both on a fresh ext4
-# with a journal (an image file on a loop device) instead of /var/tmp's file
-# system, where that has none (see bench_fs in bench/lib/common.sh). -S puts
-# each server on a file system of its own (two images, without a journal
-# like this machine's root, or with one with -J): on one file system both
-# servers' mail lands in the same block groups, and without a journal the
-# messages one deletes after its phase slow the files the other creates in
-# the next one.
+# fsyncs after every write, index files too.
+# Each server runs on a file system of its own: a fresh 8 GiB ext4 image on
+# a loop device, made under /var/tmp, without a journal like this
+# machine's root (see bench_fs in bench/lib/common.sh). On one file system
+# both servers' mail lands in the same block groups, and without a journal
+# ext4 keeps the inodes one server's clean-up freed out of reuse for
+# minutes while every file the other creates in those groups scans past
+# them (docs/performance.md, imapd Run 7). -J gives the two images a
+# journal, as a mail server's disk would have; -U runs both straight under
+# /var/tmp, on its one file system, as the bench did before (and does when
+# no loop device can be mounted).
 # -s sets both up, prints their ports and an imapload command, and waits
 # (for profiling by hand) until it is stopped.
 set -euo pipefail
@@ -59,10 +62,10 @@ PHASES=""
 PROCESSES=""
 FSYNC=""
 JOURNAL=0
-SEPARATE=0
+ONEFS=0
 KEEP=0
 HOLD=0
-while getopts "r:c:t:m:i:H:p:P:F:JSks" opt; do
+while getopts "r:c:t:m:i:H:p:P:F:JUks" opt; do
 	case $opt in
 	r) ROUNDS=$OPTARG ;;
 	c) CLIENTS=$OPTARG ;;
@@ -74,11 +77,11 @@ while getopts "r:c:t:m:i:H:p:P:F:JSks" opt; do
 	P) PROCESSES=$OPTARG ;;
 	F) FSYNC=$OPTARG ;;
 	J) JOURNAL=1 ;;
-	S) SEPARATE=1 ;;
+	U) ONEFS=1 ;;
 	k) KEEP=1 ;;
 	s) HOLD=1 ;;
 	*)
-		echo "usage: $0 [-r ROUNDS] [-c CLIENTS] [-t SECONDS] [-m MESSAGES] [-i IDLE] [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-F optimized|always|never] [-J] [-S] [-k] [-s]" >&2
+		echo "usage: $0 [-r ROUNDS] [-c CLIENTS] [-t SECONDS] [-m MESSAGES] [-i IDLE] [-H sha512|yescrypt] [-p PHASES] [-P PROCESSES] [-F optimized|always|never] [-J] [-U] [-k] [-s]" >&2
 		exit 2
 		;;
 	esac
@@ -87,11 +90,12 @@ USERS=20
 . "$(dirname "$0")/lib/common.sh"
 bench_init
 trap bench_cleanup EXIT
-if [ "$SEPARATE" = 1 ]; then
-	bench_fs "$W/postern" "$JOURNAL"
-	bench_fs "$W/dovecot" "$JOURNAL"
-elif [ "$JOURNAL" = 1 ]; then
-	bench_fs "$W" 1
+if [ "$ONEFS" = 1 ]; then
+	[ "$JOURNAL" = 1 ] && bench_fs "$W" 1
+elif ! { bench_fs "$W/postern" "$JOURNAL" && bench_fs "$W/dovecot" "$JOURNAL"; }; then
+	bench_fs_undo
+	echo "cannot mount an image on a loop device: both servers on /var/tmp's file system (-U)" >&2
+	[ "$JOURNAL" = 1 ] && echo "(-J is not possible without one either)" >&2
 fi
 IMAPLOAD="$ROOT/$BUILD/bench/imaptest/imapload"
 if [ ! -x "$IMAPLOAD" ]; then

@@ -140,13 +140,7 @@ bench_cleanup() {
 		sleep 0.1
 	done
 	[ -n "$CG_BASE" ] && rmdir "$CG_POSTERN" "$CG_OTHER" "$CG_BASE" 2>/dev/null
-	local m
-	if [ "$KEEP" != 1 ]; then
-		for m in $FSMOUNTS; do   # the last mounted first: one may lie inside another
-			umount "${m%%:*}" 2>/dev/null || umount -l "${m%%:*}"
-			rm -f "${m#*:}"
-		done
-	fi
+	[ "$KEEP" = 1 ] || bench_fs_undo
 	if [ "$KEEP" = 1 ]; then echo "kept $W${FSMOUNTS:+ (file systems:$FSMOUNTS)}" >&2; else rm -rf "$W"; fi
 }
 
@@ -162,8 +156,8 @@ bench_cleanup() {
 FSMOUNTS=""
 bench_fs() {
 	local dir=$1 img kind
-	img=$(mktemp /var/tmp/postern-bench-fs.XXXXXX)
-	truncate -s 8G "$img"
+	img=$(mktemp /var/tmp/postern-bench-fs.XXXXXX) || return 1
+	truncate -s 8G "$img" || { rm -f "$img"; return 1; }
 	# Inode tables and journal written now: left to the kernel's ext4lazyinit
 	# thread, their zeroing would run under the first minutes of the bench.
 	local init=lazy_itable_init=0,lazy_journal_init=0
@@ -175,10 +169,23 @@ bench_fs() {
 		kind="without a journal"
 	fi
 	mkdir -p "$dir"
-	mount -o loop "$img" "$dir"
+	if ! mount -o loop "$img" "$dir"; then
+		rm -f "$img"
+		return 1
+	fi
 	chmod 755 "$dir"
 	FSMOUNTS="$dir:$img $FSMOUNTS"
 	echo "file system: ext4 $kind on a loop device ($img), mounted on $dir" >&2
+}
+
+# Unmount and remove every image bench_fs made.
+bench_fs_undo() {
+	local m
+	for m in $FSMOUNTS; do   # the last mounted first: one may lie inside another
+		umount "${m%%:*}" 2>/dev/null || umount -l "${m%%:*}"
+		rm -f "${m#*:}"
+	done
+	FSMOUNTS=""
 }
 
 bench_postfix_config() {
