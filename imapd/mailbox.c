@@ -367,6 +367,15 @@ recent_claim(struct imapd_session *s)
 		mc_warn("%s: out of memory for \\Recent of %s", s->id, v->name);
 }
 
+/* The view's size changed: EXISTS, and RECENT (RFC 3501 §7.3.2; gone in RFC 9051), the same whichever path changed it. */
+static void
+say_exists(struct imapd_session *s)
+{
+	imapd_send(s, "* %u EXISTS", s->view->n);
+	if (!s->rev2)
+		imapd_send(s, "* %u RECENT", imapd_recent_count(s));
+}
+
 void
 imapd_view_appended(struct imapd_session *s, const char *mailbox, uint32_t uid, uint32_t flags, uint64_t modseq,
 		    bool recent)
@@ -393,9 +402,7 @@ imapd_view_appended(struct imapd_session *s, const char *mailbox, uint32_t uid, 
 		v->recent_upto = uid;   /* every older one was claimed, or the commit would not have claimed this one */
 	else
 		recent_claim(s);
-	imapd_send(s, "* %u EXISTS", v->n);
-	if (!s->rev2)
-		imapd_send(s, "* %u RECENT", imapd_recent_count(s));   /* RFC 3501 §7.3.2; gone in RFC 9051 */
+	say_exists(s);
 }
 
 /* v->ghosts joined with add (both sorted). -1: out of memory, the ghosts as they were. */
@@ -582,12 +589,8 @@ sync_fast(struct imapd_session *s, const struct mc_store_mailbox *mb, bool expun
 	mc_buf_free(&fetches);
 	if (added)
 		recent_claim(s);
-	if (added || removed) {
-		/* as the full merge says it, so a client sees the same whichever ran */
-		imapd_send(s, "* %u EXISTS", v->n);
-		if (!s->rev2)
-			imapd_send(s, "* %u RECENT", imapd_recent_count(s));   /* RFC 3501 §7.3.2; gone in RFC 9051 */
-	}
+	if (added || removed)
+		say_exists(s);
 	v->uidnext = mb->uidnext;
 	if (v->modseq != 0)
 		v->modseq = mb->highestmodseq;
@@ -666,11 +669,8 @@ imapd_view_sync(struct imapd_session *s, bool expunge_ok)
 	sync_free(&x);
 	if (x.added)
 		recent_claim(s);
-	if (x.added || x.removed) {
-		imapd_send(s, "* %u EXISTS", v->n);
-		if (!s->rev2)
-			imapd_send(s, "* %u RECENT", imapd_recent_count(s));   /* RFC 3501 §7.3.2; gone in RFC 9051 */
-	}
+	if (x.added || x.removed)
+		say_exists(s);
 	v->uidnext = mb.uidnext;
 	/* Ghosts are remembered in the view: the next sync reports them without asking the index again. */
 	v->modseq = mb.highestmodseq;
